@@ -1,0 +1,499 @@
+//! An exchange type backed by a router plugin: the host-owned binding table that is replayed
+//! into the plugin's instances, routing with destination checks, and the decision cache for
+//! plugins that read only the routing key. Versions, pooling and quarantine are `replicas.rs`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use super::bindings::router_world::{Router as RouterExports, RouterPre};
+use super::bindings::{headers_to_wit, info_from_wit, message_for_plugin, types};
+use super::decision_cache::{DecisionCache, Destinations};
+use super::engine::PluginEngine;
+use super::error::{PluginCall, PluginError};
+use super::info::{PluginInfo, PluginSource};
+use super::quarantine::FaultReport;
+use super::replay::{ReplayLog, ReplayState};
+use super::replicas::{Replica, ReplicaSet, Version};
+use super::sandbox::SandboxState;
+use super::sandbox_call::Sandbox;
+use crate::message::Message;
+
+/// A binding as the host records it and replays it into plugins.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct BindingSpec {
+    /// The broker's handle for the destination, unique within the exchange.
+    pub destination: u32,
+    pub key: String,
+    pub arguments: Vec<(String, String)>,
+}
+
+impl BindingSpec {
+    pub fn new(destination: u32, key: impl Into<String>) -> Self {
+        BindingSpec {
+            destination,
+            key: key.into(),
+            arguments: Vec::new(),
+        }
+    }
+
+    pub fn with_argument(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.arguments.push((name.into(), value.into()));
+        self
+    }
+
+    fn to_wit(&self) -> types::Binding {
+        types::Binding {
+            destination: self.destination,
+            key: self.key.clone(),
+            arguments: headers_to_wit(&self.arguments),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub(crate) enum RouterOp {
+    Create {
+        exchange: u32,
+        arguments: Vec<(String, String)>,
+    },
+    Destroy {
+        exchange: u32,
+    },
+    Bind {
+        exchange: u32,
+        binding: BindingSpec,
+    },
+    Unbind {
+        exchange: u32,
+        binding: BindingSpec,
+    },
+}
+
+#[derive(Debug, Default)]
+struct ExchangeEntry {
+    arguments: Vec<(String, String)>,
+    bindings: Vec<BindingSpec>,
+}
+
+/// The authoritative exchanges and bindings of one exchange type.
+#[derive(Debug, Default)]
+pub(crate) struct RouterTable {
+    exchanges: BTreeMap<u32, ExchangeEntry>,
+}
+
+impl ReplayState for RouterTable {
+    type Op = RouterOp;
+
+    fn apply(&mut self, op: &RouterOp) {
+        match op {
+            RouterOp::Create {
+                exchange,
+                arguments,
+            } => {
+                self.exchanges.insert(
+                    *exchange,
+                    ExchangeEntry {
+                        arguments: arguments.clone(),
+                        bindings: Vec::new(),
+                    },
+                );
+            }
+            RouterOp::Destroy { exchange } => {
+                self.exchanges.remove(exchange);
+            }
+            RouterOp::Bind { exchange, binding } => {
+                if let Some(entry) = self.exchanges.get_mut(exchange) {
+                    entry.bindings.push(binding.clone());
+                }
+            }
+            RouterOp::Unbind { exchange, binding } => {
+                if let Some(entry) = self.exchanges.get_mut(exchange)
+                    && let Some(i) = entry.bindings.iter().position(|b| b == binding)
+                {
+                    entry.bindings.remove(i);
+                }
+            }
+        }
+    }
+
+    fn snapshot(&self) -> Vec<RouterOp> {
+        let mut ops = Vec::new();
+        for (exchange, entry) in &self.exchanges {
+            ops.push(RouterOp::Create {
+                exchange: *exchange,
+                arguments: entry.arguments.clone(),
+            });
+            ops.extend(entry.bindings.iter().map(|binding| RouterOp::Bind {
+                exchange: *exchange,
+                binding: binding.clone(),
+            }));
+        }
+        ops
+    }
+}
+
+impl RouterTable {
+    fn has_binding(&self, exchange: u32, binding: &BindingSpec) -> bool {
+        self.exchanges
+            .get(&exchange)
+            .is_some_and(|e| e.bindings.contains(binding))
+    }
+}
+
+/// One live instance of a router plugin version.
+pub(crate) struct RouterInstance {
+    sandbox: Sandbox,
+    exports: RouterExports,
+    /// Number of the last binding-log operation applied (see `replay.rs`).
+    applied: u64,
+    /// Exchange → destination → how many bindings; the handles `route` may answer.
+    bound: HashMap<u32, HashMap<u32, u32>>,
+}
+
+impl Replica for RouterInstance {
+    type State = RouterTable;
+    type Pre = RouterPre<SandboxState>;
+
+    fn instantiate(
+        engine: &PluginEngine,
+        pre: &RouterPre<SandboxState>,
+        plugin: &str,
+    ) -> Result<Self, PluginError> {
+        let mut sandbox = Sandbox::new(engine, plugin);
+        let exports = pre
+            .instantiate(&mut sandbox.store)
+            .map_err(|e| sandbox.instantiate_error(&e))?;
+        Ok(RouterInstance {
+            sandbox,
+            exports,
+            applied: 0,
+            bound: HashMap::new(),
+        })
+    }
+
+    fn apply(&mut self, engine: &PluginEngine, op: &RouterOp) -> Result<(), PluginError> {
+        self.apply_op(engine, op)
+    }
+
+    fn applied(&self) -> u64 {
+        self.applied
+    }
+
+    fn set_applied(&mut self, applied: u64) {
+        self.applied = applied;
+    }
+}
+
+impl RouterInstance {
+    pub(crate) fn info(&mut self, engine: &PluginEngine) -> Result<PluginInfo, PluginError> {
+        let exports = &self.exports;
+        self.sandbox
+            .call(PluginCall::Info, engine.limits.admin_deadline, |store| {
+                exports.switchyard_plugin_exchange().call_info(store)
+            })
+            .map(info_from_wit)
+    }
+
+    fn refused(&self, call: PluginCall, reason: String) -> PluginError {
+        PluginError::Refused {
+            plugin: self.sandbox.plugin().to_owned(),
+            call,
+            reason,
+        }
+    }
+
+    fn apply_op(&mut self, engine: &PluginEngine, op: &RouterOp) -> Result<(), PluginError> {
+        let deadline = engine.limits.admin_deadline;
+        let guest = self.exports.switchyard_plugin_exchange();
+        match op {
+            RouterOp::Create {
+                exchange,
+                arguments,
+            } => {
+                let arguments = headers_to_wit(arguments);
+                let answer = self.sandbox.call(PluginCall::Create, deadline, |store| {
+                    guest.call_create(store, *exchange, &arguments)
+                })?;
+                answer.map_err(|reason| self.refused(PluginCall::Create, reason))?;
+                self.bound.insert(*exchange, HashMap::new());
+            }
+            RouterOp::Destroy { exchange } => {
+                self.sandbox.call(PluginCall::Destroy, deadline, |store| {
+                    guest.call_destroy(store, *exchange)
+                })?;
+                self.bound.remove(exchange);
+            }
+            RouterOp::Bind { exchange, binding } => {
+                let wit = binding.to_wit();
+                self.sandbox.call(PluginCall::Bind, deadline, |store| {
+                    guest.call_bind(store, *exchange, &wit)
+                })?;
+                *self
+                    .bound
+                    .entry(*exchange)
+                    .or_default()
+                    .entry(binding.destination)
+                    .or_default() += 1;
+            }
+            RouterOp::Unbind { exchange, binding } => {
+                let wit = binding.to_wit();
+                self.sandbox.call(PluginCall::Unbind, deadline, |store| {
+                    guest.call_unbind(store, *exchange, &wit)
+                })?;
+                if let Some(destinations) = self.bound.get_mut(exchange)
+                    && let Some(count) = destinations.get_mut(&binding.destination)
+                {
+                    *count -= 1;
+                    if *count == 0 {
+                        destinations.remove(&binding.destination);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_binding(
+        &mut self,
+        engine: &PluginEngine,
+        exchange: u32,
+        binding: &BindingSpec,
+    ) -> Result<(), PluginError> {
+        let guest = self.exports.switchyard_plugin_exchange();
+        let wit = binding.to_wit();
+        let answer = self.sandbox.call(
+            PluginCall::ValidateBinding,
+            engine.limits.admin_deadline,
+            |store| guest.call_validate_binding(store, exchange, &wit),
+        )?;
+        answer.map_err(|reason| self.refused(PluginCall::ValidateBinding, reason))
+    }
+
+    fn route(
+        &mut self,
+        engine: &PluginEngine,
+        exchange: u32,
+        message: &types::Message,
+    ) -> Result<Vec<u32>, PluginError> {
+        let Some(bound) = self.bound.get(&exchange) else {
+            return Err(PluginError::UnknownHandle {
+                plugin: self.sandbox.plugin().to_owned(),
+                what: "exchange",
+                handle: exchange,
+            });
+        };
+        let guest = self.exports.switchyard_plugin_exchange();
+        let mut destinations =
+            self.sandbox
+                .call(PluginCall::Route, engine.limits.call_deadline, |store| {
+                    guest.call_route(store, exchange, message)
+                })?;
+        if let Some(&handle) = destinations.iter().find(|d| !bound.contains_key(d)) {
+            return Err(PluginError::InvalidDestination {
+                plugin: self.sandbox.plugin().to_owned(),
+                exchange,
+                handle,
+            });
+        }
+        destinations.sort_unstable();
+        destinations.dedup();
+        Ok(destinations)
+    }
+}
+
+/// A loaded version of a router plugin.
+pub(crate) type RouterVersion = Version<RouterInstance>;
+
+/// An exchange type: the router plugin serving it and every exchange of that type.
+pub struct RouterPlugin {
+    replicas: ReplicaSet<RouterInstance>,
+    cache: DecisionCache,
+}
+
+impl std::fmt::Debug for RouterPlugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RouterPlugin")
+            .field("name", &self.replicas.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RouterPlugin {
+    pub(crate) fn new(engine: Arc<PluginEngine>, version: RouterVersion) -> Self {
+        RouterPlugin {
+            cache: DecisionCache::new(engine.limits.decision_cache_entries),
+            replicas: ReplicaSet::new(engine, version),
+        }
+    }
+
+    /// The exchange type's name.
+    pub fn name(&self) -> &str {
+        &self.replicas.name
+    }
+
+    /// The current version's self-description.
+    pub fn info(&self) -> PluginInfo {
+        self.replicas.current().info.clone()
+    }
+
+    pub fn source(&self) -> PluginSource {
+        self.replicas.current().source.clone()
+    }
+
+    pub(crate) fn loaded_at(&self) -> SystemTime {
+        self.replicas.current().loaded_at
+    }
+
+    pub fn faults(&self) -> FaultReport {
+        self.replicas.quarantine.report()
+    }
+
+    /// How many exchanges of this type exist.
+    pub fn exchange_count(&self) -> usize {
+        self.replicas.lock_log().state().exchanges.len()
+    }
+
+    /// Declares an exchange of this type; the plugin may refuse its arguments.
+    pub fn create_exchange(
+        &self,
+        exchange: u32,
+        arguments: Vec<(String, String)>,
+    ) -> Result<(), PluginError> {
+        let mut log = self.replicas.lock_log();
+        if log.state().exchanges.contains_key(&exchange) {
+            return Err(PluginError::Refused {
+                plugin: self.name().to_owned(),
+                call: PluginCall::Create,
+                reason: format!("exchange handle {exchange} already exists"),
+            });
+        }
+        let version = self.replicas.current();
+        let mut instance = self.replicas.check_out_locked(&version, &log)?;
+        let op = RouterOp::Create {
+            exchange,
+            arguments,
+        };
+        match instance.apply_op(&self.replicas.engine, &op) {
+            Ok(()) => {
+                instance.applied = self.replicas.push(&mut log, op);
+                version.check_in(instance);
+                Ok(())
+            }
+            Err(error) => Err(self.replicas.after_failure(&version, instance, error)),
+        }
+    }
+
+    /// Forgets an exchange and its bindings.
+    pub fn destroy_exchange(&self, exchange: u32) {
+        let mut log = self.replicas.lock_log();
+        if log.state().exchanges.contains_key(&exchange) {
+            self.replicas.push(&mut log, RouterOp::Destroy { exchange });
+            self.cache.invalidate();
+        }
+    }
+
+    /// Adds a binding after the plugin has validated it. Returns `false` if the identical
+    /// binding already existed (binding twice is a no-op, as in RabbitMQ).
+    pub fn bind(&self, exchange: u32, binding: BindingSpec) -> Result<bool, PluginError> {
+        let mut log = self.replicas.lock_log();
+        self.check_exchange(&log, exchange)?;
+        if log.state().has_binding(exchange, &binding) {
+            return Ok(false);
+        }
+        let version = self.replicas.current();
+        let mut instance = self.replicas.check_out_locked(&version, &log)?;
+        match instance.validate_binding(&self.replicas.engine, exchange, &binding) {
+            Ok(()) => {
+                version.check_in(instance);
+                self.replicas
+                    .push(&mut log, RouterOp::Bind { exchange, binding });
+                self.cache.invalidate();
+                Ok(true)
+            }
+            Err(error) => Err(self.replicas.after_failure(&version, instance, error)),
+        }
+    }
+
+    /// Removes a binding. Returns `false` if there was no such binding.
+    pub fn unbind(&self, exchange: u32, binding: &BindingSpec) -> Result<bool, PluginError> {
+        let mut log = self.replicas.lock_log();
+        self.check_exchange(&log, exchange)?;
+        if !log.state().has_binding(exchange, binding) {
+            return Ok(false);
+        }
+        self.replicas.push(
+            &mut log,
+            RouterOp::Unbind {
+                exchange,
+                binding: binding.clone(),
+            },
+        );
+        self.cache.invalidate();
+        Ok(true)
+    }
+
+    /// The bindings of an exchange, as the host holds them.
+    pub fn bindings(&self, exchange: u32) -> Vec<BindingSpec> {
+        self.replicas
+            .lock_log()
+            .state()
+            .exchanges
+            .get(&exchange)
+            .map(|e| e.bindings.clone())
+            .unwrap_or_default()
+    }
+
+    fn check_exchange(
+        &self,
+        log: &ReplayLog<RouterTable>,
+        exchange: u32,
+    ) -> Result<(), PluginError> {
+        if log.state().exchanges.contains_key(&exchange) {
+            Ok(())
+        } else {
+            Err(PluginError::UnknownHandle {
+                plugin: self.name().to_owned(),
+                what: "exchange",
+                handle: exchange,
+            })
+        }
+    }
+
+    /// The destinations of `message` published to `exchange`, sorted and without duplicates.
+    /// Blocks the calling thread for at most the call deadline; call it off the async runtime
+    /// (see `sandbox.rs`).
+    pub fn route(&self, exchange: u32, message: &Message) -> Result<Destinations, PluginError> {
+        self.replicas.quarantine.check()?;
+        // Read before the version and the instance, so a decision computed against bindings
+        // that change meanwhile is refused by the cache (see `decision_cache.rs`).
+        let generation = self.cache.generation();
+        let version = self.replicas.current();
+        let cacheable = version.info.reads.key_only();
+        if cacheable && let Some(hit) = self.cache.get(exchange, &message.routing_key) {
+            return Ok(hit);
+        }
+        let mut instance = self.replicas.check_out(&version)?;
+        let wit = message_for_plugin(message, version.info.reads);
+        match instance.route(&self.replicas.engine, exchange, &wit) {
+            Ok(destinations) => {
+                version.check_in(instance);
+                let destinations: Destinations = destinations.into();
+                if cacheable {
+                    self.cache
+                        .insert(generation, exchange, &message.routing_key, &destinations);
+                }
+                Ok(destinations)
+            }
+            Err(error) => Err(self.replicas.after_failure(&version, instance, error)),
+        }
+    }
+
+    /// Swaps in a new version after replaying every exchange and binding into it; on any
+    /// failure the current version keeps serving.
+    pub(crate) fn replace(&self, version: RouterVersion) -> Result<(), PluginError> {
+        self.replicas.replace(version)?;
+        self.cache.invalidate();
+        Ok(())
+    }
+}

@@ -1,0 +1,96 @@
+//! One plugin instance's store and the single way to call into it: under a deadline and the
+//! memory cap, with failures classified into [`PluginError`]. After any failed call the
+//! instance must be dropped (a trapped component cannot be entered again); callers do that.
+
+use std::time::Duration;
+
+use wasmtime::Store;
+
+use super::engine::PluginEngine;
+use super::error::{PluginCall, PluginError};
+use super::sandbox::SandboxState;
+
+pub(crate) struct Sandbox {
+    pub(crate) store: Store<SandboxState>,
+    plugin: String,
+    memory_bytes: usize,
+}
+
+impl std::fmt::Debug for Sandbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sandbox")
+            .field("plugin", &self.plugin)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Sandbox {
+    pub(crate) fn new(engine: &PluginEngine, plugin: &str) -> Self {
+        let mut store = Store::new(&engine.engine, SandboxState::new(plugin, &engine.limits));
+        store.limiter(|state| &mut state.limiter);
+        store.epoch_deadline_trap();
+        store.set_epoch_deadline(PluginEngine::deadline_ticks(engine.limits.admin_deadline));
+        Sandbox {
+            store,
+            plugin: plugin.to_owned(),
+            memory_bytes: engine.limits.memory_bytes,
+        }
+    }
+
+    pub(crate) fn plugin(&self) -> &str {
+        &self.plugin
+    }
+
+    /// Runs `f` against the store with `deadline`; turns a failure into the matching error.
+    pub(crate) fn call<R>(
+        &mut self,
+        call: PluginCall,
+        deadline: Duration,
+        f: impl FnOnce(&mut Store<SandboxState>) -> wasmtime::Result<R>,
+    ) -> Result<R, PluginError> {
+        self.store
+            .set_epoch_deadline(PluginEngine::deadline_ticks(deadline));
+        self.store.data_mut().limiter.hit = false;
+        let result = f(&mut self.store);
+        result.map_err(|error| self.classify(call, deadline, &error))
+    }
+
+    /// Maps an error from instantiating into this store.
+    pub(crate) fn instantiate_error(&self, error: &wasmtime::Error) -> PluginError {
+        match self.classify(PluginCall::Info, Duration::ZERO, error) {
+            e @ PluginError::MemoryLimit { .. } => e,
+            _ => PluginError::Instantiate {
+                plugin: self.plugin.clone(),
+                reason: format!("{error:#}"),
+            },
+        }
+    }
+
+    fn classify(
+        &self,
+        call: PluginCall,
+        deadline: Duration,
+        error: &wasmtime::Error,
+    ) -> PluginError {
+        let plugin = self.plugin.clone();
+        if self.store.data().limiter.hit {
+            return PluginError::MemoryLimit {
+                plugin,
+                call,
+                limit_bytes: self.memory_bytes,
+            };
+        }
+        if error.downcast_ref::<wasmtime::Trap>() == Some(&wasmtime::Trap::Interrupt) {
+            return PluginError::Deadline {
+                plugin,
+                call,
+                deadline,
+            };
+        }
+        PluginError::Trap {
+            plugin,
+            call,
+            reason: format!("{error:#}"),
+        }
+    }
+}

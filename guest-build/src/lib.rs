@@ -1,0 +1,109 @@
+//! Compiles plugin crates of this workspace to `wasm32-wasip2` components from a build script,
+//! so no built `.wasm` is ever committed.
+//!
+//! [`build_plugins`] runs a nested `cargo build --release --target wasm32-wasip2` with its own
+//! target directory (so it never waits on the outer build's lock), strips the environment the
+//! outer cargo set for build scripts (rustc wrappers such as clippy-driver, encoded flags,
+//! jobserver), and tells the outer cargo which sources to watch.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// A plugin crate to build: its package name and its directory relative to the workspace root.
+#[derive(Debug, Clone, Copy)]
+pub struct PluginCrate {
+    pub package: &'static str,
+    pub dir: &'static str,
+}
+
+/// A built component: the package it came from and the path of its `.wasm`.
+#[derive(Debug, Clone)]
+pub struct BuiltPlugin {
+    pub package: &'static str,
+    pub wasm: PathBuf,
+}
+
+/// The workspace root, found from the calling build script's manifest directory.
+pub fn workspace_root() -> PathBuf {
+    let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("run from build.rs"));
+    manifest
+        .ancestors()
+        .find(|dir| dir.join("wit").is_dir() && dir.join("Cargo.lock").is_file())
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| panic!("no workspace root above {}", manifest.display()))
+}
+
+/// Builds `plugins` and returns their components. Panics with cargo's output on failure,
+/// which is what a build script should do.
+pub fn build_plugins(plugins: &[PluginCrate]) -> Vec<BuiltPlugin> {
+    let root = workspace_root();
+    let target_dir = root.join("target").join("guest-wasm");
+    for watched in [
+        "wit",
+        "plugin-sdk/src",
+        "plugin-sdk/Cargo.toml",
+        "Cargo.lock",
+    ] {
+        println!("cargo:rerun-if-changed={}", root.join(watched).display());
+    }
+    for plugin in plugins {
+        println!("cargo:rerun-if-changed={}", root.join(plugin.dir).display());
+    }
+
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut command = Command::new(cargo);
+    command
+        .current_dir(&root)
+        .args([
+            "build",
+            "--release",
+            "--locked",
+            "--target",
+            "wasm32-wasip2",
+        ])
+        .arg("--target-dir")
+        .arg(&target_dir);
+    for plugin in plugins {
+        command.args(["-p", plugin.package]);
+    }
+    for var in [
+        "RUSTC_WRAPPER",
+        "RUSTC_WORKSPACE_WRAPPER",
+        "CARGO_ENCODED_RUSTFLAGS",
+        "RUSTFLAGS",
+        "CARGO_BUILD_TARGET",
+        "CARGO_TARGET_DIR",
+        "CARGO_MAKEFLAGS",
+        "MAKEFLAGS",
+        "MFLAGS",
+        "CARGO_PRIMARY_PACKAGE",
+    ] {
+        command.env_remove(var);
+    }
+    // Plugins ship without debug info; line tables only bloat the embedded components.
+    command.env("CARGO_PROFILE_RELEASE_DEBUG", "false");
+
+    let output = command
+        .output()
+        .unwrap_or_else(|e| panic!("could not run cargo to build the plugins: {e}"));
+    if !output.status.success() {
+        panic!(
+            "building plugins for wasm32-wasip2 failed (is the target installed? \
+             `rustup target add wasm32-wasip2`)\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
+    plugins
+        .iter()
+        .map(|plugin| {
+            let file = format!("{}.wasm", plugin.package.replace('-', "_"));
+            let wasm = target_dir.join("wasm32-wasip2").join("release").join(file);
+            assert!(wasm.is_file(), "cargo built no {}", wasm.display());
+            BuiltPlugin {
+                package: plugin.package,
+                wasm,
+            }
+        })
+        .collect()
+}

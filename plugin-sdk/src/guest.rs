@@ -1,0 +1,265 @@
+//! The edge between the WIT bindings and the SDK's own types. `wit_bindgen::generate!` runs
+//! here, once per world, and the generic exports below turn a [`Router`] or [`Filter`] impl into
+//! the component's exports. Plugin authors never see this module: they call
+//! [`export_router!`](crate::export_router) or [`export_filter!`](crate::export_filter).
+//!
+//! A component instance is single-threaded, so the exchange and filter tables live in
+//! `thread_local!` cells; a re-entrant call cannot happen because the host never calls into a
+//! plugin from inside one of its own imports.
+
+use std::any::Any;
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::marker::PhantomData;
+
+use crate::message::{Binding, Destination, Header, Message, Properties, Reads};
+use crate::plugin::{Filter, Router};
+
+/// Generated bindings for the `router` world.
+pub mod router {
+    wit_bindgen::generate!({
+        path: "../wit",
+        world: "switchyard:plugin/router@0.1.0",
+        pub_export_macro: true,
+        export_macro_name: "__export_router_world",
+        default_bindings_module: "switchyard_plugin::__private::router",
+        runtime_path: "switchyard_plugin::__private::wit_bindgen_rt",
+        type_section_suffix: "switchyard_router",
+    });
+}
+
+/// Generated bindings for the `filter` world.
+pub mod filter {
+    wit_bindgen::generate!({
+        path: "../wit",
+        world: "switchyard:plugin/filter@0.1.0",
+        pub_export_macro: true,
+        export_macro_name: "__export_filter_world",
+        default_bindings_module: "switchyard_plugin::__private::filter",
+        runtime_path: "switchyard_plugin::__private::wit_bindgen_rt",
+        type_section_suffix: "switchyard_filter",
+    });
+}
+
+use router::exports::switchyard::plugin::exchange as wit_exchange;
+use router::switchyard::plugin::types as router_types;
+
+use filter::exports::switchyard::plugin::message_filter as wit_filter;
+use filter::switchyard::plugin::types as filter_types;
+
+thread_local! {
+    /// Exchange handle → the author's exchange value (always the one `Router` type).
+    static EXCHANGES: RefCell<HashMap<u32, Box<dyn Any>>> = RefCell::new(HashMap::new());
+    /// Filter handle → the author's compiled filter; `NEXT_FILTER` hands out handles.
+    static FILTERS: RefCell<HashMap<u32, Box<dyn Any>>> = RefCell::new(HashMap::new());
+    static NEXT_FILTER: RefCell<u32> = const { RefCell::new(0) };
+}
+
+/// The `exchange` export for any [`Router`]; `export_router!` names it for a concrete type.
+#[derive(Debug)]
+pub struct RouterExport<T>(PhantomData<T>);
+
+impl<T: Router> wit_exchange::Guest for RouterExport<T> {
+    fn info() -> router_types::PluginInfo {
+        let info = T::info();
+        router_types::PluginInfo {
+            name: info.name,
+            version: info.version,
+            description: info.description,
+            reads: router_reads(info.reads),
+        }
+    }
+
+    fn create(exchange: u32, arguments: Vec<router_types::Header>) -> Result<(), String> {
+        let arguments: Vec<Header> = arguments.into_iter().map(header_from_router).collect();
+        let value = T::create(&arguments)?;
+        EXCHANGES.with_borrow_mut(|exchanges| exchanges.insert(exchange, Box::new(value)));
+        Ok(())
+    }
+
+    fn destroy(exchange: u32) {
+        EXCHANGES.with_borrow_mut(|exchanges| exchanges.remove(&exchange));
+    }
+
+    fn validate_binding(exchange: u32, binding: router_types::Binding) -> Result<(), String> {
+        let binding = binding_from_wit(binding);
+        with_exchange::<T, _>(exchange, |e| e.validate_binding(&binding))
+            .unwrap_or_else(|| Err(format!("exchange handle {exchange} is not known")))
+    }
+
+    fn bind(exchange: u32, binding: router_types::Binding) {
+        let binding = binding_from_wit(binding);
+        with_exchange_mut::<T, _>(exchange, |e| e.bind(binding));
+    }
+
+    fn unbind(exchange: u32, binding: router_types::Binding) {
+        let binding = binding_from_wit(binding);
+        with_exchange_mut::<T, _>(exchange, |e| e.unbind(&binding));
+    }
+
+    fn route(exchange: u32, message: router_types::Message) -> Vec<u32> {
+        let message = Message {
+            routing_key: message.routing_key,
+            headers: message
+                .headers
+                .into_iter()
+                .map(header_from_router)
+                .collect(),
+            properties: properties_from_router(message.properties),
+            body: message.body,
+        };
+        with_exchange::<T, _>(exchange, |e| e.route(&message))
+            .map(|destinations| destinations.into_iter().map(|d| d.0).collect())
+            .unwrap_or_default()
+    }
+}
+
+fn with_exchange<T: Router, R>(exchange: u32, f: impl FnOnce(&T) -> R) -> Option<R> {
+    EXCHANGES.with_borrow(|exchanges| {
+        exchanges
+            .get(&exchange)
+            .and_then(|e| e.downcast_ref::<T>())
+            .map(f)
+    })
+}
+
+fn with_exchange_mut<T: Router, R>(exchange: u32, f: impl FnOnce(&mut T) -> R) -> Option<R> {
+    EXCHANGES.with_borrow_mut(|exchanges| {
+        exchanges
+            .get_mut(&exchange)
+            .and_then(|e| e.downcast_mut::<T>())
+            .map(f)
+    })
+}
+
+/// The `message-filter` export for any [`Filter`]; `export_filter!` names it for a concrete type.
+#[derive(Debug)]
+pub struct FilterExport<T>(PhantomData<T>);
+
+impl<T: Filter> wit_filter::Guest for FilterExport<T> {
+    fn info() -> filter_types::PluginInfo {
+        let info = T::info();
+        filter_types::PluginInfo {
+            name: info.name,
+            version: info.version,
+            description: info.description,
+            reads: filter_reads(info.reads),
+        }
+    }
+
+    fn compile(expression: String) -> Result<u32, String> {
+        let compiled = T::compile(&expression)?;
+        let handle = NEXT_FILTER.with_borrow_mut(|next| {
+            let handle = *next;
+            *next = next.wrapping_add(1);
+            handle
+        });
+        FILTERS.with_borrow_mut(|filters| filters.insert(handle, Box::new(compiled)));
+        Ok(handle)
+    }
+
+    fn matches(filter: u32, message: filter_types::Message) -> bool {
+        let message = Message {
+            routing_key: message.routing_key,
+            headers: message
+                .headers
+                .into_iter()
+                .map(header_from_filter)
+                .collect(),
+            properties: properties_from_filter(message.properties),
+            body: message.body,
+        };
+        FILTERS.with_borrow(|filters| {
+            filters
+                .get(&filter)
+                .and_then(|f| f.downcast_ref::<T>())
+                .is_some_and(|f| f.matches(&message))
+        })
+    }
+
+    fn release(filter: u32) {
+        FILTERS.with_borrow_mut(|filters| filters.remove(&filter));
+    }
+}
+
+fn binding_from_wit(binding: router_types::Binding) -> Binding {
+    Binding {
+        destination: Destination(binding.destination),
+        key: binding.key,
+        arguments: binding
+            .arguments
+            .into_iter()
+            .map(header_from_router)
+            .collect(),
+    }
+}
+
+macro_rules! reads_converter {
+    ($name:ident, $types:ident) => {
+        fn $name(reads: Reads) -> $types::Reads {
+            let bits = u8::from(reads.headers)
+                | (u8::from(reads.properties) << 1)
+                | (u8::from(reads.body) << 2);
+            $types::Reads::from_bits_truncate(bits)
+        }
+    };
+}
+
+reads_converter!(router_reads, router_types);
+reads_converter!(filter_reads, filter_types);
+
+// The two worlds generate distinct Rust types for the same WIT records, hence two small
+// converters each; they differ only in the source type.
+
+fn header_from_router(h: router_types::Header) -> Header {
+    Header {
+        name: h.name,
+        value: h.value,
+    }
+}
+
+fn header_from_filter(h: filter_types::Header) -> Header {
+    Header {
+        name: h.name,
+        value: h.value,
+    }
+}
+
+macro_rules! properties_converter {
+    ($name:ident, $types:ident) => {
+        fn $name(p: $types::Properties) -> Properties {
+            Properties {
+                message_id: p.message_id,
+                correlation_id: p.correlation_id,
+                reply_to: p.reply_to,
+                content_type: p.content_type,
+                timestamp: p.timestamp,
+                expiration: p.expiration,
+                priority: p.priority,
+                persistent: p.persistent,
+            }
+        }
+    };
+}
+
+properties_converter!(properties_from_router, router_types);
+properties_converter!(properties_from_filter, filter_types);
+
+/// Writes a line to the broker's log under the plugin's name. Natively (in unit tests) it
+/// goes to standard error instead.
+pub fn log(level: crate::Level, message: &str) {
+    #[cfg(target_arch = "wasm32")]
+    {
+        use router::switchyard::plugin::host::{Level as WitLevel, log as host_log};
+        let level = match level {
+            crate::Level::Trace => WitLevel::Trace,
+            crate::Level::Debug => WitLevel::Debug,
+            crate::Level::Info => WitLevel::Info,
+            crate::Level::Warn => WitLevel::Warn,
+            crate::Level::Error => WitLevel::Error,
+        };
+        host_log(level, message);
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    eprintln!("[{level:?}] {message}");
+}
