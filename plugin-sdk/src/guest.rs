@@ -10,7 +10,10 @@
 use std::any::Any;
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
 use std::marker::PhantomData;
+
+use rustc_hash::FxHasher;
 
 use crate::message::{Binding, Destination, Header, Message, Properties, Reads};
 use crate::plugin::{Filter, Router};
@@ -47,11 +50,15 @@ use router::switchyard::plugin::types as router_types;
 use filter::exports::switchyard::plugin::message_filter as wit_filter;
 use filter::switchyard::plugin::types as filter_types;
 
+/// Handles are the broker's small integers: a fast hasher is enough and SipHash would be a
+/// measurable part of every call.
+type HandleMap = HashMap<u32, Box<dyn Any>, BuildHasherDefault<FxHasher>>;
+
 thread_local! {
     /// Exchange handle → the author's exchange value (always the one `Router` type).
-    static EXCHANGES: RefCell<HashMap<u32, Box<dyn Any>>> = RefCell::new(HashMap::new());
+    static EXCHANGES: RefCell<HandleMap> = RefCell::new(HandleMap::default());
     /// Filter handle → the author's compiled filter; `NEXT_FILTER` hands out handles.
-    static FILTERS: RefCell<HashMap<u32, Box<dyn Any>>> = RefCell::new(HashMap::new());
+    static FILTERS: RefCell<HandleMap> = RefCell::new(HandleMap::default());
     static NEXT_FILTER: RefCell<u32> = const { RefCell::new(0) };
 }
 
@@ -98,20 +105,39 @@ impl<T: Router> wit_exchange::Guest for RouterExport<T> {
     }
 
     fn route(exchange: u32, message: router_types::Message) -> Vec<u32> {
-        let message = Message {
-            routing_key: message.routing_key,
-            headers: message
-                .headers
-                .into_iter()
-                .map(header_from_router)
-                .collect(),
-            properties: properties_from_router(message.properties),
-            body: message.body,
-        };
-        with_exchange::<T, _>(exchange, |e| e.route(&message))
-            .map(|destinations| destinations.into_iter().map(|d| d.0).collect())
+        let message = message_from_router(message);
+        with_exchange::<T, _>(exchange, |e| destination_handles(e.route(&message)))
             .unwrap_or_default()
     }
+
+    fn route_batch(exchange: u32, messages: Vec<router_types::Message>) -> Vec<Vec<u32>> {
+        let count = messages.len();
+        with_exchange::<T, _>(exchange, |e| {
+            messages
+                .into_iter()
+                .map(|m| destination_handles(e.route(&message_from_router(m))))
+                .collect()
+        })
+        .unwrap_or_else(|| vec![Vec::new(); count])
+    }
+}
+
+fn message_from_router(message: router_types::Message) -> Message {
+    Message {
+        routing_key: message.routing_key,
+        headers: message
+            .headers
+            .into_iter()
+            .map(header_from_router)
+            .collect(),
+        properties: properties_from_router(message.properties),
+        body: message.body,
+    }
+}
+
+/// Collected in place: `Destination` is a `u32` newtype, so no new allocation is made.
+fn destination_handles(destinations: Vec<Destination>) -> Vec<u32> {
+    destinations.into_iter().map(|d| d.0).collect()
 }
 
 fn with_exchange<T: Router, R>(exchange: u32, f: impl FnOnce(&T) -> R) -> Option<R> {
@@ -227,17 +253,22 @@ fn header_from_filter(h: filter_types::Header) -> Header {
 
 macro_rules! properties_converter {
     ($name:ident, $types:ident) => {
-        fn $name(p: $types::Properties) -> Properties {
-            Properties {
-                message_id: p.message_id,
-                correlation_id: p.correlation_id,
-                reply_to: p.reply_to,
-                content_type: p.content_type,
-                timestamp: p.timestamp,
-                expiration: p.expiration,
-                priority: p.priority,
-                persistent: p.persistent,
+        fn $name(list: Vec<$types::Property>) -> Properties {
+            use $types::Property as P;
+            let mut p = Properties::default();
+            for property in list {
+                match property {
+                    P::MessageId(v) => p.message_id = Some(v),
+                    P::CorrelationId(v) => p.correlation_id = Some(v),
+                    P::ReplyTo(v) => p.reply_to = Some(v),
+                    P::ContentType(v) => p.content_type = Some(v),
+                    P::Timestamp(v) => p.timestamp = Some(v),
+                    P::Expiration(v) => p.expiration = Some(v),
+                    P::Priority(v) => p.priority = v,
+                    P::Persistent(v) => p.persistent = v,
+                }
             }
+            p
         }
     };
 }

@@ -12,6 +12,8 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
+use smallvec::SmallVec;
+
 /// An index of topic patterns to destinations of type `D`.
 #[derive(Debug, Clone)]
 pub struct TopicTrie<D> {
@@ -113,8 +115,8 @@ impl<D: Copy + Eq + Ord> TopicTrie<D> {
     /// Like [`matches`](Self::matches), appending to `out` (cleared first) to reuse its buffer.
     pub fn matches_into(&self, routing_key: &str, out: &mut Vec<D>) {
         out.clear();
-        let mut active: Vec<Active<'_, D>> = Vec::with_capacity(8);
-        let mut next: Vec<Active<'_, D>> = Vec::with_capacity(8);
+        let mut active: ActiveSet<'_, D> = SmallVec::new();
+        let mut next: ActiveSet<'_, D> = SmallVec::new();
         push_with_closure(&mut active, &self.root, false);
         for word in routing_key.split('.') {
             next.clear();
@@ -146,9 +148,12 @@ impl<D: Copy + Eq + Ord> TopicTrie<D> {
 /// An active trie node, and whether it was reached through a `#` edge.
 type Active<'a, D> = (&'a Node<D>, bool);
 
+/// Active nodes; almost always a handful, so they live on the stack.
+type ActiveSet<'a, D> = SmallVec<[Active<'a, D>; 16]>;
+
 /// Adds `node` to `set` unless present, then the `#` children reachable through it without
 /// consuming a word (`#` matches zero words).
-fn push_with_closure<'a, D>(set: &mut Vec<Active<'a, D>>, node: &'a Node<D>, through_hash: bool) {
+fn push_with_closure<'a, D>(set: &mut ActiveSet<'a, D>, node: &'a Node<D>, through_hash: bool) {
     let (mut node, mut through_hash) = (node, through_hash);
     loop {
         if set.iter().any(|(n, _)| std::ptr::eq(*n, node)) {

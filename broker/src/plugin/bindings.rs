@@ -29,47 +29,56 @@ pub(crate) use router_world::switchyard::plugin::{host, types};
 
 use super::info::{PluginInfo, Reads};
 
-/// The message as the plugin may see it: only the parts its `info` declared.
-pub(crate) fn message_for_plugin(message: &Message, reads: Reads) -> types::Message {
+/// An empty message record, reused by an instance for every call so the routing key's buffer
+/// is allocated once.
+pub(crate) fn empty_message() -> types::Message {
     types::Message {
-        routing_key: message.routing_key.clone(),
-        headers: if reads.headers {
-            message
-                .headers
-                .iter()
-                .map(|(name, value)| types::Header {
-                    name: name.clone(),
-                    value: value.clone(),
-                })
-                .collect()
-        } else {
-            Vec::new()
-        },
-        properties: if reads.properties {
-            let p = &message.properties;
-            types::Properties {
-                message_id: p.message_id.clone(),
-                correlation_id: p.correlation_id.clone(),
-                reply_to: p.reply_to.clone(),
-                content_type: p.content_type.clone(),
-                timestamp: p.timestamp,
-                expiration: p.expiration,
-                priority: p.priority,
-                persistent: p.persistent,
-            }
-        } else {
-            types::Properties {
-                message_id: None,
-                correlation_id: None,
-                reply_to: None,
-                content_type: None,
-                timestamp: None,
-                expiration: None,
-                priority: 0,
-                persistent: false,
-            }
-        },
-        body: reads.body.then(|| message.body.to_vec()),
+        routing_key: String::new(),
+        headers: Vec::new(),
+        properties: Vec::new(),
+        body: None,
+    }
+}
+
+/// Fills `out` with the message as the plugin may see it: only the parts its `info` declared.
+pub(crate) fn fill_message_for_plugin(out: &mut types::Message, message: &Message, reads: Reads) {
+    out.routing_key.clear();
+    out.routing_key.push_str(&message.routing_key);
+    out.headers.clear();
+    if reads.headers {
+        out.headers
+            .extend(message.headers.iter().map(|(name, value)| types::Header {
+                name: name.clone(),
+                value: value.clone(),
+            }));
+    }
+    out.properties.clear();
+    if reads.properties {
+        properties_to_wit(&message.properties, &mut out.properties);
+    }
+    out.body = reads.body.then(|| message.body.to_vec());
+}
+
+fn properties_to_wit(p: &crate::message::Properties, out: &mut Vec<types::Property>) {
+    use types::Property as P;
+    let strings = [
+        (&p.message_id, P::MessageId as fn(String) -> P),
+        (&p.correlation_id, P::CorrelationId),
+        (&p.reply_to, P::ReplyTo),
+        (&p.content_type, P::ContentType),
+    ];
+    for (value, case) in strings {
+        if let Some(value) = value {
+            out.push(case(value.clone()));
+        }
+    }
+    out.extend(p.timestamp.map(P::Timestamp));
+    out.extend(p.expiration.map(P::Expiration));
+    if p.priority != 0 {
+        out.push(P::Priority(p.priority));
+    }
+    if p.persistent {
+        out.push(P::Persistent(true));
     }
 }
 

@@ -7,14 +7,15 @@
 //! decision was computed and is dropped, under the same shard lock, if the generation moved. So
 //! a decision computed against old bindings is either refused or cleared.
 //!
-//! The cache is sharded by key hash to keep lock hold times short; a full shard is cleared
-//! rather than tracked for recency, which keeps hits cheap and misses bounded.
+//! The cache is sharded by key hash to keep lock hold times short, and the key is hashed once
+//! for both shard and slot; a full shard is cleared rather than tracked for recency, which keeps
+//! hits cheap and misses bounded.
 
-use std::collections::HashMap;
 use std::hash::{BuildHasher, BuildHasherDefault};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use hashbrown::HashTable;
 use parking_lot::Mutex;
 use rustc_hash::FxHasher;
 
@@ -26,24 +27,36 @@ const MAX_CACHED_KEY: usize = 255;
 /// The destinations a message goes to; shared between the cache and its callers.
 pub type Destinations = Arc<[u32]>;
 
-type FxBuild = BuildHasherDefault<FxHasher>;
+#[derive(Debug)]
+struct Entry {
+    exchange: u32,
+    key: Box<str>,
+    destinations: Destinations,
+}
 
 #[derive(Debug)]
 pub(crate) struct DecisionCache {
     generation: AtomicU64,
     shard_capacity: usize,
-    shards: Box<[Mutex<Shard>]>,
+    shards: Box<[Mutex<HashTable<Entry>>]>,
 }
 
-type Shard = HashMap<u32, HashMap<Box<str>, Destinations, FxBuild>, FxBuild>;
+fn hash_of(exchange: u32, key: &str) -> u64 {
+    BuildHasherDefault::<FxHasher>::default().hash_one((exchange, key))
+}
 
 impl DecisionCache {
+    /// A cache of about `capacity` entries; 0 disables caching.
     pub(crate) fn new(capacity: usize) -> Self {
         DecisionCache {
             generation: AtomicU64::new(0),
-            shard_capacity: capacity.div_ceil(SHARDS).max(1),
-            shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
+            shard_capacity: capacity.div_ceil(SHARDS),
+            shards: (0..SHARDS).map(|_| Mutex::new(HashTable::new())).collect(),
         }
+    }
+
+    pub(crate) fn enabled(&self) -> bool {
+        self.shard_capacity > 0
     }
 
     /// Read before computing a decision that may be inserted.
@@ -51,14 +64,17 @@ impl DecisionCache {
         self.generation.load(Ordering::Acquire)
     }
 
-    fn shard(&self, exchange: u32, key: &str) -> &Mutex<Shard> {
-        let hash = FxBuild::default().hash_one((exchange, key));
-        &self.shards[(hash as usize) % SHARDS]
+    fn shard(&self, hash: u64) -> &Mutex<HashTable<Entry>> {
+        // The table uses the low bits; pick the shard with the high ones.
+        &self.shards[(hash >> 60) as usize % SHARDS]
     }
 
     pub(crate) fn get(&self, exchange: u32, key: &str) -> Option<Destinations> {
-        let shard = self.shard(exchange, key).lock();
-        shard.get(&exchange)?.get(key).cloned()
+        let hash = hash_of(exchange, key);
+        let shard = self.shard(hash).lock();
+        shard
+            .find(hash, |e| e.exchange == exchange && &*e.key == key)
+            .map(|e| e.destinations.clone())
     }
 
     pub(crate) fn insert(
@@ -68,21 +84,30 @@ impl DecisionCache {
         key: &str,
         destinations: &Destinations,
     ) {
-        if key.len() > MAX_CACHED_KEY {
+        if key.len() > MAX_CACHED_KEY || self.shard_capacity == 0 {
             return;
         }
-        let mut shard = self.shard(exchange, key).lock();
+        let hash = hash_of(exchange, key);
+        let mut shard = self.shard(hash).lock();
         if self.generation.load(Ordering::Acquire) != generation {
             return;
         }
-        let entries: usize = shard.values().map(HashMap::len).sum();
-        if entries >= self.shard_capacity {
+        if shard.len() >= self.shard_capacity {
             shard.clear();
         }
-        shard
-            .entry(exchange)
-            .or_default()
-            .insert(key.into(), destinations.clone());
+        let rehash = |e: &Entry| hash_of(e.exchange, &e.key);
+        match shard.entry(hash, |e| e.exchange == exchange && &*e.key == key, rehash) {
+            hashbrown::hash_table::Entry::Occupied(mut occupied) => {
+                occupied.get_mut().destinations = destinations.clone();
+            }
+            hashbrown::hash_table::Entry::Vacant(vacant) => {
+                vacant.insert(Entry {
+                    exchange,
+                    key: key.into(),
+                    destinations: destinations.clone(),
+                });
+            }
+        }
     }
 
     pub(crate) fn invalidate(&self) {
@@ -117,11 +142,7 @@ mod tests {
         for i in 0..10_000 {
             cache.insert(generation, 1, &format!("key-{i}"), &Arc::from(vec![i]));
         }
-        let total: usize = cache
-            .shards
-            .iter()
-            .map(|s| s.lock().values().map(HashMap::len).sum::<usize>())
-            .sum();
+        let total: usize = cache.shards.iter().map(|s| s.lock().len()).sum();
         assert!(total <= 32 + SHARDS, "{total} entries");
     }
 }

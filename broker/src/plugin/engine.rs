@@ -80,7 +80,7 @@ impl PluginEngine {
         if let Some(dir) = &cache_dir {
             std::fs::create_dir_all(dir).map_err(|source| PluginError::Io {
                 path: dir.clone(),
-                source,
+                source: source.into(),
             })?;
         }
         let plugin_engine = Arc::new(PluginEngine {

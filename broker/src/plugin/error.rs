@@ -38,7 +38,7 @@ impl std::fmt::Display for PluginCall {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum PluginError {
     /// No plugin of that kind is loaded under this name.
     #[error("no {kind} plugin named {name:?} is loaded")]
@@ -139,7 +139,7 @@ pub enum PluginError {
     Io {
         path: PathBuf,
         #[source]
-        source: std::io::Error,
+        source: std::sync::Arc<std::io::Error>,
     },
 
     /// The engine could not be set up (bad configuration).

@@ -9,10 +9,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
 
 use super::bindings::filter_world::{Filter as FilterExports, FilterPre};
-use super::bindings::{info_from_wit, message_for_plugin, types};
+use super::bindings::{empty_message, fill_message_for_plugin, info_from_wit, types};
 use super::engine::PluginEngine;
 use super::error::{PluginCall, PluginError};
-use super::info::{PluginInfo, PluginSource};
+use super::info::{PluginInfo, PluginSource, Reads};
 use super::quarantine::FaultReport;
 use super::replay::ReplayState;
 use super::replicas::{Replica, ReplicaSet, Version};
@@ -66,6 +66,8 @@ pub(crate) struct FilterInstance {
     applied: u64,
     /// Host filter id → the handle this instance's `compile` returned.
     handles: HashMap<u64, u32>,
+    /// Reused for every `matches` call.
+    scratch: types::Message,
 }
 
 impl Replica for FilterInstance {
@@ -86,6 +88,7 @@ impl Replica for FilterInstance {
             exports,
             applied: 0,
             handles: HashMap::new(),
+            scratch: empty_message(),
         })
     }
 
@@ -142,7 +145,8 @@ impl FilterInstance {
         &mut self,
         engine: &PluginEngine,
         id: u64,
-        message: &types::Message,
+        message: &Message,
+        reads: Reads,
     ) -> Result<bool, PluginError> {
         let Some(&handle) = self.handles.get(&id) else {
             return Err(PluginError::UnknownHandle {
@@ -151,10 +155,12 @@ impl FilterInstance {
                 handle: u32::try_from(id).unwrap_or(u32::MAX),
             });
         };
+        fill_message_for_plugin(&mut self.scratch, message, reads);
         let guest = self.exports.switchyard_plugin_message_filter();
+        let scratch = &self.scratch;
         self.sandbox
             .call(PluginCall::Matches, engine.limits.call_deadline, |store| {
-                guest.call_matches(store, handle, message)
+                guest.call_matches(store, handle, scratch)
             })
     }
 }
@@ -286,8 +292,7 @@ impl FilterPlugin {
         self.replicas.quarantine.check()?;
         let version = self.replicas.current();
         let mut instance = self.replicas.check_out(&version)?;
-        let wit = message_for_plugin(message, version.info.reads);
-        match instance.matches(&self.replicas.engine, id, &wit) {
+        match instance.matches(&self.replicas.engine, id, message, version.info.reads) {
             Ok(pass) => {
                 version.check_in(instance);
                 Ok(pass)

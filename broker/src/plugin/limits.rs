@@ -20,7 +20,7 @@ pub struct PluginLimits {
     pub fault_window: Duration,
     /// How long a quarantine lasts before the plugin is tried again.
     pub quarantine_period: Duration,
-    /// Entries in the routing decision cache of one exchange type.
+    /// Entries in the routing decision cache of one exchange type; 0 disables it.
     pub decision_cache_entries: usize,
 }
 

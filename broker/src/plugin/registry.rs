@@ -123,7 +123,7 @@ impl PluginRegistry {
     pub fn load_file(&self, path: &Path) -> Result<Option<PluginInfo>, PluginError> {
         let wasm = std::fs::read(path).map_err(|source| PluginError::Io {
             path: path.to_owned(),
-            source,
+            source: source.into(),
         })?;
         let digest: [u8; 32] = Sha256::digest(&wasm).into();
         let mut files = self.files.lock();

@@ -44,9 +44,9 @@ impl PluginDirectory {
     /// Loads every plugin in `dir` (creating it if missing), then watches it. Load failures are
     /// reported and recorded in the plugin list; they do not fail the call.
     pub fn watch(registry: Arc<PluginRegistry>, dir: &Path) -> Result<Self, PluginError> {
-        let io_error = |source| PluginError::Io {
+        let io_error = |source: std::io::Error| PluginError::Io {
             path: dir.to_owned(),
-            source,
+            source: source.into(),
         };
         std::fs::create_dir_all(dir).map_err(io_error)?;
         let dir = dir.canonicalize().map_err(io_error)?;

@@ -120,8 +120,10 @@ impl<R: Replica> ReplicaSet<R> {
         }
     }
 
-    pub(crate) fn current(&self) -> Arc<Version<R>> {
-        self.current.load_full()
+    /// The current version; holding the guard keeps that version alive (cheaply, without a
+    /// reference-count update in the common case).
+    pub(crate) fn current(&self) -> arc_swap::Guard<Arc<Version<R>>> {
+        self.current.load()
     }
 
     pub(crate) fn lock_log(&self) -> MutexGuard<'_, ReplayLog<R::State>> {

@@ -7,11 +7,13 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use super::bindings::router_world::{Router as RouterExports, RouterPre};
-use super::bindings::{headers_to_wit, info_from_wit, message_for_plugin, types};
+use super::bindings::{
+    empty_message, fill_message_for_plugin, headers_to_wit, info_from_wit, types,
+};
 use super::decision_cache::{DecisionCache, Destinations};
 use super::engine::PluginEngine;
 use super::error::{PluginCall, PluginError};
-use super::info::{PluginInfo, PluginSource};
+use super::info::{PluginInfo, PluginSource, Reads};
 use super::quarantine::FaultReport;
 use super::replay::{ReplayLog, ReplayState};
 use super::replicas::{Replica, ReplicaSet, Version};
@@ -149,6 +151,10 @@ pub(crate) struct RouterInstance {
     applied: u64,
     /// Exchange → destination → how many bindings; the handles `route` may answer.
     bound: HashMap<u32, HashMap<u32, u32>>,
+    /// Reused for every `route` call (see `fill_message_for_plugin`).
+    scratch: types::Message,
+    /// Reused for every `route-batch` call.
+    scratch_batch: Vec<types::Message>,
 }
 
 impl Replica for RouterInstance {
@@ -169,6 +175,8 @@ impl Replica for RouterInstance {
             exports,
             applied: 0,
             bound: HashMap::new(),
+            scratch: empty_message(),
+            scratch_batch: Vec::new(),
         })
     }
 
@@ -274,22 +282,78 @@ impl RouterInstance {
         &mut self,
         engine: &PluginEngine,
         exchange: u32,
-        message: &types::Message,
+        message: &Message,
+        reads: Reads,
     ) -> Result<Vec<u32>, PluginError> {
-        let Some(bound) = self.bound.get(&exchange) else {
-            return Err(PluginError::UnknownHandle {
+        self.check_bound(exchange)?;
+        fill_message_for_plugin(&mut self.scratch, message, reads);
+        let guest = self.exports.switchyard_plugin_exchange();
+        let scratch = &self.scratch;
+        let destinations =
+            self.sandbox
+                .call(PluginCall::Route, engine.limits.call_deadline, |store| {
+                    guest.call_route(store, exchange, scratch)
+                })?;
+        self.checked(exchange, destinations)
+    }
+
+    /// Routes `messages` in one call (see `route-batch` in the WIT contract).
+    fn route_batch(
+        &mut self,
+        engine: &PluginEngine,
+        exchange: u32,
+        messages: &[&Message],
+        reads: Reads,
+    ) -> Result<Vec<Vec<u32>>, PluginError> {
+        self.check_bound(exchange)?;
+        self.scratch_batch
+            .resize_with(messages.len(), empty_message);
+        for (slot, message) in self.scratch_batch.iter_mut().zip(messages) {
+            fill_message_for_plugin(slot, message, reads);
+        }
+        let guest = self.exports.switchyard_plugin_exchange();
+        let batch = &self.scratch_batch[..messages.len()];
+        let answers =
+            self.sandbox
+                .call(PluginCall::Route, engine.limits.call_deadline, |store| {
+                    guest.call_route_batch(store, exchange, batch)
+                })?;
+        if answers.len() != messages.len() {
+            return Err(PluginError::Trap {
+                plugin: self.sandbox.plugin().to_owned(),
+                call: PluginCall::Route,
+                reason: format!(
+                    "route-batch answered {} lists for {} messages",
+                    answers.len(),
+                    messages.len()
+                ),
+            });
+        }
+        answers
+            .into_iter()
+            .map(|destinations| self.checked(exchange, destinations))
+            .collect()
+    }
+
+    fn check_bound(&self, exchange: u32) -> Result<(), PluginError> {
+        if self.bound.contains_key(&exchange) {
+            Ok(())
+        } else {
+            Err(PluginError::UnknownHandle {
                 plugin: self.sandbox.plugin().to_owned(),
                 what: "exchange",
                 handle: exchange,
-            });
-        };
-        let guest = self.exports.switchyard_plugin_exchange();
-        let mut destinations =
-            self.sandbox
-                .call(PluginCall::Route, engine.limits.call_deadline, |store| {
-                    guest.call_route(store, exchange, message)
-                })?;
-        if let Some(&handle) = destinations.iter().find(|d| !bound.contains_key(d)) {
+            })
+        }
+    }
+
+    /// Rejects an answer naming a handle not bound to `exchange`; sorts and dedups the rest.
+    fn checked(&self, exchange: u32, mut destinations: Vec<u32>) -> Result<Vec<u32>, PluginError> {
+        let bound = self.bound.get(&exchange);
+        if let Some(&handle) = destinations
+            .iter()
+            .find(|d| !bound.is_some_and(|b| b.contains_key(d)))
+        {
             return Err(PluginError::InvalidDestination {
                 plugin: self.sandbox.plugin().to_owned(),
                 exchange,
@@ -469,13 +533,12 @@ impl RouterPlugin {
         // that change meanwhile is refused by the cache (see `decision_cache.rs`).
         let generation = self.cache.generation();
         let version = self.replicas.current();
-        let cacheable = version.info.reads.key_only();
+        let cacheable = version.info.reads.key_only() && self.cache.enabled();
         if cacheable && let Some(hit) = self.cache.get(exchange, &message.routing_key) {
             return Ok(hit);
         }
         let mut instance = self.replicas.check_out(&version)?;
-        let wit = message_for_plugin(message, version.info.reads);
-        match instance.route(&self.replicas.engine, exchange, &wit) {
+        match instance.route(&self.replicas.engine, exchange, message, version.info.reads) {
             Ok(destinations) => {
                 version.check_in(instance);
                 let destinations: Destinations = destinations.into();
@@ -487,6 +550,76 @@ impl RouterPlugin {
             }
             Err(error) => Err(self.replicas.after_failure(&version, instance, error)),
         }
+    }
+
+    /// Routes several messages published to the same exchange, answering in order, with one
+    /// plugin call for all those the decision cache does not answer. If that call fails, each
+    /// message is routed on its own, so one poisonous message fails only itself.
+    pub fn route_batch(
+        &self,
+        exchange: u32,
+        messages: &[Message],
+    ) -> Vec<Result<Destinations, PluginError>> {
+        if let Err(error) = self.replicas.quarantine.check() {
+            return messages.iter().map(|_| Err(error.clone())).collect();
+        }
+        let generation = self.cache.generation();
+        let version = self.replicas.current();
+        let cacheable = version.info.reads.key_only() && self.cache.enabled();
+        let mut results: Vec<Option<Result<Destinations, PluginError>>> = messages
+            .iter()
+            .map(|m| {
+                cacheable
+                    .then(|| self.cache.get(exchange, &m.routing_key).map(Ok))
+                    .flatten()
+            })
+            .collect();
+        let misses: Vec<usize> = (0..messages.len())
+            .filter(|&i| results[i].is_none())
+            .collect();
+        if !misses.is_empty() {
+            let missed: Vec<&Message> = misses.iter().map(|&i| &messages[i]).collect();
+            let answers =
+                self.replicas.check_out(&version).and_then(|mut instance| {
+                    match instance.route_batch(
+                        &self.replicas.engine,
+                        exchange,
+                        &missed,
+                        version.info.reads,
+                    ) {
+                        Ok(answers) => {
+                            version.check_in(instance);
+                            Ok(answers)
+                        }
+                        Err(error) => Err(self.replicas.after_failure(&version, instance, error)),
+                    }
+                });
+            match answers {
+                Ok(answers) => {
+                    for (&i, destinations) in misses.iter().zip(answers) {
+                        let destinations: Destinations = destinations.into();
+                        if cacheable {
+                            self.cache.insert(
+                                generation,
+                                exchange,
+                                &messages[i].routing_key,
+                                &destinations,
+                            );
+                        }
+                        results[i] = Some(Ok(destinations));
+                    }
+                }
+                Err(_) => {
+                    for &i in &misses {
+                        results[i] = Some(self.route(exchange, &messages[i]));
+                    }
+                }
+            }
+        }
+        results
+            .into_iter()
+            .map(|r| r.expect("every message answered"))
+            .collect()
     }
 
     /// Swaps in a new version after replaying every exchange and binding into it; on any

@@ -1,0 +1,223 @@
+//! Plugins that misbehave on purpose: each failure is a typed error, the host keeps serving,
+//! and the next call runs on a fresh instance with every binding replayed.
+
+use std::path::Path;
+
+use switchyard::Message;
+use switchyard::plugin::{BindingSpec, PluginError, PluginHealth, PluginLimits};
+use switchyard_tests::{registry, registry_with, test_limits, wasm};
+
+fn bound_exchange(registry: &switchyard::plugin::PluginRegistry, plugin: &str) {
+    let router = registry.router(plugin).unwrap();
+    router.create_exchange(1, Vec::new()).unwrap();
+    router.bind(1, BindingSpec::new(1, "ok")).unwrap();
+}
+
+fn routes_ok_afterwards(registry: &switchyard::plugin::PluginRegistry, plugin: &str) {
+    let router = registry.router(plugin).unwrap();
+    let routed = router
+        .route(1, &Message::new("ok", ""))
+        .unwrap_or_else(|e| panic!("the call after the fault failed: {e}"));
+    assert_eq!(
+        routed.to_vec(),
+        vec![1],
+        "bindings were replayed into the fresh instance"
+    );
+}
+
+#[test]
+fn an_infinite_loop_is_stopped_at_the_deadline_and_the_host_goes_on() {
+    let registry = registry();
+    registry.load_file(Path::new(wasm::LOOPER)).unwrap();
+    bound_exchange(&registry, "looper");
+    let router = registry.router("looper").unwrap();
+    let error = router.route(1, &Message::new("loop", "")).unwrap_err();
+    assert!(matches!(error, PluginError::Deadline { .. }), "{error:?}");
+    routes_ok_afterwards(&registry, "looper");
+}
+
+#[test]
+fn a_memory_bomb_hits_the_memory_limit() {
+    let registry = registry();
+    registry.load_file(Path::new(wasm::BOMB)).unwrap();
+    bound_exchange(&registry, "bomb");
+    let router = registry.router("bomb").unwrap();
+    let error = router.route(1, &Message::new("bomb", "")).unwrap_err();
+    assert!(
+        matches!(error, PluginError::MemoryLimit { .. }),
+        "{error:?}"
+    );
+    routes_ok_afterwards(&registry, "bomb");
+}
+
+#[test]
+fn a_trap_fails_one_call_and_the_next_runs_on_a_fresh_instance() {
+    let registry = registry();
+    registry.load_file(Path::new(wasm::TRAPPER)).unwrap();
+    bound_exchange(&registry, "trapper");
+    let router = registry.router("trapper").unwrap();
+    let error = router.route(1, &Message::new("boom", "")).unwrap_err();
+    match &error {
+        PluginError::Trap { reason, .. } => assert!(!reason.is_empty()),
+        other => panic!("expected a trap, got {other:?}"),
+    }
+    routes_ok_afterwards(&registry, "trapper");
+    assert_eq!(router.faults().total_faults, 1);
+}
+
+#[test]
+fn refusals_are_the_plugins_own_words_and_change_nothing() {
+    let registry = registry();
+    registry.load_file(Path::new(wasm::TRAPPER)).unwrap();
+    let router = registry.router("trapper").unwrap();
+    let refused = router
+        .create_exchange(2, vec![("refuse".into(), "no thanks".into())])
+        .unwrap_err();
+    assert_eq!(refused.to_string(), "refused: no thanks");
+    assert_eq!(router.exchange_count(), 0);
+    router.create_exchange(1, Vec::new()).unwrap();
+    let refused = router
+        .bind(1, BindingSpec::new(1, "forbidden"))
+        .unwrap_err();
+    assert!(
+        matches!(refused, PluginError::Refused { .. }),
+        "{refused:?}"
+    );
+    assert!(router.bindings(1).is_empty());
+    assert_eq!(router.faults().total_faults, 0, "a refusal is not a fault");
+}
+
+#[test]
+fn destination_handles_nobody_bound_are_rejected_and_never_used() {
+    let registry = registry();
+    registry.load_file(Path::new(wasm::LIAR)).unwrap();
+    bound_exchange(&registry, "liar");
+    let router = registry.router("liar").unwrap();
+    let error = router.route(1, &Message::new("ok", "")).unwrap_err();
+    match error {
+        PluginError::InvalidDestination {
+            handle, exchange, ..
+        } => {
+            assert_eq!(exchange, 1);
+            assert!(handle == 1001 || handle == u32::MAX, "handle {handle}");
+        }
+        other => panic!("expected InvalidDestination, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_plugin_that_keeps_faulting_is_quarantined_and_reported() {
+    let registry = registry_with(PluginLimits {
+        quarantine_faults: 3,
+        ..test_limits()
+    });
+    registry.load_file(Path::new(wasm::TRAPPER)).unwrap();
+    bound_exchange(&registry, "trapper");
+    let router = registry.router("trapper").unwrap();
+    for _ in 0..3 {
+        let error = router.route(1, &Message::new("boom", "")).unwrap_err();
+        assert!(matches!(error, PluginError::Trap { .. }), "{error:?}");
+    }
+    let error = router.route(1, &Message::new("ok", "")).unwrap_err();
+    assert!(
+        matches!(error, PluginError::Quarantined { .. }),
+        "{error:?}"
+    );
+    let row = registry
+        .list()
+        .into_iter()
+        .find(|row| row.name == "trapper")
+        .unwrap();
+    assert_eq!(row.health, PluginHealth::Quarantined);
+    assert!(row.last_error.unwrap().contains("trapped"));
+    // The other plugins are untouched.
+    let topic = registry.router("topic").unwrap();
+    topic.create_exchange(1, Vec::new()).unwrap();
+    topic.bind(1, BindingSpec::new(3, "#")).unwrap();
+    assert_eq!(
+        topic.route(1, &Message::new("x", "")).unwrap().to_vec(),
+        vec![3]
+    );
+}
+
+#[test]
+fn files_that_are_not_switchyard_plugins_are_refused_with_a_clear_message() {
+    let registry = registry();
+    let dir = tempfile::tempdir().unwrap();
+
+    let garbage = dir.path().join("garbage.wasm");
+    std::fs::write(&garbage, b"this is not wasm").unwrap();
+    let error = registry.load_file(&garbage).unwrap_err();
+    assert!(matches!(error, PluginError::Invalid { .. }), "{error:?}");
+    assert!(
+        error
+            .to_string()
+            .contains("not a valid WebAssembly component")
+    );
+
+    let core_module = dir.path().join("core.wasm");
+    std::fs::write(&core_module, b"\0asm\x01\0\0\0").unwrap();
+    let error = registry.load_file(&core_module).unwrap_err();
+    assert!(matches!(error, PluginError::Invalid { .. }), "{error:?}");
+
+    let error = registry
+        .load_file(Path::new(wasm::WRONG_WORLD))
+        .unwrap_err();
+    assert!(matches!(error, PluginError::WrongWorld { .. }), "{error:?}");
+    assert!(
+        error.to_string().contains("switchyard:plugin@0.1.0"),
+        "{error}"
+    );
+
+    let error = registry.load_file(Path::new(wasm::BAD_NAME)).unwrap_err();
+    assert!(matches!(error, PluginError::BadInfo { .. }), "{error:?}");
+
+    let failed: Vec<_> = registry
+        .list()
+        .into_iter()
+        .filter(|row| row.health == PluginHealth::Failed)
+        .collect();
+    assert!(failed.len() >= 2, "failed files are listed: {failed:?}");
+    assert!(failed.iter().all(|row| row.last_error.is_some()));
+}
+
+#[test]
+fn a_hung_plugin_does_not_stop_other_threads_from_routing() {
+    let registry = registry();
+    registry.load_file(Path::new(wasm::LOOPER)).unwrap();
+    bound_exchange(&registry, "looper");
+    let topic = registry.router("topic").unwrap();
+    topic.create_exchange(1, Vec::new()).unwrap();
+    topic.bind(1, BindingSpec::new(5, "a.#")).unwrap();
+    let looper = registry.router("looper").unwrap();
+    let hung = std::thread::spawn(move || looper.route(1, &Message::new("loop", "")));
+    for i in 0..200 {
+        let routed = topic.route(1, &Message::new(format!("a.{i}"), "")).unwrap();
+        assert_eq!(routed.to_vec(), vec![5]);
+    }
+    assert!(hung.join().unwrap().is_err());
+}
+
+#[test]
+fn a_poisonous_message_in_a_batch_fails_only_itself() {
+    let registry = registry();
+    registry.load_file(Path::new(wasm::TRAPPER)).unwrap();
+    bound_exchange(&registry, "trapper");
+    let router = registry.router("trapper").unwrap();
+    let batch = [
+        Message::new("ok", ""),
+        Message::new("boom", ""),
+        Message::new("ok", ""),
+        Message::new("other", ""),
+    ];
+    let results = router.route_batch(1, &batch);
+    assert_eq!(results.len(), 4);
+    assert_eq!(results[0].as_ref().unwrap().to_vec(), vec![1]);
+    assert!(
+        matches!(results[1], Err(PluginError::Trap { .. })),
+        "{:?}",
+        results[1]
+    );
+    assert_eq!(results[2].as_ref().unwrap().to_vec(), vec![1]);
+    assert_eq!(results[3].as_ref().unwrap().to_vec(), Vec::<u32>::new());
+}

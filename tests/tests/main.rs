@@ -1,0 +1,6 @@
+//! Switchyard's integration tests: one binary, one module per area.
+
+mod filters;
+mod hostile_plugins;
+mod hot_reload;
+mod standard_routers;
