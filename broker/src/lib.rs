@@ -1,9 +1,102 @@
 //! Switchyard, a message broker whose exchanges route through WebAssembly plugins.
 //!
-//! This crate is the server library and the `switchyard` binary. The plugin host is
-//! [`plugin`]: start with [`plugin::PluginRegistry`].
+//! This crate is the server library and the `switchyard` binary. Start a broker with
+//! [`Broker::start`] (tests run it in-process on `127.0.0.1:0`). The parts, each its own
+//! module: [`plugin`] (the WebAssembly host), [`topology`] (exchanges, queues, bindings,
+//! routing), [`queue`] (delivery and acknowledgement), `server` (QUIC streams), [`tls`],
+//! [`config`].
 
+pub mod config;
+pub mod error;
+pub mod exchange;
 pub mod message;
 pub mod plugin;
+pub mod queue;
+mod server;
+pub mod tls;
+pub mod topology;
 
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+pub use config::BrokerConfig;
+pub use error::BrokerError;
 pub use message::{Message, Properties};
+pub use server::ServerError;
+
+use plugin::{PluginConfig, PluginDirectory, PluginError, PluginRegistry};
+use server::Server;
+use tls::{TlsError, TlsIdentity};
+use topology::Topology;
+
+/// Why the broker could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("plugins: {0}")]
+    Plugins(#[from] PluginError),
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    #[error(transparent)]
+    Server(#[from] ServerError),
+}
+
+/// A running broker.
+#[derive(Debug)]
+pub struct Broker {
+    server: Server,
+    topology: Arc<Topology>,
+    fingerprint: String,
+    _plugin_dir: PluginDirectory,
+}
+
+impl Broker {
+    /// Loads the plugins (embedded, then the plugin directory, watched from then on), sets up
+    /// TLS and starts serving. Must run on Tokio's multi-threaded runtime.
+    pub async fn start(config: BrokerConfig) -> Result<Broker, StartError> {
+        let (plugins, plugin_dir, identity) = tokio::task::block_in_place(|| {
+            let plugins = PluginRegistry::new(PluginConfig {
+                limits: config.plugin_limits(),
+                cache_dir: Some(config.data_dir.join("plugin-cache")),
+            })?;
+            plugins.load_embedded()?;
+            let plugin_dir = PluginDirectory::watch(Arc::clone(&plugins), &config.plugin_dir())?;
+            let identity = TlsIdentity::load_or_generate(
+                config.tls_cert.as_deref(),
+                config.tls_key.as_deref(),
+                &config.data_dir,
+            )?;
+            Ok::<_, StartError>((plugins, plugin_dir, identity))
+        })?;
+        let topology = Arc::new(Topology::new(plugins));
+        let server = Server::start(config, &identity, Arc::clone(&topology))?;
+        Ok(Broker {
+            server,
+            topology,
+            fingerprint: identity.fingerprint(),
+            _plugin_dir: plugin_dir,
+        })
+    }
+
+    /// Where the broker listens (the real port when configured with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.server.local_addr()
+    }
+
+    /// SHA-256 of the broker's certificate, for clients to pin.
+    pub fn fingerprint(&self) -> &str {
+        &self.fingerprint
+    }
+
+    pub fn topology(&self) -> &Arc<Topology> {
+        &self.topology
+    }
+
+    pub fn plugins(&self) -> &Arc<PluginRegistry> {
+        self.topology.plugins()
+    }
+
+    /// Stops serving: consumers are told, connections closed.
+    pub async fn shutdown(self) {
+        self.server.shutdown().await;
+    }
+}

@@ -3,20 +3,7 @@
 
 use bytes::Bytes;
 
-/// The standard message properties (AMQP's basic properties).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Properties {
-    pub message_id: Option<String>,
-    pub correlation_id: Option<String>,
-    pub reply_to: Option<String>,
-    pub content_type: Option<String>,
-    /// Milliseconds since the Unix epoch, as set by the publisher.
-    pub timestamp: Option<u64>,
-    /// Per-message time to live in milliseconds.
-    pub expiration: Option<u64>,
-    pub priority: u8,
-    pub persistent: bool,
-}
+pub use switchyard_protocol::Properties;
 
 /// A published message.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

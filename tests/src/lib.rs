@@ -5,6 +5,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use switchyard::plugin::{PluginConfig, PluginLimits, PluginRegistry};
+use switchyard::{Broker, BrokerConfig};
+use switchyard_client::{ConnectOptions, Connection, Trust};
 
 /// Paths of the components `build.rs` built from `tests/plugins/` and `plugins/`, and of the
 /// tests' artifact cache.
@@ -60,4 +62,57 @@ pub fn install(component: &str, dir: &Path, file_name: &str) -> PathBuf {
     std::fs::copy(component, &staging).expect("copy plugin");
     std::fs::rename(&staging, &target).expect("move plugin into place");
     target
+}
+
+/// A broker running in this process on `127.0.0.1:0`, with its data in a temporary directory,
+/// and a client connected to it that pins the broker's certificate.
+#[derive(Debug)]
+pub struct TestBroker {
+    pub broker: Broker,
+    pub client: Connection,
+    pub data_dir: tempfile::TempDir,
+}
+
+impl TestBroker {
+    pub async fn start() -> TestBroker {
+        Self::start_with(|_| {}).await
+    }
+
+    /// Starts a broker after `adjust` has changed its configuration.
+    pub async fn start_with(adjust: impl FnOnce(&mut BrokerConfig)) -> TestBroker {
+        init_tracing();
+        let data_dir = tempfile::tempdir().expect("temporary data directory");
+        let mut config = BrokerConfig {
+            listen: "127.0.0.1:0".parse().expect("literal address"),
+            data_dir: data_dir.path().to_owned(),
+            ..BrokerConfig::default()
+        };
+        config.plugins.call_deadline_ms = 200;
+        adjust(&mut config);
+        // Share compiled plugins between tests.
+        let cache = data_dir.path().join("plugin-cache");
+        std::fs::create_dir_all(artifact_cache()).expect("artifact cache");
+        let _ = std::os::unix::fs::symlink(artifact_cache(), &cache);
+        let broker = Broker::start(config).await.expect("broker starts");
+        let client = TestBroker::connect_to(&broker).await;
+        TestBroker {
+            broker,
+            client,
+            data_dir,
+        }
+    }
+
+    /// A new client connection to `broker`.
+    pub async fn connect_to(broker: &Broker) -> Connection {
+        let options = ConnectOptions::new(
+            broker.local_addr(),
+            Trust::Pinned(broker.fingerprint().to_owned()),
+        );
+        Connection::connect(options).await.expect("client connects")
+    }
+
+    /// Another client connection to this broker.
+    pub async fn connect(&self) -> Connection {
+        TestBroker::connect_to(&self.broker).await
+    }
 }

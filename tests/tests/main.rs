@@ -3,4 +3,5 @@
 mod filters;
 mod hostile_plugins;
 mod hot_reload;
+mod messaging;
 mod standard_routers;

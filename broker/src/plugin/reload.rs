@@ -27,7 +27,8 @@ const RESCAN: Duration = Duration::from_secs(5);
 /// Keeps the directory watched until dropped.
 pub struct PluginDirectory {
     dir: PathBuf,
-    _watcher: notify::RecommendedWatcher,
+    /// Dropped first on shutdown: that disconnects the event channel and wakes the thread.
+    watcher: Option<notify::RecommendedWatcher>,
     stop: Option<mpsc::Sender<()>>,
     thread: Option<JoinHandle<()>>,
 }
@@ -72,7 +73,7 @@ impl PluginDirectory {
             .map_err(io_error)?;
         Ok(PluginDirectory {
             dir,
-            _watcher: watcher,
+            watcher: Some(watcher),
             stop: Some(stop_tx),
             thread: Some(thread),
         })
@@ -86,6 +87,7 @@ impl PluginDirectory {
 impl Drop for PluginDirectory {
     fn drop(&mut self) {
         drop(self.stop.take());
+        drop(self.watcher.take());
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }

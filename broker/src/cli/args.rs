@@ -1,0 +1,246 @@
+//! The command line, as clap types. `switchyard serve` runs the broker; every other command is
+//! a client of a running broker.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "switchyard",
+    version,
+    about = "A message broker whose exchanges route through WebAssembly plugins"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// How client commands reach the broker.
+#[derive(Debug, Args)]
+pub struct ClientArgs {
+    /// The broker's address.
+    #[arg(
+        long,
+        global = true,
+        env = "SWITCHYARD_SERVER",
+        default_value = "127.0.0.1:5680"
+    )]
+    pub server: SocketAddr,
+    /// Trust certificates signed by the CA in this PEM file.
+    #[arg(long, global = true, conflicts_with_all = ["pin", "insecure"])]
+    pub ca: Option<PathBuf>,
+    /// Trust exactly the certificate with this SHA-256 fingerprint (printed by `serve`).
+    #[arg(long, global = true, conflicts_with = "insecure")]
+    pub pin: Option<String>,
+    /// Trust any certificate (development only: the connection is encrypted but the broker
+    /// is not authenticated).
+    #[arg(long, global = true)]
+    pub insecure: bool,
+    /// Without --ca, --pin or --insecure, pin the development certificate found in this data
+    /// directory (the one `switchyard serve` uses by default).
+    #[arg(
+        long = "trust-data-dir",
+        global = true,
+        default_value = "./switchyard-data"
+    )]
+    pub trust_data_dir: PathBuf,
+    #[arg(long, global = true, requires = "password")]
+    pub user: Option<String>,
+    #[arg(long, global = true, requires = "user")]
+    pub password: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the broker.
+    Serve(ServeArgs),
+    /// Declare, delete and list exchanges.
+    #[command(subcommand)]
+    Exchange(ExchangeCommand),
+    /// Declare, delete, purge and list queues.
+    #[command(subcommand)]
+    Queue(QueueCommand),
+    /// Bind a queue to an exchange.
+    Bind(BindArgs),
+    /// Remove a binding.
+    Unbind(BindArgs),
+    /// Publish messages (the body comes from stdin without --body).
+    Publish(PublishArgs),
+    /// Consume messages from a queue and print them.
+    Consume(ConsumeArgs),
+    /// List plugins, or check plugin files offline.
+    #[command(subcommand)]
+    Plugins(PluginsCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// A TOML configuration file; flags override it.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// UDP address to listen on.
+    #[arg(long)]
+    pub listen: Option<SocketAddr>,
+    /// Where the broker keeps its state.
+    #[arg(long, env = "SWITCHYARD_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Directory of `.wasm` plugins, watched for changes (default `<data-dir>/plugins`).
+    #[arg(long, env = "SWITCHYARD_PLUGIN_DIR")]
+    pub plugin_dir: Option<PathBuf>,
+    /// PEM certificate chain (with --tls-key); without both, a development certificate.
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ExchangeCommand {
+    Declare {
+        name: String,
+        /// The exchange type: a router plugin's name (direct, fanout, topic, headers, …).
+        #[arg(long = "type")]
+        kind: String,
+        #[arg(long)]
+        durable: bool,
+        #[arg(long)]
+        auto_delete: bool,
+        #[arg(long)]
+        internal: bool,
+        /// An argument for the exchange's plugin, e.g. `--arg field=order.region`.
+        #[arg(long = "arg", value_parser = parse_pair)]
+        arguments: Vec<(String, String)>,
+    },
+    Delete {
+        name: String,
+        #[arg(long)]
+        if_unused: bool,
+    },
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum QueueCommand {
+    Declare {
+        name: String,
+        #[arg(long)]
+        durable: bool,
+        #[arg(long)]
+        exclusive: bool,
+        #[arg(long)]
+        auto_delete: bool,
+        #[arg(long = "arg", value_parser = parse_pair)]
+        arguments: Vec<(String, String)>,
+    },
+    Delete {
+        name: String,
+        #[arg(long)]
+        if_unused: bool,
+        #[arg(long)]
+        if_empty: bool,
+    },
+    Purge {
+        name: String,
+    },
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct BindArgs {
+    pub exchange: String,
+    pub queue: String,
+    #[arg(long, default_value = "")]
+    pub key: String,
+    #[arg(long = "arg", value_parser = parse_pair)]
+    pub arguments: Vec<(String, String)>,
+}
+
+#[derive(Debug, Args)]
+pub struct PublishArgs {
+    /// The exchange; `""` is the default exchange (routes to the queue named by --key).
+    pub exchange: String,
+    #[arg(long, default_value = "")]
+    pub key: String,
+    #[arg(long = "header", value_parser = parse_pair)]
+    pub headers: Vec<(String, String)>,
+    #[arg(long)]
+    pub persistent: bool,
+    #[arg(long)]
+    pub message_id: Option<String>,
+    #[arg(long)]
+    pub correlation_id: Option<String>,
+    #[arg(long)]
+    pub reply_to: Option<String>,
+    #[arg(long)]
+    pub content_type: Option<String>,
+    #[arg(long, default_value_t = 0)]
+    pub priority: u8,
+    /// Per-message time to live, in milliseconds.
+    #[arg(long)]
+    pub expiration: Option<u64>,
+    /// Ask the broker to return the message if no queue takes it.
+    #[arg(long)]
+    pub mandatory: bool,
+    /// The body; read from stdin when absent.
+    #[arg(long)]
+    pub body: Option<String>,
+    /// Publish this many copies.
+    #[arg(long, default_value_t = 1)]
+    pub count: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct ConsumeArgs {
+    pub queue: String,
+    /// Stop after this many messages.
+    #[arg(long)]
+    pub count: Option<u64>,
+    /// Stop when no message arrives for this many seconds.
+    #[arg(long)]
+    pub timeout: Option<f64>,
+    /// A consumer filter, `PLUGIN=EXPRESSION`, e.g. `--filter "selector=region = 'eu'"`.
+    #[arg(long, value_parser = parse_pair)]
+    pub filter: Option<(String, String)>,
+    /// Do not acknowledge: messages leave the queue when delivered.
+    #[arg(long)]
+    pub no_ack: bool,
+    #[arg(long, default_value_t = 100)]
+    pub prefetch: u32,
+    /// One JSON object per message.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PluginsCommand {
+    /// The plugins a running broker has loaded, and files that failed to load.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Load plugin files offline the way the broker would, and say what each provides or why
+    /// it is refused. Exits non-zero if any is refused.
+    Check {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Parses `K=V` (splitting at the first `=`).
+fn parse_pair(text: &str) -> Result<(String, String), String> {
+    text.split_once('=')
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .ok_or_else(|| format!("expected NAME=VALUE, got {text:?}"))
+}

@@ -1,0 +1,7 @@
+//! The `switchyard` command line: argument types, the broker-serving command, the client
+//! commands and the offline plugin check.
+
+pub mod args;
+pub mod client_commands;
+pub mod serve;
+pub mod table;

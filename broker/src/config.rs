@@ -1,0 +1,136 @@
+//! The broker's configuration: a TOML file, every option of which can also be given as a
+//! command-line flag (flags win). Defaults suit a development machine.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::plugin::PluginLimits;
+
+/// The UDP port Switchyard listens on by default.
+pub const DEFAULT_PORT: u16 = 5680;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BrokerConfig {
+    /// UDP address of the QUIC endpoint.
+    pub listen: SocketAddr,
+    /// Where the broker keeps its state: TLS development certificate, compiled plugins, …
+    pub data_dir: PathBuf,
+    /// Watched directory of `.wasm` plugins; `<data_dir>/plugins` when unset.
+    pub plugin_dir: Option<PathBuf>,
+    /// PEM certificate chain and key; with neither, a development certificate is generated.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    /// Largest frame accepted on any stream, in bytes.
+    pub max_frame_bytes: u32,
+    /// Largest message body accepted, in bytes.
+    pub max_message_bytes: u32,
+    /// Above this many bytes of queued message bodies, publishers are slowed down.
+    pub memory_high_watermark_bytes: u64,
+    pub plugins: PluginSettings,
+}
+
+/// The `[plugins]` table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PluginSettings {
+    /// Deadline of one route or filter call, in milliseconds.
+    pub call_deadline_ms: u64,
+    /// Memory cap of one plugin instance, in MiB.
+    pub memory_mib: usize,
+    /// Routing decisions cached per exchange type (0 disables the cache).
+    pub decision_cache_entries: usize,
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        BrokerConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], DEFAULT_PORT)),
+            data_dir: PathBuf::from("./switchyard-data"),
+            plugin_dir: None,
+            tls_cert: None,
+            tls_key: None,
+            max_frame_bytes: 16 << 20,
+            max_message_bytes: 8 << 20,
+            memory_high_watermark_bytes: 1 << 30,
+            plugins: PluginSettings::default(),
+        }
+    }
+}
+
+impl Default for PluginSettings {
+    fn default() -> Self {
+        let limits = PluginLimits::default();
+        PluginSettings {
+            call_deadline_ms: limits.call_deadline.as_millis() as u64,
+            memory_mib: limits.memory_bytes >> 20,
+            decision_cache_entries: limits.decision_cache_entries,
+        }
+    }
+}
+
+impl BrokerConfig {
+    /// Reads a TOML file; unknown keys are errors so typos do not pass silently.
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            reason: e.to_string(),
+        })
+    }
+
+    pub fn plugin_dir(&self) -> PathBuf {
+        self.plugin_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("plugins"))
+    }
+
+    pub fn plugin_limits(&self) -> PluginLimits {
+        PluginLimits {
+            call_deadline: Duration::from_millis(self.plugins.call_deadline_ms),
+            memory_bytes: self.plugins.memory_mib << 20,
+            decision_cache_entries: self.plugins.decision_cache_entries,
+            ..PluginLimits::default()
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("reading {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}: {reason}", path.display())]
+    Parse { path: PathBuf, reason: String },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_sets_what_it_names_and_refuses_unknown_keys() {
+        let config: BrokerConfig =
+            toml::from_str("listen = \"0.0.0.0:7000\"\n[plugins]\ncall_deadline_ms = 50\n")
+                .unwrap();
+        assert_eq!(config.listen.port(), 7000);
+        assert_eq!(
+            config.plugin_limits().call_deadline,
+            Duration::from_millis(50)
+        );
+        assert_eq!(
+            config.max_frame_bytes,
+            BrokerConfig::default().max_frame_bytes
+        );
+        assert!(toml::from_str::<BrokerConfig>("listne = \"x\"").is_err());
+    }
+}

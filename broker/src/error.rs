@@ -1,0 +1,82 @@
+//! The broker's one error type for client-visible failures. Every variant maps to exactly one
+//! stable wire code in `server/wire_error.rs`, the only place that mapping exists.
+
+use crate::plugin::PluginError;
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum BrokerError {
+    /// The named exchange or queue does not exist.
+    #[error("no {kind} named {name:?}")]
+    NotFound { kind: &'static str, name: String },
+
+    /// The request conflicts with the current state: redeclaring with different properties,
+    /// deleting with if-unused/if-empty while in use, …
+    #[error("{reason}")]
+    PreconditionFailed { reason: String },
+
+    /// An exclusive queue belongs to another connection.
+    #[error("queue {queue:?} is exclusive to another connection")]
+    ResourceLocked { queue: String },
+
+    /// A malformed name, argument or value.
+    #[error("{reason}")]
+    InvalidArgument { reason: String },
+
+    /// The operation is never allowed (the default exchange cannot be bound or deleted, …).
+    #[error("{reason}")]
+    NotAllowed { reason: String },
+
+    /// A plugin refused (an exchange's arguments, a binding, a filter expression).
+    #[error("{0}")]
+    PluginRefused(PluginError),
+
+    /// A routing or filter plugin failed while handling a message.
+    #[error("routing failed: {0}")]
+    RoutingFault(PluginError),
+
+    /// The broker is above a resource watermark and refuses new work for now.
+    #[error("{reason}")]
+    Overloaded { reason: String },
+
+    /// A message larger than the broker accepts.
+    #[error("message of {size} bytes exceeds the limit of {limit} bytes")]
+    MessageTooLarge { size: usize, limit: usize },
+}
+
+impl BrokerError {
+    pub(crate) fn not_found(kind: &'static str, name: &str) -> Self {
+        BrokerError::NotFound {
+            kind,
+            name: name.to_owned(),
+        }
+    }
+
+    pub(crate) fn precondition(reason: impl Into<String>) -> Self {
+        BrokerError::PreconditionFailed {
+            reason: reason.into(),
+        }
+    }
+
+    pub(crate) fn invalid(reason: impl Into<String>) -> Self {
+        BrokerError::InvalidArgument {
+            reason: reason.into(),
+        }
+    }
+
+    pub(crate) fn not_allowed(reason: impl Into<String>) -> Self {
+        BrokerError::NotAllowed {
+            reason: reason.into(),
+        }
+    }
+
+    /// Sorts a plugin error from an administrative call (declare, bind, subscribe).
+    pub(crate) fn from_admin_plugin_error(error: PluginError) -> Self {
+        match error {
+            PluginError::Refused { .. } => BrokerError::PluginRefused(error),
+            PluginError::NotFound { kind, name } => BrokerError::InvalidArgument {
+                reason: format!("no {kind} plugin named {name:?} is loaded"),
+            },
+            other => BrokerError::RoutingFault(other),
+        }
+    }
+}

@@ -1,0 +1,167 @@
+//! Queue behaviour without any network: dispatch, credit, acks and redelivery.
+
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+
+use super::*;
+
+fn queue() -> Queue {
+    Queue::new(
+        "q".into(),
+        1,
+        QueueProperties {
+            durable: false,
+            exclusive_owner: None,
+            auto_delete: false,
+            arguments: Vec::new(),
+        },
+        Arc::default(),
+    )
+}
+
+fn message(key: &str) -> QueuedMessage {
+    QueuedMessage::new(Arc::from("ex"), Arc::new(Message::new(key, key.to_owned())))
+}
+
+fn consumer(
+    queue: &Queue,
+    prefetch: u32,
+    no_ack: bool,
+) -> (ConsumerId, mpsc::Receiver<DeliveryEvent>) {
+    let (tx, rx) = mpsc::channel(64);
+    let spec = ConsumerSpec {
+        tag: "c".into(),
+        prefetch,
+        no_ack,
+        filter: None,
+    };
+    (queue.subscribe(spec, tx).unwrap(), rx)
+}
+
+fn delivered(rx: &mut mpsc::Receiver<DeliveryEvent>) -> Vec<(u64, String, bool, u32)> {
+    let mut out = Vec::new();
+    while let Ok(event) = rx.try_recv() {
+        if let DeliveryEvent::Deliver(d) = event {
+            out.push((
+                d.tag,
+                d.queued.message.routing_key.clone(),
+                d.queued.redelivered,
+                d.queued.delivery_count,
+            ));
+        }
+    }
+    out
+}
+
+fn keys(deliveries: &[(u64, String, bool, u32)]) -> Vec<&str> {
+    deliveries.iter().map(|d| d.1.as_str()).collect()
+}
+
+#[test]
+fn consumers_share_messages_round_robin() {
+    let q = queue();
+    let (_, mut a) = consumer(&q, 0, false);
+    let (_, mut b) = consumer(&q, 0, false);
+    q.enqueue(["1", "2", "3", "4"].map(message));
+    assert_eq!(keys(&delivered(&mut a)), ["1", "3"]);
+    assert_eq!(keys(&delivered(&mut b)), ["2", "4"]);
+}
+
+#[test]
+fn prefetch_bounds_unacked_and_acks_release_more() {
+    let q = queue();
+    let (id, mut rx) = consumer(&q, 2, false);
+    q.enqueue(["1", "2", "3", "4", "5"].map(message));
+    let first = delivered(&mut rx);
+    assert_eq!(keys(&first), ["1", "2"]);
+    assert_eq!(q.counts().ready, 3);
+    assert_eq!(q.ack(id, first[1].0, true), 2, "multiple acks both");
+    assert_eq!(keys(&delivered(&mut rx)), ["3", "4"]);
+    assert_eq!(q.ack(id, 999, false), 0, "unknown tag");
+    assert_eq!(q.counts().unacked, 2);
+}
+
+#[test]
+fn nack_with_requeue_redelivers_first_in_order_and_counts_deliveries() {
+    let q = queue();
+    let (id, mut rx) = consumer(&q, 2, false);
+    q.enqueue(["1", "2", "3"].map(message));
+    assert_eq!(delivered(&mut rx).len(), 2, "prefetch 2");
+    q.set_prefetch(id, 0);
+    let third = delivered(&mut rx);
+    assert_eq!(keys(&third), ["3"]);
+    assert_eq!(q.nack(id, third[0].0, true, true), 3, "multiple settles every earlier tag");
+    let again = delivered(&mut rx);
+    assert_eq!(keys(&again), ["1", "2", "3"]);
+    assert!(again[..2].iter().all(|d| d.2 && d.3 == 1), "{again:?}");
+}
+
+#[test]
+fn nack_without_requeue_drops_and_cancel_requeues_unacked() {
+    let q = queue();
+    let (id, mut rx) = consumer(&q, 0, false);
+    q.enqueue(["1", "2"].map(message));
+    let got = delivered(&mut rx);
+    assert_eq!(q.nack(id, got[0].0, false, false), 1);
+    q.unsubscribe(id);
+    let counts = q.counts();
+    assert_eq!((counts.ready, counts.unacked, counts.consumers), (1, 0, 0));
+    let (_, mut other) = consumer(&q, 0, false);
+    let again = delivered(&mut other);
+    assert_eq!(keys(&again), ["2"]);
+    assert!(again[0].2, "redelivered");
+}
+
+#[test]
+fn no_ack_consumers_take_messages_for_good() {
+    let q = queue();
+    let (_, mut rx) = consumer(&q, 0, true);
+    q.enqueue(["1", "2"].map(message));
+    assert_eq!(delivered(&mut rx).len(), 2);
+    assert_eq!(q.counts(), QueueCounts::default().with_consumers(1));
+}
+
+#[test]
+fn deleting_a_queue_cancels_its_consumers() {
+    let q = queue();
+    let (_, mut rx) = consumer(&q, 0, false);
+    q.enqueue([message("1")]);
+    assert_eq!(q.delete(), 1);
+    let events: Vec<_> = std::iter::from_fn(|| rx.try_recv().ok()).collect();
+    assert!(matches!(
+        events.last(),
+        Some(DeliveryEvent::Cancelled(Cancellation::QueueDeleted))
+    ));
+    let (tx, _rx) = mpsc::channel(4);
+    let spec = ConsumerSpec {
+        tag: "late".into(),
+        prefetch: 0,
+        no_ack: false,
+        filter: None,
+    };
+    assert_eq!(
+        q.subscribe(spec, tx).unwrap_err(),
+        Cancellation::QueueDeleted
+    );
+}
+
+#[test]
+fn a_full_channel_holds_messages_in_the_queue() {
+    let q = queue();
+    let (tx, mut rx) = mpsc::channel(4);
+    let spec = ConsumerSpec {
+        tag: "slow".into(),
+        prefetch: 0,
+        no_ack: true,
+        filter: None,
+    };
+    q.subscribe(spec, tx).unwrap();
+    q.enqueue((0..10).map(|i| message(&i.to_string())));
+    assert_eq!(
+        delivered(&mut rx).len(),
+        3,
+        "one slot stays free for a cancellation"
+    );
+    assert_eq!(q.counts().ready, 7);
+}

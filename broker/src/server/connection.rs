@@ -1,0 +1,159 @@
+//! One client connection: the handshake on the control stream, then accepting the client's
+//! other streams and handing each to its handler. When the connection ends, its exclusive
+//! queues go with it (its consumers' unacked messages are requeued by their stream tasks).
+
+use std::sync::Arc;
+
+use switchyard_client::framed::{FramedRecv, FramedSend};
+use switchyard_protocol::{
+    Auth, ControlDown, ControlUp, ErrorCode, StreamKind, Welcome, WireError, negotiate,
+};
+use tracing::Instrument;
+
+use super::{Shared, consume, control, publish};
+
+pub(crate) async fn serve(incoming: quinn::Incoming, id: u64, shared: Arc<Shared>) {
+    let span = tracing::info_span!("connection", id, remote = %incoming.remote_address());
+    async move {
+        let connection = match incoming.await {
+            Ok(connection) => connection,
+            Err(error) => {
+                tracing::debug!(%error, "handshake failed");
+                return;
+            }
+        };
+        tracing::debug!("connected");
+        if let Err(reason) = run(&connection, id, &shared).await {
+            tracing::debug!(code = reason.code.as_u16(), reason = %reason.message, "closing connection");
+            connection.close(reason.code.as_u16().into(), reason.message.as_bytes());
+        }
+        shared.topology.connection_closed(id);
+        tracing::debug!("disconnected");
+    }
+    .instrument(span)
+    .await
+}
+
+fn violation(message: impl Into<String>) -> WireError {
+    WireError::new(ErrorCode::ProtocolViolation, message)
+}
+
+async fn run(
+    connection: &quinn::Connection,
+    id: u64,
+    shared: &Arc<Shared>,
+) -> Result<(), WireError> {
+    let max_frame = shared.config.max_frame_bytes;
+    let (send, recv) = connection
+        .accept_bi()
+        .await
+        .map_err(|e| violation(format!("no control stream: {e}")))?;
+    let mut send = FramedSend::new(send, max_frame);
+    let mut recv = FramedRecv::new(recv, max_frame);
+    match recv.stream_kind().await {
+        Ok(Some(StreamKind::Control)) => {}
+        _ => return Err(violation("the first stream must be the control stream")),
+    }
+    let hello = match recv.next::<ControlUp>().await {
+        Ok(Some(ControlUp::Hello(hello))) => hello,
+        Ok(_) => return Err(violation("the control stream must begin with Hello")),
+        Err(e) => return Err(WireError::new(e.error_code(), e.to_string())),
+    };
+    let Some(version) = negotiate(&hello.versions) else {
+        return refuse(
+            &mut send,
+            WireError::new(
+                ErrorCode::UnsupportedVersion,
+                format!(
+                    "this broker speaks protocol versions {:?}, the client offered {:?}",
+                    switchyard_protocol::SUPPORTED_VERSIONS,
+                    hello.versions
+                ),
+            ),
+        )
+        .await;
+    };
+    if !matches!(hello.auth, Auth::Anonymous) {
+        return refuse(
+            &mut send,
+            WireError::new(
+                ErrorCode::AccessRefused,
+                "this broker has no users configured; connect anonymously",
+            ),
+        )
+        .await;
+    }
+    tracing::debug!(client = hello.client_name.as_str(), version, "hello");
+    send.send(&ControlDown::Welcome(Welcome {
+        version,
+        server_name: format!("switchyard/{}", env!("CARGO_PKG_VERSION")),
+        max_frame,
+        connection_id: id,
+    }))
+    .await
+    .map_err(|e| violation(e.to_string()))?;
+
+    let control_task = tokio::spawn(
+        control::serve(send, recv, id, Arc::clone(shared)).instrument(tracing::Span::current()),
+    );
+    let mut shutdown = shared.shutdown.clone();
+    let outcome = loop {
+        tokio::select! {
+            stream = connection.accept_bi() => match stream {
+                Ok((send, recv)) => {
+                    let shared = Arc::clone(shared);
+                    let quic = connection.clone();
+                    tokio::spawn(
+                        serve_stream(send, recv, id, quic, shared)
+                            .instrument(tracing::Span::current()),
+                    );
+                }
+                Err(_) => break Ok(()),
+            },
+            _ = shutdown.changed() => {
+                break Err(WireError::new(ErrorCode::ConnectionForced, "the broker is shutting down"));
+            }
+        }
+    };
+    control_task.abort();
+    outcome
+}
+
+/// Tells the client why before the connection is closed with `error`.
+async fn refuse(send: &mut FramedSend, error: WireError) -> Result<(), WireError> {
+    let _ = send
+        .send(&ControlDown::Closing {
+            reason: error.clone(),
+        })
+        .await;
+    Err(error)
+}
+
+async fn serve_stream(
+    send: quinn::SendStream,
+    recv: quinn::RecvStream,
+    connection: u64,
+    quic: quinn::Connection,
+    shared: Arc<Shared>,
+) {
+    let max_frame = shared.config.max_frame_bytes;
+    let send = FramedSend::new(send, max_frame);
+    let mut recv = FramedRecv::new(recv, max_frame);
+    match recv.stream_kind().await {
+        Ok(Some(StreamKind::Publish)) => publish::serve(send, recv, quic, &shared).await,
+        Ok(Some(StreamKind::Consume)) => {
+            consume::serve(send, recv, connection, quic, &shared).await
+        }
+        Ok(Some(StreamKind::Control)) => {
+            tracing::debug!("a second control stream; ignoring it");
+        }
+        Ok(None) => {}
+        Err(error) => {
+            tracing::debug!(%error, "bad stream header");
+            quic.close(
+                ErrorCode::ProtocolViolation.as_u16().into(),
+                b"unknown stream kind",
+            );
+        }
+    }
+}

@@ -1,0 +1,274 @@
+//! A consume stream: one consumer. Subscribes it (compiling its filter, if any), then writes
+//! its deliveries in coalesced batches and applies its acks, nacks and credit changes. When the
+//! stream or the connection ends, its unacked messages return to the queue.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use switchyard_client::framed::{FramedRecv, FramedSend};
+use switchyard_protocol::{
+    CancelReason, ConsumeDown, ConsumeUp, Delivery as WireDelivery, ErrorCode, NameKind, Subscribe,
+    WireError, validate_name,
+};
+use tokio::sync::mpsc;
+
+use super::Shared;
+use super::wire_error::wire_error;
+use crate::error::BrokerError;
+use crate::queue::{Cancellation, ConsumerId, ConsumerSpec, DeliveryEvent, Queue};
+
+/// Deliveries written per flush at most.
+const MAX_DELIVERIES_PER_WRITE: usize = 256;
+
+static NEXT_TAG: AtomicU64 = AtomicU64::new(1);
+
+pub(crate) async fn serve(
+    mut send: FramedSend,
+    mut recv: FramedRecv,
+    connection: u64,
+    quic: quinn::Connection,
+    shared: &Arc<Shared>,
+) {
+    let subscribe = match recv.next::<ConsumeUp>().await {
+        Ok(Some(ConsumeUp::Subscribe(subscribe))) => subscribe,
+        Ok(Some(_)) => {
+            let _ = send
+                .send(&ConsumeDown::Error(WireError::new(
+                    ErrorCode::ProtocolViolation,
+                    "a consume stream must begin with Subscribe",
+                )))
+                .await;
+            return;
+        }
+        Ok(None) => return,
+        Err(error) => {
+            quic.close(
+                error.error_code().as_u16().into(),
+                error.to_string().as_bytes(),
+            );
+            return;
+        }
+    };
+    let prefetch = subscribe.prefetch;
+    let (events_tx, mut events) = mpsc::channel(channel_capacity(prefetch));
+    let subscribed =
+        tokio::task::block_in_place(|| subscribe_to(subscribe, connection, events_tx, shared));
+    let (queue, consumer, tag) = match subscribed {
+        Ok(subscribed) => subscribed,
+        Err(error) => {
+            let _ = send.send(&ConsumeDown::Error(error)).await;
+            send.finish();
+            return;
+        }
+    };
+    if send
+        .send(&ConsumeDown::Subscribed {
+            consumer_tag: tag.clone(),
+        })
+        .await
+        .is_err()
+    {
+        tokio::task::block_in_place(|| queue.unsubscribe(consumer));
+        return;
+    }
+    let span = tracing::debug_span!("consumer", tag = tag.as_str(), queue = queue.name());
+    let _enter = span.enter();
+    let mut shutdown = shared.shutdown.clone();
+    loop {
+        tokio::select! {
+            event = events.recv() => {
+                let Some(event) = event else { break };
+                match write_deliveries(&mut send, event, &mut events).await {
+                    Ok(true) => tokio::task::block_in_place(|| queue.dispatch()),
+                    Ok(false) => {
+                        let _ = send.send(&ConsumeDown::Cancelled { reason: CancelReason::QueueDeleted }).await;
+                        send.finish();
+                        break;
+                    }
+                    Err(_) => break,
+                }
+            }
+            frame = recv.next::<ConsumeUp>() => match frame {
+                Ok(Some(ConsumeUp::Cancel)) => {
+                    tokio::task::block_in_place(|| queue.unsubscribe(consumer));
+                    let _ = send.send(&ConsumeDown::Cancelled { reason: CancelReason::ClientRequest }).await;
+                    send.finish();
+                    break;
+                }
+                Ok(Some(frame)) => {
+                    let settled = tokio::task::block_in_place(|| apply(&queue, consumer, frame));
+                    if let Err(error) = settled {
+                        let _ = send.send(&ConsumeDown::Error(error)).await;
+                        send.finish();
+                        break;
+                    }
+                }
+                Ok(None) => break,
+                Err(error) => {
+                    quic.close(error.error_code().as_u16().into(), error.to_string().as_bytes());
+                    break;
+                }
+            },
+            _ = shutdown.changed() => {
+                let _ = send.send(&ConsumeDown::Cancelled { reason: CancelReason::ServerShutdown }).await;
+                break;
+            }
+        }
+    }
+    tokio::task::block_in_place(|| {
+        queue.unsubscribe(consumer);
+        shared.topology.consumer_left(&queue);
+    });
+}
+
+/// Room for the prefetch window plus the slot the queue keeps for a cancellation.
+fn channel_capacity(prefetch: u32) -> usize {
+    match prefetch {
+        0 => 1025,
+        n => (n as usize).min(4096) + 1,
+    }
+}
+
+fn subscribe_to(
+    subscribe: Subscribe,
+    connection: u64,
+    events: mpsc::Sender<DeliveryEvent>,
+    shared: &Shared,
+) -> Result<(Arc<Queue>, ConsumerId, String), WireError> {
+    validate_name(NameKind::Queue, &subscribe.queue)?;
+    if !subscribe.consumer_tag.is_empty() {
+        validate_name(NameKind::ConsumerTag, &subscribe.consumer_tag)?;
+    }
+    let topology = &shared.topology;
+    let queue = topology
+        .queue(&subscribe.queue, connection)
+        .map_err(|e| wire_error(&e))?;
+    let filter = match subscribe.filter {
+        Some(spec) => {
+            let plugin = topology
+                .plugins()
+                .filter(&spec.plugin)
+                .map_err(|e| wire_error(&BrokerError::from_admin_plugin_error(e)))?;
+            let compiled = plugin
+                .compile(&spec.expression)
+                .map_err(|e| wire_error(&BrokerError::from_admin_plugin_error(e)))?;
+            Some(Arc::new(compiled))
+        }
+        None => None,
+    };
+    let tag = if subscribe.consumer_tag.is_empty() {
+        format!(
+            "sy.ctag-{connection}-{}",
+            NEXT_TAG.fetch_add(1, Ordering::Relaxed)
+        )
+    } else {
+        subscribe.consumer_tag
+    };
+    let spec = ConsumerSpec {
+        tag: tag.clone(),
+        prefetch: subscribe.prefetch,
+        no_ack: subscribe.no_ack,
+        filter,
+    };
+    let consumer = queue
+        .subscribe(spec, events)
+        .map_err(|Cancellation::QueueDeleted| {
+            wire_error(&BrokerError::not_found("queue", queue.name()))
+        })?;
+    Ok((queue, consumer, tag))
+}
+
+/// Applies an ack, nack, reject or credit change.
+fn apply(queue: &Queue, consumer: ConsumerId, frame: ConsumeUp) -> Result<(), WireError> {
+    let unknown = |tag: u64| {
+        WireError::new(
+            ErrorCode::PreconditionFailed,
+            format!("unknown delivery tag {tag}"),
+        )
+    };
+    // AMQP: tag 0 with `multiple` means every outstanding delivery.
+    let whole = |tag: u64, multiple: bool| {
+        if tag == 0 && multiple {
+            u64::MAX - 1
+        } else {
+            tag
+        }
+    };
+    match frame {
+        ConsumeUp::Ack {
+            delivery_tag,
+            multiple,
+        } => {
+            if queue.ack(consumer, whole(delivery_tag, multiple), multiple) == 0 && !multiple {
+                return Err(unknown(delivery_tag));
+            }
+        }
+        ConsumeUp::Nack {
+            delivery_tag,
+            multiple,
+            requeue,
+        } => {
+            if queue.nack(consumer, whole(delivery_tag, multiple), multiple, requeue) == 0
+                && !multiple
+            {
+                return Err(unknown(delivery_tag));
+            }
+        }
+        ConsumeUp::Reject {
+            delivery_tag,
+            requeue,
+        } => {
+            if queue.nack(consumer, delivery_tag, false, requeue) == 0 {
+                return Err(unknown(delivery_tag));
+            }
+        }
+        ConsumeUp::Credit { prefetch } => queue.set_prefetch(consumer, prefetch),
+        ConsumeUp::Subscribe(_) => {
+            return Err(WireError::new(
+                ErrorCode::ProtocolViolation,
+                "this stream already has a subscription",
+            ));
+        }
+        ConsumeUp::Cancel => {}
+    }
+    Ok(())
+}
+
+/// Writes `first` and whatever else is already waiting, in one flush. Returns false if the
+/// queue cancelled the consumer.
+async fn write_deliveries(
+    send: &mut FramedSend,
+    first: DeliveryEvent,
+    events: &mut mpsc::Receiver<DeliveryEvent>,
+) -> Result<bool, switchyard_client::FrameError> {
+    let mut event = Some(first);
+    let mut written = 0;
+    while let Some(current) = event.take() {
+        match current {
+            DeliveryEvent::Deliver(delivery) => {
+                let queued = delivery.queued;
+                let message = &queued.message;
+                send.push(&ConsumeDown::Deliver(WireDelivery {
+                    delivery_tag: delivery.tag,
+                    exchange: queued.exchange.to_string(),
+                    routing_key: message.routing_key.clone(),
+                    redelivered: queued.redelivered,
+                    delivery_count: queued.delivery_count,
+                    headers: message.headers.clone(),
+                    properties: message.properties.clone(),
+                    body: message.body.clone(),
+                }))?;
+                written += 1;
+            }
+            DeliveryEvent::Cancelled(Cancellation::QueueDeleted) => {
+                send.flush().await?;
+                return Ok(false);
+            }
+        }
+        if written < MAX_DELIVERIES_PER_WRITE {
+            event = events.try_recv().ok();
+        }
+    }
+    send.flush().await?;
+    Ok(true)
+}

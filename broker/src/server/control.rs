@@ -1,0 +1,229 @@
+//! The control stream after the handshake: one request, one reply, in order. Requests that
+//! may call plugins (declare, bind) run in `block_in_place`.
+
+use std::sync::Arc;
+
+use switchyard_client::framed::{FramedRecv, FramedSend};
+use switchyard_protocol::{
+    ControlDown, ControlOk, ControlOp, ControlReply, ControlUp, DestinationKind, ErrorCode,
+    ExchangeInfo, NameKind, PluginInfo as WirePlugin, PluginKind as WirePluginKind,
+    PluginSource as WireSource, PluginStatus as WireStatus, QueueInfo, WireError, validate_headers,
+    validate_name,
+};
+
+use super::Shared;
+use super::wire_error::wire_error;
+use crate::error::BrokerError;
+use crate::exchange::ExchangeSpec;
+use crate::plugin::{PluginHealth, PluginKind, PluginSource};
+use crate::queue::Queue;
+use crate::topology::{Binding, BindingDestination, QueueSpec};
+
+pub(crate) async fn serve(
+    mut send: FramedSend,
+    mut recv: FramedRecv,
+    connection: u64,
+    shared: Arc<Shared>,
+) {
+    loop {
+        let request = match recv.next::<ControlUp>().await {
+            Ok(Some(ControlUp::Request(request))) => request,
+            Ok(Some(ControlUp::Hello(_))) => {
+                let _ = send
+                    .send(&ControlDown::Closing {
+                        reason: WireError::new(
+                            ErrorCode::ProtocolViolation,
+                            "Hello was already sent",
+                        ),
+                    })
+                    .await;
+                return;
+            }
+            Ok(None) => return,
+            Err(error) => {
+                let _ = send
+                    .send(&ControlDown::Closing {
+                        reason: WireError::new(error.error_code(), error.to_string()),
+                    })
+                    .await;
+                return;
+            }
+        };
+        let op_name = request.op.name();
+        let result = tokio::task::block_in_place(|| handle(request.op, connection, &shared));
+        if let Err(error) = &result {
+            tracing::debug!(op = op_name, code = error.code.as_u16(), error = %error.message, "request refused");
+        }
+        let reply = ControlDown::Reply(ControlReply {
+            id: request.id,
+            result,
+        });
+        if send.send(&reply).await.is_err() {
+            return;
+        }
+    }
+}
+
+fn handle(op: ControlOp, connection: u64, shared: &Shared) -> Result<ControlOk, WireError> {
+    let topology = &shared.topology;
+    let refused = |e: BrokerError| wire_error(&e);
+    match op {
+        ControlOp::DeclareExchange {
+            name,
+            kind,
+            durable,
+            auto_delete,
+            internal,
+            arguments,
+            passive,
+        } => {
+            validate_name(NameKind::Exchange, &name)?;
+            validate_headers(&arguments)?;
+            let spec = ExchangeSpec {
+                name,
+                kind,
+                durable,
+                auto_delete,
+                internal,
+                arguments,
+            };
+            topology.declare_exchange(spec, passive).map_err(refused)?;
+            Ok(ControlOk::ExchangeDeclared)
+        }
+        ControlOp::DeleteExchange { name, if_unused } => {
+            topology
+                .delete_exchange(&name, if_unused)
+                .map_err(refused)?;
+            Ok(ControlOk::Done)
+        }
+        ControlOp::DeclareQueue {
+            name,
+            durable,
+            exclusive,
+            auto_delete,
+            arguments,
+            passive,
+        } => {
+            validate_name(NameKind::Queue, &name)?;
+            validate_headers(&arguments)?;
+            let spec = QueueSpec {
+                name,
+                durable,
+                exclusive,
+                auto_delete,
+                arguments,
+            };
+            let queue = topology
+                .declare_queue(spec, connection, passive)
+                .map_err(refused)?;
+            let counts = queue.counts();
+            Ok(ControlOk::QueueDeclared {
+                name: queue.name().to_owned(),
+                messages: counts.ready + counts.unacked,
+                consumers: counts.consumers,
+            })
+        }
+        ControlOp::DeleteQueue {
+            name,
+            if_unused,
+            if_empty,
+        } => {
+            let messages = topology
+                .delete_queue(&name, connection, if_unused, if_empty)
+                .map_err(refused)?;
+            Ok(ControlOk::Deleted { messages })
+        }
+        ControlOp::PurgeQueue { name } => {
+            let queue = topology.queue(&name, connection).map_err(refused)?;
+            Ok(ControlOk::Purged {
+                messages: queue.purge(),
+            })
+        }
+        ControlOp::Bind(binding) => {
+            validate_name(NameKind::RoutingKey, &binding.key)?;
+            validate_headers(&binding.arguments)?;
+            topology.bind(to_binding(binding)).map_err(refused)?;
+            Ok(ControlOk::Done)
+        }
+        ControlOp::Unbind(binding) => {
+            topology.unbind(&to_binding(binding)).map_err(refused)?;
+            Ok(ControlOk::Done)
+        }
+        ControlOp::ListExchanges => Ok(ControlOk::Exchanges(
+            topology
+                .exchanges()
+                .iter()
+                .map(|e| ExchangeInfo {
+                    name: e.spec.name.clone(),
+                    kind: e.spec.kind.clone(),
+                    durable: e.spec.durable,
+                    auto_delete: e.spec.auto_delete,
+                    internal: e.spec.internal,
+                    arguments: e.spec.arguments.clone(),
+                })
+                .collect(),
+        )),
+        ControlOp::ListQueues => Ok(ControlOk::Queues(
+            topology.queues().iter().map(|q| queue_info(q)).collect(),
+        )),
+        ControlOp::QueueInfo { name } => {
+            let queue = topology.queue(&name, connection).map_err(refused)?;
+            Ok(ControlOk::Queue(queue_info(&queue)))
+        }
+        ControlOp::ListPlugins => Ok(ControlOk::Plugins(
+            topology
+                .plugins()
+                .list()
+                .into_iter()
+                .map(|row| WirePlugin {
+                    name: row.name,
+                    kind: row.kind.map(|k| match k {
+                        PluginKind::Router => WirePluginKind::Router,
+                        PluginKind::Filter => WirePluginKind::Filter,
+                    }),
+                    version: row.version,
+                    description: row.description,
+                    source: match row.source {
+                        PluginSource::Embedded => WireSource::Embedded,
+                        PluginSource::File(path) => WireSource::File(path.display().to_string()),
+                    },
+                    status: match row.health {
+                        PluginHealth::Serving => WireStatus::Serving,
+                        PluginHealth::Quarantined => WireStatus::Quarantined,
+                        PluginHealth::Orphaned => WireStatus::Orphaned,
+                        PluginHealth::Failed => WireStatus::Failed,
+                    },
+                    last_error: row.last_error,
+                    faults: row.total_faults,
+                })
+                .collect(),
+        )),
+    }
+}
+
+fn to_binding(binding: switchyard_protocol::Binding) -> Binding {
+    Binding {
+        source: binding.source,
+        destination: match binding.destination_kind {
+            DestinationKind::Queue => BindingDestination::Queue(binding.destination),
+            DestinationKind::Exchange => BindingDestination::Exchange(binding.destination),
+        },
+        key: binding.key,
+        arguments: binding.arguments,
+    }
+}
+
+fn queue_info(queue: &Queue) -> QueueInfo {
+    let counts = queue.counts();
+    let properties = queue.properties();
+    QueueInfo {
+        name: queue.name().to_owned(),
+        durable: properties.durable,
+        exclusive: properties.exclusive_owner.is_some(),
+        auto_delete: properties.auto_delete,
+        ready: counts.ready,
+        unacked: counts.unacked,
+        consumers: counts.consumers,
+        arguments: properties.arguments.clone(),
+    }
+}

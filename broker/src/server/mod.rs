@@ -1,0 +1,119 @@
+//! The QUIC side of the broker: the endpoint, one task per connection, and one task per
+//! stream. Streams are typed by their first byte (see `switchyard_protocol::StreamKind`):
+//! the control stream comes first, then any number of publish and consume streams, so a slow
+//! consumer stalls only its own stream.
+//!
+//! Routing and queue operations may call WebAssembly plugins, which block; stream tasks run
+//! them inside `block_in_place`, so the server needs Tokio's multi-threaded runtime.
+
+mod connection;
+mod consume;
+mod control;
+mod publish;
+mod wire_error;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use crate::config::BrokerConfig;
+use crate::tls::TlsIdentity;
+use crate::topology::Topology;
+
+/// What every connection task shares.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) topology: Arc<Topology>,
+    pub(crate) config: BrokerConfig,
+    next_connection: AtomicU64,
+    /// Flips to true when the broker shuts down.
+    pub(crate) shutdown: watch::Receiver<bool>,
+}
+
+/// A running QUIC endpoint.
+#[derive(Debug)]
+pub struct Server {
+    endpoint: quinn::Endpoint,
+    shutdown: watch::Sender<bool>,
+    accept_task: tokio::task::JoinHandle<()>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("TLS: {0}")]
+    Tls(#[from] crate::tls::TlsError),
+    #[error("binding {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl Server {
+    /// Binds the endpoint and starts accepting connections.
+    pub fn start(
+        config: BrokerConfig,
+        identity: &TlsIdentity,
+        topology: Arc<Topology>,
+    ) -> Result<Server, ServerError> {
+        let tls = identity.server_config()?;
+        let quic_tls = quinn::crypto::rustls::QuicServerConfig::try_from(tls)
+            .map_err(|e| crate::tls::TlsError::Config(e.to_string()))?;
+        let mut server_config = quinn::ServerConfig::with_crypto(Arc::new(quic_tls));
+        let mut transport = quinn::TransportConfig::default();
+        transport
+            .max_concurrent_bidi_streams(1024u32.into())
+            .max_concurrent_uni_streams(0u32.into())
+            .max_idle_timeout(Some(Duration::from_secs(30).try_into().expect("30 s fits")))
+            .stream_receive_window((4u32 << 20).into())
+            .receive_window((16u32 << 20).into())
+            .send_window(16 << 20);
+        server_config.transport_config(Arc::new(transport));
+        let addr = config.listen;
+        let endpoint = quinn::Endpoint::server(server_config, addr)
+            .map_err(|source| ServerError::Bind { addr, source })?;
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let shared = Arc::new(Shared {
+            topology,
+            config,
+            next_connection: AtomicU64::new(1),
+            shutdown: shutdown_rx,
+        });
+        let accept_task = tokio::spawn(accept_loop(endpoint.clone(), shared));
+        Ok(Server {
+            endpoint,
+            shutdown,
+            accept_task,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.endpoint
+            .local_addr()
+            .expect("a bound endpoint has an address")
+    }
+
+    /// Stops accepting, tells every consumer and connection, and closes the endpoint.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        self.accept_task.abort();
+        self.endpoint.close(
+            switchyard_protocol::ErrorCode::ConnectionForced
+                .as_u16()
+                .into(),
+            b"broker shutting down",
+        );
+        let _ = tokio::time::timeout(Duration::from_secs(2), self.endpoint.wait_idle()).await;
+    }
+}
+
+async fn accept_loop(endpoint: quinn::Endpoint, shared: Arc<Shared>) {
+    while let Some(incoming) = endpoint.accept().await {
+        let id = shared.next_connection.fetch_add(1, Ordering::Relaxed);
+        tokio::spawn(connection::serve(incoming, id, Arc::clone(&shared)));
+    }
+}

@@ -1,0 +1,21 @@
+//! The one mapping from the broker's errors to wire errors: every refusal a client sees goes
+//! through [`wire_error`], so each error kind has exactly one stable code.
+
+use switchyard_protocol::{ErrorCode, WireError};
+
+use crate::error::BrokerError;
+
+pub(crate) fn wire_error(error: &BrokerError) -> WireError {
+    let code = match error {
+        BrokerError::NotFound { .. } => ErrorCode::NotFound,
+        BrokerError::PreconditionFailed { .. } => ErrorCode::PreconditionFailed,
+        BrokerError::ResourceLocked { .. } => ErrorCode::ResourceLocked,
+        BrokerError::InvalidArgument { .. } => ErrorCode::InvalidArgument,
+        BrokerError::NotAllowed { .. } => ErrorCode::NotAllowed,
+        BrokerError::PluginRefused(_) => ErrorCode::PluginRefused,
+        BrokerError::RoutingFault(_) => ErrorCode::RoutingFault,
+        BrokerError::Overloaded { .. } => ErrorCode::Overloaded,
+        BrokerError::MessageTooLarge { .. } => ErrorCode::MessageTooLarge,
+    };
+    WireError::new(code, error.to_string())
+}

@@ -1,0 +1,507 @@
+//! The broker's exchanges, queues and bindings, and routing a message through them.
+//!
+//! Invariants:
+//! - Every exchange and queue has a handle unique in the broker (`u32`), which routing plugins
+//!   answer with; handles are never reused while the broker runs.
+//! - The binding table here is authoritative; each binding is also given to the source
+//!   exchange's plugin, which keeps its own index.
+//! - Routing clones what it needs out of the lock and calls plugins without holding it.
+//!
+//! The default exchange `""` is not plugin-backed: it routes to the queue named by the routing
+//! key, cannot be declared, deleted or bound, as in AMQP.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use parking_lot::RwLock;
+
+use crate::error::BrokerError;
+use crate::exchange::{Exchange, ExchangeSpec};
+use crate::message::Message;
+use crate::plugin::{BindingSpec, PluginRegistry};
+use crate::queue::{MemoryGauge, Queue, QueueProperties};
+
+/// The longest exchange or queue name, in bytes (as AMQP's short strings).
+pub const MAX_NAME_BYTES: usize = 255;
+
+/// The most exchanges one message passes through (exchange-to-exchange bindings); beyond
+/// that further exchanges are not followed.
+const MAX_EXCHANGES_PER_ROUTE: usize = 16;
+
+/// What a binding points at.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum BindingDestination {
+    Queue(String),
+    Exchange(String),
+}
+
+impl BindingDestination {
+    fn kind(&self) -> &'static str {
+        match self {
+            BindingDestination::Queue(_) => "queue",
+            BindingDestination::Exchange(_) => "exchange",
+        }
+    }
+
+    fn name(&self) -> &str {
+        match self {
+            BindingDestination::Queue(name) | BindingDestination::Exchange(name) => name,
+        }
+    }
+}
+
+/// A binding as the broker records it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Binding {
+    pub source: String,
+    pub destination: BindingDestination,
+    pub key: String,
+    pub arguments: Vec<(String, String)>,
+}
+
+/// What a client declares for a queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueSpec {
+    /// Empty: the broker picks a unique name.
+    pub name: String,
+    pub durable: bool,
+    pub exclusive: bool,
+    pub auto_delete: bool,
+    pub arguments: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone)]
+enum Node {
+    Queue(Arc<Queue>),
+    Exchange(Arc<Exchange>),
+}
+
+#[derive(Debug, Default)]
+struct State {
+    exchanges: HashMap<String, Arc<Exchange>>,
+    queues: HashMap<String, Arc<Queue>>,
+    by_handle: HashMap<u32, Node>,
+    bindings: BTreeSet<Binding>,
+}
+
+/// Where a published message goes.
+#[derive(Debug, Default)]
+pub struct Routed {
+    pub queues: Vec<Arc<Queue>>,
+}
+
+#[derive(Debug)]
+pub struct Topology {
+    plugins: Arc<PluginRegistry>,
+    memory: Arc<MemoryGauge>,
+    state: RwLock<State>,
+    next_handle: AtomicU32,
+}
+
+fn check_name(kind: &str, name: &str) -> Result<(), BrokerError> {
+    if name.len() > MAX_NAME_BYTES {
+        return Err(BrokerError::invalid(format!(
+            "{kind} name is {} bytes; the limit is {MAX_NAME_BYTES}",
+            name.len()
+        )));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(BrokerError::invalid(format!(
+            "{kind} name {name:?} contains control characters"
+        )));
+    }
+    Ok(())
+}
+
+impl Topology {
+    pub fn new(plugins: Arc<PluginRegistry>) -> Self {
+        Topology {
+            plugins,
+            memory: Arc::default(),
+            state: RwLock::new(State::default()),
+            next_handle: AtomicU32::new(1),
+        }
+    }
+
+    pub fn plugins(&self) -> &Arc<PluginRegistry> {
+        &self.plugins
+    }
+
+    /// Bytes of message bodies held in all queues.
+    pub fn memory(&self) -> &MemoryGauge {
+        &self.memory
+    }
+
+    fn new_handle(&self) -> u32 {
+        self.next_handle.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Declares an exchange; redeclaring with the same properties is a no-op, with different
+    /// ones an error. `passive` only checks that it exists.
+    pub fn declare_exchange(&self, spec: ExchangeSpec, passive: bool) -> Result<(), BrokerError> {
+        check_name("exchange", &spec.name)?;
+        if spec.name.is_empty() {
+            return Err(BrokerError::not_allowed(
+                "the default exchange \"\" cannot be declared",
+            ));
+        }
+        if let Some(existing) = self.state.read().exchanges.get(&spec.name) {
+            if passive || existing.spec == spec {
+                return Ok(());
+            }
+            return Err(BrokerError::precondition(format!(
+                "exchange {:?} exists with different properties (type {}, durable {}, auto-delete {}, internal {}, arguments {:?})",
+                spec.name,
+                existing.spec.kind,
+                existing.spec.durable,
+                existing.spec.auto_delete,
+                existing.spec.internal,
+                existing.spec.arguments
+            )));
+        }
+        if passive {
+            return Err(BrokerError::not_found("exchange", &spec.name));
+        }
+        let router = self
+            .plugins
+            .router(&spec.kind)
+            .map_err(BrokerError::from_admin_plugin_error)?;
+        let mut state = self.state.write();
+        if state.exchanges.contains_key(&spec.name) {
+            // Declared concurrently; compare again.
+            drop(state);
+            return self.declare_exchange(spec, passive);
+        }
+        let id = self.new_handle();
+        router
+            .create_exchange(id, spec.arguments.clone())
+            .map_err(BrokerError::from_admin_plugin_error)?;
+        let exchange = Arc::new(Exchange { spec, id, router });
+        state
+            .by_handle
+            .insert(id, Node::Exchange(Arc::clone(&exchange)));
+        state.exchanges.insert(exchange.spec.name.clone(), exchange);
+        Ok(())
+    }
+
+    /// Deletes an exchange and every binding from or to it.
+    pub fn delete_exchange(&self, name: &str, if_unused: bool) -> Result<(), BrokerError> {
+        if name.is_empty() {
+            return Err(BrokerError::not_allowed(
+                "the default exchange \"\" cannot be deleted",
+            ));
+        }
+        let mut state = self.state.write();
+        let exchange = state
+            .exchanges
+            .get(name)
+            .cloned()
+            .ok_or_else(|| BrokerError::not_found("exchange", name))?;
+        if if_unused && state.bindings.iter().any(|b| b.source == name) {
+            return Err(BrokerError::precondition(format!(
+                "exchange {name:?} has bindings and if-unused was given"
+            )));
+        }
+        let touching: Vec<Binding> = state
+            .bindings
+            .iter()
+            .filter(|b| {
+                b.source == name || b.destination == BindingDestination::Exchange(name.to_owned())
+            })
+            .cloned()
+            .collect();
+        for binding in touching {
+            Self::remove_binding(&mut state, &binding);
+        }
+        state.exchanges.remove(name);
+        state.by_handle.remove(&exchange.id);
+        exchange.router.destroy_exchange(exchange.id);
+        Ok(())
+    }
+
+    /// Declares a queue; returns it. An empty name gets a unique server-chosen one.
+    pub fn declare_queue(
+        &self,
+        mut spec: QueueSpec,
+        connection: u64,
+        passive: bool,
+    ) -> Result<Arc<Queue>, BrokerError> {
+        check_name("queue", &spec.name)?;
+        if spec.name.is_empty() {
+            if passive {
+                return Err(BrokerError::invalid("a passive declare needs a queue name"));
+            }
+            spec.name = format!("sy.gen-{:08x}-{}", connection, self.new_handle());
+        }
+        if spec.exclusive && spec.durable {
+            return Err(BrokerError::invalid(
+                "an exclusive queue cannot be durable: it ends with its connection",
+            ));
+        }
+        let properties = QueueProperties {
+            durable: spec.durable,
+            exclusive_owner: spec.exclusive.then_some(connection),
+            auto_delete: spec.auto_delete,
+            arguments: spec.arguments.clone(),
+        };
+        let mut state = self.state.write();
+        if let Some(existing) = state.queues.get(&spec.name) {
+            Self::check_exclusive(existing, connection)?;
+            if passive || *existing.properties() == properties {
+                return Ok(Arc::clone(existing));
+            }
+            return Err(BrokerError::precondition(format!(
+                "queue {:?} exists with different properties (durable {}, exclusive {}, auto-delete {}, arguments {:?})",
+                spec.name,
+                existing.properties().durable,
+                existing.properties().exclusive_owner.is_some(),
+                existing.properties().auto_delete,
+                existing.properties().arguments
+            )));
+        }
+        if passive {
+            return Err(BrokerError::not_found("queue", &spec.name));
+        }
+        let id = self.new_handle();
+        let queue = Arc::new(Queue::new(
+            spec.name.clone(),
+            id,
+            properties,
+            Arc::clone(&self.memory),
+        ));
+        state.by_handle.insert(id, Node::Queue(Arc::clone(&queue)));
+        state.queues.insert(spec.name, Arc::clone(&queue));
+        Ok(queue)
+    }
+
+    fn check_exclusive(queue: &Queue, connection: u64) -> Result<(), BrokerError> {
+        match queue.properties().exclusive_owner {
+            Some(owner) if owner != connection => Err(BrokerError::ResourceLocked {
+                queue: queue.name().to_owned(),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// The queue called `name`, if this connection may use it.
+    pub fn queue(&self, name: &str, connection: u64) -> Result<Arc<Queue>, BrokerError> {
+        let queue = self
+            .state
+            .read()
+            .queues
+            .get(name)
+            .cloned()
+            .ok_or_else(|| BrokerError::not_found("queue", name))?;
+        Self::check_exclusive(&queue, connection)?;
+        Ok(queue)
+    }
+
+    /// Deletes a queue and its bindings; returns how many messages it held.
+    pub fn delete_queue(
+        &self,
+        name: &str,
+        connection: u64,
+        if_unused: bool,
+        if_empty: bool,
+    ) -> Result<u64, BrokerError> {
+        let mut state = self.state.write();
+        let queue = state
+            .queues
+            .get(name)
+            .cloned()
+            .ok_or_else(|| BrokerError::not_found("queue", name))?;
+        Self::check_exclusive(&queue, connection)?;
+        let counts = queue.counts();
+        if if_unused && counts.consumers > 0 {
+            return Err(BrokerError::precondition(format!(
+                "queue {name:?} has {} consumers and if-unused was given",
+                counts.consumers
+            )));
+        }
+        if if_empty && counts.ready + counts.unacked > 0 {
+            return Err(BrokerError::precondition(format!(
+                "queue {name:?} holds {} messages and if-empty was given",
+                counts.ready + counts.unacked
+            )));
+        }
+        let touching: Vec<Binding> = state
+            .bindings
+            .iter()
+            .filter(|b| b.destination == BindingDestination::Queue(name.to_owned()))
+            .cloned()
+            .collect();
+        for binding in touching {
+            Self::remove_binding(&mut state, &binding);
+        }
+        state.queues.remove(name);
+        state.by_handle.remove(&queue.id());
+        Ok(queue.delete())
+    }
+
+    /// Deletes the exclusive queues of a connection that has closed.
+    pub fn connection_closed(&self, connection: u64) {
+        let owned: Vec<String> = self
+            .state
+            .read()
+            .queues
+            .values()
+            .filter(|q| q.properties().exclusive_owner == Some(connection))
+            .map(|q| q.name().to_owned())
+            .collect();
+        for name in owned {
+            let _ = self.delete_queue(&name, connection, false, false);
+        }
+    }
+
+    /// Deletes an auto-delete queue once its last consumer is gone.
+    pub fn consumer_left(&self, queue: &Queue) {
+        if queue.properties().auto_delete && queue.counts().consumers == 0 {
+            let owner = queue.properties().exclusive_owner.unwrap_or(0);
+            let _ = self.delete_queue(queue.name(), owner, true, false);
+        }
+    }
+
+    /// Adds a binding; binding the same thing twice is a no-op.
+    pub fn bind(&self, binding: Binding) -> Result<(), BrokerError> {
+        if binding.source.is_empty() {
+            return Err(BrokerError::not_allowed(
+                "the default exchange \"\" cannot be bound: it routes to the queue named by the routing key",
+            ));
+        }
+        check_name("binding key", &binding.key)?;
+        let mut state = self.state.write();
+        let source = state
+            .exchanges
+            .get(&binding.source)
+            .cloned()
+            .ok_or_else(|| BrokerError::not_found("exchange", &binding.source))?;
+        let destination = Self::destination_handle(&state, &binding.destination)?;
+        if state.bindings.contains(&binding) {
+            return Ok(());
+        }
+        let spec = BindingSpec {
+            destination,
+            key: binding.key.clone(),
+            arguments: binding.arguments.clone(),
+        };
+        source
+            .router
+            .bind(source.id, spec)
+            .map_err(BrokerError::from_admin_plugin_error)?;
+        state.bindings.insert(binding);
+        Ok(())
+    }
+
+    /// Removes a binding; removing one that does not exist is a no-op (as in RabbitMQ).
+    pub fn unbind(&self, binding: &Binding) -> Result<(), BrokerError> {
+        let mut state = self.state.write();
+        if !state.exchanges.contains_key(&binding.source) {
+            return Err(BrokerError::not_found("exchange", &binding.source));
+        }
+        Self::destination_handle(&state, &binding.destination)?;
+        Self::remove_binding(&mut state, binding);
+        Ok(())
+    }
+
+    fn destination_handle(
+        state: &State,
+        destination: &BindingDestination,
+    ) -> Result<u32, BrokerError> {
+        match destination {
+            BindingDestination::Queue(name) => state.queues.get(name).map(|q| q.id()),
+            BindingDestination::Exchange(name) => state.exchanges.get(name).map(|e| e.id),
+        }
+        .ok_or_else(|| BrokerError::not_found(destination.kind(), destination.name()))
+    }
+
+    fn remove_binding(state: &mut State, binding: &Binding) {
+        if !state.bindings.remove(binding) {
+            return;
+        }
+        let (Some(source), Ok(destination)) = (
+            state.exchanges.get(&binding.source).cloned(),
+            Self::destination_handle(state, &binding.destination),
+        ) else {
+            return;
+        };
+        let spec = BindingSpec {
+            destination,
+            key: binding.key.clone(),
+            arguments: binding.arguments.clone(),
+        };
+        if let Err(error) = source.router.unbind(source.id, &spec) {
+            tracing::warn!(exchange = binding.source.as_str(), error = %error, "plugin failed to unbind");
+        }
+        let source_still_bound = state.bindings.iter().any(|b| b.source == binding.source);
+        if source.spec.auto_delete && !source_still_bound {
+            state.exchanges.remove(&binding.source);
+            state.by_handle.remove(&source.id);
+            source.router.destroy_exchange(source.id);
+        }
+    }
+
+    pub fn exchanges(&self) -> Vec<Arc<Exchange>> {
+        let mut list: Vec<_> = self.state.read().exchanges.values().cloned().collect();
+        list.sort_by(|a, b| a.name().cmp(b.name()));
+        list
+    }
+
+    pub fn queues(&self) -> Vec<Arc<Queue>> {
+        let mut list: Vec<_> = self.state.read().queues.values().cloned().collect();
+        list.sort_by(|a, b| a.name().cmp(b.name()));
+        list
+    }
+
+    pub fn bindings(&self) -> Vec<Binding> {
+        self.state.read().bindings.iter().cloned().collect()
+    }
+
+    /// The queues `message` goes to when published to `exchange`. Blocks on routing plugins:
+    /// call it off the async runtime.
+    pub fn route(&self, exchange: &str, message: &Message) -> Result<Routed, BrokerError> {
+        if exchange.is_empty() {
+            let queue = self.state.read().queues.get(&message.routing_key).cloned();
+            return Ok(Routed {
+                queues: queue.into_iter().collect(),
+            });
+        }
+        let start = self
+            .state
+            .read()
+            .exchanges
+            .get(exchange)
+            .cloned()
+            .ok_or_else(|| BrokerError::not_found("exchange", exchange))?;
+        if start.spec.internal {
+            return Err(BrokerError::not_allowed(format!(
+                "exchange {exchange:?} is internal: publish to an exchange bound to it"
+            )));
+        }
+        let mut queues: Vec<Arc<Queue>> = Vec::new();
+        let mut visited = vec![start.id];
+        let mut frontier = vec![start];
+        for _ in 0..MAX_EXCHANGES_PER_ROUTE {
+            let Some(current) = frontier.pop() else { break };
+            let handles = current
+                .router
+                .route(current.id, message)
+                .map_err(BrokerError::RoutingFault)?;
+            let state = self.state.read();
+            for handle in handles.iter() {
+                match state.by_handle.get(handle) {
+                    Some(Node::Queue(queue)) if !queues.iter().any(|q| q.id() == queue.id()) => {
+                        queues.push(Arc::clone(queue));
+                    }
+                    Some(Node::Exchange(next)) if !visited.contains(&next.id) => {
+                        visited.push(next.id);
+                        frontier.push(Arc::clone(next));
+                    }
+                    // Already taken, or deleted between the plugin's answer and now.
+                    _ => {}
+                }
+            }
+        }
+        Ok(Routed { queues })
+    }
+}

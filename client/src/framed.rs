@@ -1,0 +1,125 @@
+//! Frames over one QUIC stream: a reader that buffers and decodes, a writer that coalesces
+//! encoded frames into one write. The broker uses these too, so both ends agree on framing.
+
+use bytes::BytesMut;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use switchyard_protocol::{FrameDecoder, FrameEncoder, StreamKind};
+
+use crate::error::FrameError;
+
+/// How much a single read asks of the stream.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// Decodes frames from a receive stream.
+#[derive(Debug)]
+pub struct FramedRecv {
+    stream: quinn::RecvStream,
+    buffer: BytesMut,
+    decoder: FrameDecoder,
+}
+
+impl FramedRecv {
+    pub fn new(stream: quinn::RecvStream, max_frame: u32) -> Self {
+        FramedRecv {
+            stream,
+            buffer: BytesMut::with_capacity(READ_CHUNK),
+            decoder: FrameDecoder::new(max_frame),
+        }
+    }
+
+    /// The next frame, reading as needed; `None` at a clean end of stream.
+    pub async fn next<F: DeserializeOwned>(&mut self) -> Result<Option<F>, FrameError> {
+        loop {
+            if let Some(frame) = self.decoder.decode(&mut self.buffer)? {
+                return Ok(Some(frame));
+            }
+            if !self.fill().await? {
+                return if self.buffer.is_empty() {
+                    Ok(None)
+                } else {
+                    Err(FrameError::Truncated)
+                };
+            }
+        }
+    }
+
+    /// A frame already received, without waiting for more.
+    pub fn next_buffered<F: DeserializeOwned>(&mut self) -> Result<Option<F>, FrameError> {
+        Ok(self.decoder.decode(&mut self.buffer)?)
+    }
+
+    /// The stream-kind byte that opens every stream (see `switchyard_protocol::StreamKind`).
+    pub async fn stream_kind(&mut self) -> Result<Option<StreamKind>, FrameError> {
+        loop {
+            if let Some(kind) = StreamKind::decode(&mut self.buffer)? {
+                return Ok(Some(kind));
+            }
+            if !self.fill().await? {
+                return Ok(None);
+            }
+        }
+    }
+
+    /// Reads one chunk; false at end of stream.
+    async fn fill(&mut self) -> Result<bool, FrameError> {
+        match self.stream.read_chunk(READ_CHUNK, true).await? {
+            Some(chunk) => {
+                self.buffer.extend_from_slice(&chunk.bytes);
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+}
+
+/// Encodes frames for a send stream; `push` buffers, `flush` writes everything in one go.
+#[derive(Debug)]
+pub struct FramedSend {
+    stream: quinn::SendStream,
+    buffer: BytesMut,
+    encoder: FrameEncoder,
+}
+
+impl FramedSend {
+    pub fn new(stream: quinn::SendStream, max_frame: u32) -> Self {
+        FramedSend {
+            stream,
+            buffer: BytesMut::with_capacity(READ_CHUNK),
+            encoder: FrameEncoder::new(max_frame),
+        }
+    }
+
+    /// Writes the stream-kind byte that must open a client stream.
+    pub fn push_stream_kind(&mut self, kind: StreamKind) {
+        kind.encode(&mut self.buffer);
+    }
+
+    pub fn push<F: Serialize>(&mut self, frame: &F) -> Result<(), FrameError> {
+        self.encoder.encode(frame, &mut self.buffer)?;
+        Ok(())
+    }
+
+    /// Bytes waiting to be flushed.
+    pub fn pending(&self) -> usize {
+        self.buffer.len()
+    }
+
+    pub async fn flush(&mut self) -> Result<(), FrameError> {
+        if !self.buffer.is_empty() {
+            let bytes = self.buffer.split().freeze();
+            self.stream.write_chunk(bytes).await?;
+        }
+        Ok(())
+    }
+
+    pub async fn send<F: Serialize>(&mut self, frame: &F) -> Result<(), FrameError> {
+        self.push(frame)?;
+        self.flush().await
+    }
+
+    /// Ends the stream after what was written.
+    pub fn finish(&mut self) {
+        let _ = self.stream.finish();
+    }
+}

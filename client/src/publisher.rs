@@ -1,0 +1,243 @@
+//! Publishing with confirms on a publish stream. `publish` queues a message and returns at
+//! once with a [`Confirmation`] that resolves when the broker confirms, rejects or returns it;
+//! many publishes are in flight at a time and frames are coalesced into large writes.
+//!
+//! Backpressure: at most `max_in_flight` messages await confirmation; `publish` waits for room.
+//! When the broker is above its memory watermark it stops reading the stream, QUIC flow control
+//! stops the writer, and `publish` waits — nothing is dropped.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use switchyard_protocol::{Headers, Properties, Publish, PublishDown, PublishUp, StreamKind};
+use tokio::sync::{Semaphore, mpsc, oneshot};
+
+use crate::connection::Connection;
+use crate::error::ClientError;
+use crate::framed::{FramedRecv, FramedSend};
+
+/// How a publish ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Confirmed {
+    /// At least one queue has it.
+    Routed,
+    /// It was `mandatory` and no queue took it; the broker returned it.
+    Returned,
+}
+
+/// A message to publish.
+#[derive(Debug, Clone, Default)]
+pub struct OutgoingMessage {
+    pub exchange: String,
+    pub routing_key: String,
+    pub mandatory: bool,
+    pub headers: Headers,
+    pub properties: Properties,
+    pub body: Bytes,
+}
+
+impl OutgoingMessage {
+    pub fn new(
+        exchange: impl Into<String>,
+        routing_key: impl Into<String>,
+        body: impl Into<Bytes>,
+    ) -> Self {
+        OutgoingMessage {
+            exchange: exchange.into(),
+            routing_key: routing_key.into(),
+            body: body.into(),
+            ..OutgoingMessage::default()
+        }
+    }
+
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    pub fn mandatory(mut self) -> Self {
+        self.mandatory = true;
+        self
+    }
+}
+
+/// Resolves when the broker has settled one publish.
+#[derive(Debug)]
+pub struct Confirmation {
+    seq: u64,
+    answer: oneshot::Receiver<Result<Confirmed, ClientError>>,
+}
+
+impl Confirmation {
+    pub fn seq(&self) -> u64 {
+        self.seq
+    }
+
+    pub async fn wait(self) -> Result<Confirmed, ClientError> {
+        self.answer
+            .await
+            .unwrap_or_else(|_| Err(ClientError::closed("the publish stream is gone")))
+    }
+}
+
+impl std::future::IntoFuture for Confirmation {
+    type Output = Result<Confirmed, ClientError>;
+    type IntoFuture = std::pin::Pin<Box<dyn std::future::Future<Output = Self::Output> + Send>>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(self.wait())
+    }
+}
+
+type Waiters = Arc<parking_lot::Mutex<Waiting>>;
+
+#[derive(Debug, Default)]
+struct Waiting {
+    by_seq: BTreeMap<u64, (oneshot::Sender<Result<Confirmed, ClientError>>, bool)>,
+    closed: Option<ClientError>,
+}
+
+/// One publish stream.
+#[derive(Debug)]
+pub struct Publisher {
+    next_seq: u64,
+    frames: mpsc::Sender<Publish>,
+    waiters: Waiters,
+    room: Arc<Semaphore>,
+}
+
+impl Publisher {
+    pub(crate) async fn open(
+        connection: &Connection,
+        max_in_flight: usize,
+    ) -> Result<Self, ClientError> {
+        let (send, recv) = connection.open_stream(StreamKind::Publish).await?;
+        let (frames, outgoing) = mpsc::channel(1024);
+        let waiters: Waiters = Arc::default();
+        let room = Arc::new(Semaphore::new(max_in_flight.max(1)));
+        tokio::spawn(write_publishes(send, outgoing));
+        tokio::spawn(read_outcomes(recv, Arc::clone(&waiters), Arc::clone(&room)));
+        Ok(Publisher {
+            next_seq: 1,
+            frames,
+            waiters,
+            room,
+        })
+    }
+
+    /// Queues `message`; waits only while `max_in_flight` messages are unconfirmed.
+    pub async fn publish(&mut self, message: OutgoingMessage) -> Result<Confirmation, ClientError> {
+        let permit = Arc::clone(&self.room)
+            .acquire_owned()
+            .await
+            .map_err(|_| ClientError::closed("publisher closed"))?;
+        permit.forget();
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let (answer_tx, answer) = oneshot::channel();
+        {
+            let mut waiting = self.waiters.lock();
+            if let Some(error) = &waiting.closed {
+                return Err(error.clone());
+            }
+            waiting.by_seq.insert(seq, (answer_tx, false));
+        }
+        let frame = Publish {
+            seq,
+            exchange: message.exchange,
+            routing_key: message.routing_key,
+            mandatory: message.mandatory,
+            headers: message.headers,
+            properties: message.properties,
+            body: message.body,
+        };
+        self.frames
+            .send(frame)
+            .await
+            .map_err(|_| ClientError::closed("the publish stream is gone"))?;
+        Ok(Confirmation { seq, answer })
+    }
+
+    /// Publishes and waits for the broker's answer.
+    pub async fn publish_confirmed(
+        &mut self,
+        message: OutgoingMessage,
+    ) -> Result<Confirmed, ClientError> {
+        self.publish(message).await?.wait().await
+    }
+}
+
+/// Coalesces queued publishes into large writes.
+async fn write_publishes(mut send: FramedSend, mut outgoing: mpsc::Receiver<Publish>) {
+    const COALESCE_BYTES: usize = 256 * 1024;
+    while let Some(first) = outgoing.recv().await {
+        if send.push(&PublishUp::Publish(first)).is_err() {
+            return;
+        }
+        while send.pending() < COALESCE_BYTES {
+            match outgoing.try_recv() {
+                Ok(next) => {
+                    if send.push(&PublishUp::Publish(next)).is_err() {
+                        return;
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+        if send.flush().await.is_err() {
+            return;
+        }
+    }
+    send.finish();
+}
+
+/// Resolves confirmations as the broker's answers arrive.
+async fn read_outcomes(mut recv: FramedRecv, waiters: Waiters, room: Arc<Semaphore>) {
+    let failure = loop {
+        match recv.next::<PublishDown>().await {
+            Ok(Some(PublishDown::Confirm { first, last })) => {
+                let mut waiting = waiters.lock();
+                let settled: Vec<u64> = waiting
+                    .by_seq
+                    .range(first..=last)
+                    .map(|(s, _)| *s)
+                    .collect();
+                for seq in settled {
+                    if let Some((tx, returned)) = waiting.by_seq.remove(&seq) {
+                        let outcome = if returned {
+                            Confirmed::Returned
+                        } else {
+                            Confirmed::Routed
+                        };
+                        let _ = tx.send(Ok(outcome));
+                        room.add_permits(1);
+                    }
+                }
+            }
+            Ok(Some(PublishDown::Reject { seq, error })) => {
+                if let Some((tx, _)) = waiters.lock().by_seq.remove(&seq) {
+                    let _ = tx.send(Err(ClientError::Rejected { seq, error }));
+                    room.add_permits(1);
+                }
+            }
+            Ok(Some(PublishDown::Returned { seq, .. })) => {
+                if let Some(entry) = waiters.lock().by_seq.get_mut(&seq) {
+                    entry.1 = true;
+                }
+            }
+            Ok(Some(PublishDown::Blocked { reason })) => {
+                tracing::warn!(reason = %reason, "broker blocked publishing");
+            }
+            Ok(Some(PublishDown::Unblocked)) => tracing::info!("broker unblocked publishing"),
+            Ok(None) => break ClientError::closed("the broker ended the publish stream"),
+            Err(e) => break ClientError::from(e),
+        }
+    };
+    let mut waiting = waiters.lock();
+    for (_, (tx, _)) in std::mem::take(&mut waiting.by_seq) {
+        let _ = tx.send(Err(failure.clone()));
+    }
+    waiting.closed = Some(failure);
+    room.close();
+}

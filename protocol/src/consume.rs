@@ -1,0 +1,130 @@
+//! Frames of a consume stream: one bidirectional stream per consumer, opened by the client
+//! after `Welcome`. A slow consumer stalls only its own stream.
+//!
+//! The conversation:
+//! 1. The client's first frame is [`ConsumeUp::Subscribe`]; the broker answers
+//!    [`ConsumeDown::Subscribed`] with the consumer tag, or [`ConsumeDown::Error`] and
+//!    finishes the stream (`NOT_FOUND`, `RESOURCE_LOCKED`, `ACCESS_REFUSED`, `PLUGIN_REFUSED`
+//!    for a filter expression the plugin rejects).
+//! 2. The broker sends [`ConsumeDown::Deliver`] while the consumer has credit: with a
+//!    `prefetch` of N, at most N deliveries are unacked at once (0 = no limit), as AMQP's
+//!    `basic.qos`. [`ConsumeUp::Credit`] replaces the window at any time.
+//! 3. The client settles deliveries with `Ack`, `Nack` or `Reject`, by delivery tag. Tags are
+//!    per stream, start at 1 and grow by 1 with each delivery; a redelivery gets a new tag.
+//!    `multiple` settles every unsettled delivery up to and including the tag. Settling a tag
+//!    that is unknown or already settled is answered with `Error(PRECONDITION_FAILED)`, which
+//!    ends the stream, as AMQP closes the channel. With `no_ack` the broker settles on
+//!    sending and the client must not settle.
+//! 4. [`ConsumeUp::Cancel`] stops deliveries; the broker answers `Cancelled { ClientRequest }`
+//!    and sends no `Deliver` after it. The client may still settle outstanding deliveries,
+//!    then finishes its side. The broker may cancel on its own ([`CancelReason`]).
+//!
+//! Unsettled deliveries are requeued, with `redelivered` set and `delivery_count` raised, when
+//! the stream ends (cancel, reset, connection loss) or on a nack/reject with `requeue`. A
+//! message nacked without `requeue` is dead-lettered if the queue has a dead-letter exchange,
+//! and dropped otherwise.
+
+use bytes::Bytes;
+
+use crate::error_code::WireError;
+use crate::message::{Headers, Properties};
+
+/// Client → broker on a consume stream.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum ConsumeUp {
+    /// The first frame of the stream, and only then.
+    Subscribe(Subscribe),
+    /// Settles a delivery as done: the message leaves the queue.
+    Ack { delivery_tag: u64, multiple: bool },
+    /// Settles a delivery as failed: requeued, or else dead-lettered or dropped.
+    Nack {
+        delivery_tag: u64,
+        multiple: bool,
+        requeue: bool,
+    },
+    /// `Nack` of one delivery (AMQP's `basic.reject`).
+    Reject { delivery_tag: u64, requeue: bool },
+    /// Replaces the prefetch window (0 = no limit). Lowering it delivers nothing more until
+    /// the unacked count falls below the new window; nothing is taken back.
+    Credit { prefetch: u32 },
+    /// Stops deliveries; see the module docs.
+    Cancel,
+}
+
+/// Broker → client on a consume stream.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "`Deliver` is nearly every frame; boxing it would add an allocation per message to spare a few rare ones"
+)]
+pub enum ConsumeDown {
+    /// The subscription is active.
+    Subscribed {
+        consumer_tag: String,
+    },
+    Deliver(Delivery),
+    /// No more deliveries will come; outstanding ones may still be settled.
+    Cancelled {
+        reason: CancelReason,
+    },
+    /// The subscription failed or the client broke the stream's rules; the broker finishes the
+    /// stream after this, and unsettled deliveries are requeued.
+    Error(WireError),
+}
+
+/// Starts a consumer on a queue.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Subscribe {
+    pub queue: String,
+    /// Unique per connection; empty asks the broker to choose one.
+    pub consumer_tag: String,
+    /// The most unacked deliveries at once; 0 = no limit.
+    pub prefetch: u32,
+    /// Deliveries count as settled once sent (at-most-once).
+    pub no_ack: bool,
+    /// The only consumer of the queue: refused with `RESOURCE_LOCKED` if it has others, and
+    /// others are refused while this one lasts.
+    pub exclusive: bool,
+    /// Deliver only messages this filter plugin accepts; the others stay for other consumers.
+    pub filter: Option<FilterSpec>,
+}
+
+/// A consumer's filter: which filter plugin, and the expression it compiles.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct FilterSpec {
+    pub plugin: String,
+    pub expression: String,
+}
+
+/// One message handed to a consumer.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Delivery {
+    /// What `Ack`, `Nack` and `Reject` name this delivery by.
+    pub delivery_tag: u64,
+    /// The exchange it was published to (`""` for the default exchange).
+    pub exchange: String,
+    pub routing_key: String,
+    /// Delivered before and not acked (AMQP's flag).
+    pub redelivered: bool,
+    /// How many times it was delivered before this one (0 on first delivery), counted across
+    /// consumers; a queue's `x-delivery-limit` dead-letters past it.
+    pub delivery_count: u32,
+    #[serde(with = "crate::bounded::pairs")]
+    pub headers: Headers,
+    pub properties: Properties,
+    #[serde(with = "crate::body")]
+    pub body: Bytes,
+}
+
+/// Why the broker ended a subscription.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum CancelReason {
+    /// The client sent `Cancel`.
+    ClientRequest,
+    /// The queue was deleted.
+    QueueDeleted,
+    /// The broker is shutting down.
+    ServerShutdown,
+    /// Something else went wrong, such as the consumer's filter plugin being removed.
+    Error(WireError),
+}
