@@ -137,6 +137,11 @@ impl Connection {
         })
     }
 
+    /// The underlying QUIC connection (for tests and diagnostics).
+    pub fn quic(&self) -> &quinn::Connection {
+        &self.inner.quic
+    }
+
     /// The broker's identifier for this connection.
     pub fn id(&self) -> u64 {
         self.inner.welcome.connection_id

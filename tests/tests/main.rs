@@ -4,4 +4,5 @@ mod filters;
 mod hostile_plugins;
 mod hot_reload;
 mod messaging;
+mod robustness;
 mod standard_routers;
