@@ -24,6 +24,13 @@ pub enum ClientError {
     #[error("connection closed: {reason}")]
     Closed { reason: String },
 
+    /// Nothing arrived in time.
+    #[error("no {what} within {after:?}")]
+    Timeout {
+        what: String,
+        after: std::time::Duration,
+    },
+
     /// The broker broke the protocol, or sent something this client does not understand.
     #[error("protocol error: {0}")]
     Protocol(String),

@@ -2,7 +2,7 @@
 //!
 //! Start with [`Connection::connect`]; declare topology with its methods, publish with a
 //! [`Publisher`] (confirms per message, many in flight) and consume with a [`Consumer`]
-//! (a `Stream` of [`Delivery`]s you ack or nack).
+//! (a `Stream` of [`Delivery`]s you ack or nack). [`RpcClient`] does request/reply.
 //!
 //! ```no_run
 //! # async fn example() -> Result<(), switchyard_client::ClientError> {
@@ -27,12 +27,14 @@ mod consumer;
 mod error;
 pub mod framed;
 mod publisher;
+mod rpc;
 mod tls;
 
 pub use connection::{ConnectOptions, Connection, ExchangeOptions, QueueOptions};
 pub use consumer::{ConsumeOptions, Consumer, Delivery};
 pub use error::{ClientError, FrameError};
 pub use publisher::{Confirmation, Confirmed, OutgoingMessage, Publisher};
+pub use rpc::RpcClient;
 pub use switchyard_protocol::{Auth, ErrorCode, Properties, WireError};
 pub use tls::{ALPN, Trust};
 

@@ -114,3 +114,201 @@ async fn unknown_exchanges_and_queues_are_clear_errors() {
         "{error:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_reply_carries_reply_to_and_correlation_id() {
+    let t = TestBroker::start().await;
+    let server = t.connect().await;
+    server
+        .declare_queue("rpc", QueueOptions::default())
+        .await
+        .unwrap();
+    let mut requests = server.consume(ConsumeOptions::new("rpc")).await.unwrap();
+    let mut replies = server.publisher().await.unwrap();
+    tokio::spawn(async move {
+        while let Some(Ok(request)) = requests.next().await {
+            let body = String::from_utf8_lossy(&request.body).to_uppercase();
+            let reply = OutgoingMessage::reply_to(&request, body).expect("reply_to is set");
+            replies.publish_confirmed(reply).await.unwrap();
+            request.ack().unwrap();
+        }
+    });
+    let rpc = switchyard_client::RpcClient::new(&t.client).await.unwrap();
+    for word in ["ping", "pong"] {
+        let reply = rpc
+            .call(
+                OutgoingMessage::new("", "rpc", word),
+                Duration::from_secs(10),
+            )
+            .await
+            .unwrap();
+        assert_eq!(text(&reply), word.to_uppercase());
+        assert!(reply.properties.correlation_id.is_some());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn declaring_again_is_a_no_op_unless_properties_differ() {
+    let t = TestBroker::start().await;
+    let c = &t.client;
+    let durable = QueueOptions {
+        durable: true,
+        ..QueueOptions::default()
+    };
+    c.declare_queue("q", durable.clone()).await.unwrap();
+    c.declare_queue("q", durable).await.unwrap();
+    let error = c
+        .declare_queue("q", QueueOptions::default())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&error, ClientError::Refused(e) if e.code == ErrorCode::PreconditionFailed),
+        "{error:?}"
+    );
+    c.declare_exchange("x", "direct", ExchangeOptions::default())
+        .await
+        .unwrap();
+    let error = c
+        .declare_exchange("x", "fanout", ExchangeOptions::default())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&error, ClientError::Refused(e) if e.code == ErrorCode::PreconditionFailed),
+        "{error:?}"
+    );
+    let generated = c.declare_queue("", QueueOptions::default()).await.unwrap();
+    assert!(generated.starts_with("sy.gen-"), "{generated}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_respects_if_unused_and_if_empty_and_purge_empties() {
+    let t = TestBroker::start().await;
+    let c = &t.client;
+    c.declare_queue("q", QueueOptions::default()).await.unwrap();
+    let mut publisher = c.publisher().await.unwrap();
+    for _ in 0..3 {
+        publisher
+            .publish_confirmed(OutgoingMessage::new("", "q", "m"))
+            .await
+            .unwrap();
+    }
+    let error = c.delete_queue("q", false, true).await.unwrap_err();
+    assert!(
+        matches!(&error, ClientError::Refused(e) if e.code == ErrorCode::PreconditionFailed),
+        "{error:?}"
+    );
+    assert_eq!(c.purge_queue("q").await.unwrap(), 3);
+    let consumer = c.consume(ConsumeOptions::new("q")).await.unwrap();
+    let error = c.delete_queue("q", true, false).await.unwrap_err();
+    assert!(
+        matches!(&error, ClientError::Refused(e) if e.code == ErrorCode::PreconditionFailed),
+        "{error:?}"
+    );
+    consumer.close().await;
+    assert_eq!(c.delete_queue("q", true, true).await.unwrap(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exclusive_queues_belong_to_their_connection_and_go_with_it() {
+    let t = TestBroker::start().await;
+    let owner = t.connect().await;
+    let exclusive = QueueOptions {
+        exclusive: true,
+        ..QueueOptions::default()
+    };
+    owner.declare_queue("mine", exclusive).await.unwrap();
+    let error = t
+        .client
+        .consume(ConsumeOptions::new("mine"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&error, ClientError::Refused(e) if e.code == ErrorCode::ResourceLocked),
+        "{error:?}"
+    );
+    owner.close().await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while t
+        .client
+        .list_queues()
+        .await
+        .unwrap()
+        .iter()
+        .any(|q| q.name == "mine")
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the exclusive queue outlived its connection"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exchange_to_exchange_bindings_route_through_both_plugins() {
+    let t = TestBroker::start().await;
+    let c = &t.client;
+    c.declare_exchange("front", "topic", ExchangeOptions::default())
+        .await
+        .unwrap();
+    c.declare_exchange("back", "fanout", ExchangeOptions::default())
+        .await
+        .unwrap();
+    c.declare_queue("a", QueueOptions::default()).await.unwrap();
+    c.declare_queue("b", QueueOptions::default()).await.unwrap();
+    c.bind_exchange("front", "back", "orders.#", Vec::new())
+        .await
+        .unwrap();
+    c.bind_queue("back", "a", "", Vec::new()).await.unwrap();
+    c.bind_queue("back", "b", "", Vec::new()).await.unwrap();
+    // A cycle must not loop.
+    c.bind_exchange("back", "front", "", Vec::new())
+        .await
+        .unwrap();
+    let mut publisher = c.publisher().await.unwrap();
+    publisher
+        .publish_confirmed(OutgoingMessage::new("front", "orders.eu", "o"))
+        .await
+        .unwrap();
+    publisher
+        .publish_confirmed(OutgoingMessage::new("front", "payments", "p"))
+        .await
+        .unwrap();
+    for queue in ["a", "b"] {
+        assert_eq!(c.queue_info(queue).await.unwrap().ready, 1, "queue {queue}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prefetch_limits_deliveries_and_consumers_share_round_robin() {
+    let t = TestBroker::start().await;
+    let c = &t.client;
+    c.declare_queue("q", QueueOptions::default()).await.unwrap();
+    let options = ConsumeOptions {
+        prefetch: 2,
+        ..ConsumeOptions::new("q")
+    };
+    let mut one = c.consume(options.clone()).await.unwrap();
+    let mut two = c.consume(options).await.unwrap();
+    let mut publisher = c.publisher().await.unwrap();
+    for i in 0..6 {
+        publisher
+            .publish_confirmed(OutgoingMessage::new("", "q", format!("{i}")))
+            .await
+            .unwrap();
+    }
+    let a = [next(&mut one).await, next(&mut one).await];
+    let b = [next(&mut two).await, next(&mut two).await];
+    let info = c.queue_info("q").await.unwrap();
+    assert_eq!(
+        (info.ready, info.unacked),
+        (2, 4),
+        "two each, the rest waits"
+    );
+    let mut bodies: Vec<String> = a.iter().chain(&b).map(text).collect();
+    bodies.sort();
+    assert_eq!(bodies, ["0", "1", "2", "3"]);
+    a[1].ack_multiple().unwrap();
+    let more = next(&mut one).await;
+    more.ack().unwrap();
+}

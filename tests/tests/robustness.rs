@@ -32,7 +32,10 @@ async fn send_raw(t: &TestBroker, bytes: &[u8]) -> quinn::ConnectionError {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_malformed_frame_closes_that_connection_and_others_carry_on() {
     let t = TestBroker::start().await;
-    t.client.declare_queue("q", QueueOptions::default()).await.unwrap();
+    t.client
+        .declare_queue("q", QueueOptions::default())
+        .await
+        .unwrap();
 
     // A publish stream whose first frame announces 4 GiB.
     let mut oversized = vec![2u8];
@@ -47,7 +50,10 @@ async fn a_malformed_frame_closes_that_connection_and_others_carry_on() {
     garbage.extend_from_slice(&8u32.to_be_bytes());
     garbage.extend_from_slice(&[0xff; 8]);
     let closed = send_raw(&t, &garbage).await;
-    assert!(matches!(closed, quinn::ConnectionError::ApplicationClosed(_)), "{closed:?}");
+    assert!(
+        matches!(closed, quinn::ConnectionError::ApplicationClosed(_)),
+        "{closed:?}"
+    );
 
     let mut publisher = t.client.publisher().await.unwrap();
     publisher
@@ -60,7 +66,10 @@ async fn a_malformed_frame_closes_that_connection_and_others_carry_on() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_oversized_message_is_rejected_with_a_clear_error() {
     let t = TestBroker::start_with(|config| config.max_message_bytes = 1024).await;
-    t.client.declare_queue("q", QueueOptions::default()).await.unwrap();
+    t.client
+        .declare_queue("q", QueueOptions::default())
+        .await
+        .unwrap();
     let mut publisher = t.client.publisher().await.unwrap();
     let error = publisher
         .publish_confirmed(OutgoingMessage::new("", "q", vec![0u8; 4096]))
@@ -82,7 +91,10 @@ async fn an_oversized_message_is_rejected_with_a_clear_error() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_consumer_whose_queue_is_deleted_is_cancelled_cleanly() {
     let t = TestBroker::start().await;
-    t.client.declare_queue("doomed", QueueOptions::default()).await.unwrap();
+    t.client
+        .declare_queue("doomed", QueueOptions::default())
+        .await
+        .unwrap();
     let mut consumer = t
         .client
         .consume(ConsumeOptions::new("doomed"))
@@ -111,8 +123,12 @@ async fn a_plugin_trap_during_routing_rejects_that_message_and_loses_nothing_con
     c.declare_exchange("fragile", "trapper", ExchangeOptions::default())
         .await
         .unwrap();
-    c.declare_queue("kept", QueueOptions::default()).await.unwrap();
-    c.bind_queue("fragile", "kept", "ok", Vec::new()).await.unwrap();
+    c.declare_queue("kept", QueueOptions::default())
+        .await
+        .unwrap();
+    c.bind_queue("fragile", "kept", "ok", Vec::new())
+        .await
+        .unwrap();
 
     let mut publisher = c.publisher().await.unwrap();
     let first = publisher
@@ -137,7 +153,10 @@ async fn a_plugin_trap_during_routing_rejects_that_message_and_loses_nothing_con
     }
     last.wait().await.unwrap();
     let mut consumer = c.consume(ConsumeOptions::new("kept")).await.unwrap();
-    let bodies = [next(&mut consumer).await.body, next(&mut consumer).await.body];
+    let bodies = [
+        next(&mut consumer).await.body,
+        next(&mut consumer).await.body,
+    ];
     assert_eq!(bodies, [&b"1"[..], &b"3"[..]]);
 }
 
@@ -145,8 +164,12 @@ async fn a_plugin_trap_during_routing_rejects_that_message_and_loses_nothing_con
 async fn a_slow_consumer_does_not_stall_another_on_the_same_connection() {
     let t = TestBroker::start().await;
     let c = &t.client;
-    c.declare_queue("slow", QueueOptions::default()).await.unwrap();
-    c.declare_queue("fast", QueueOptions::default()).await.unwrap();
+    c.declare_queue("slow", QueueOptions::default())
+        .await
+        .unwrap();
+    c.declare_queue("fast", QueueOptions::default())
+        .await
+        .unwrap();
     let mut publisher = c.publisher().await.unwrap();
     // 6 MB for the slow consumer: more than its stream's flow-control window and its
     // client-side buffer hold, so its stream really stalls.
@@ -167,7 +190,12 @@ async fn a_slow_consumer_does_not_stall_another_on_the_same_connection() {
         .await
         .unwrap();
     // The slow consumer never reads: its stream's flow-control window fills.
-    let _stalled = c.consume(ConsumeOptions { prefetch: 0, no_ack: true, ..ConsumeOptions::new("slow") })
+    let _stalled = c
+        .consume(ConsumeOptions {
+            prefetch: 0,
+            no_ack: true,
+            ..ConsumeOptions::new("slow")
+        })
         .await
         .unwrap();
     let mut fast = c.consume(ConsumeOptions::new("fast")).await.unwrap();
@@ -187,7 +215,10 @@ async fn a_slow_consumer_does_not_stall_another_on_the_same_connection() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unacked_messages_of_a_lost_connection_go_to_another_consumer() {
     let t = TestBroker::start().await;
-    t.client.declare_queue("jobs", QueueOptions::default()).await.unwrap();
+    t.client
+        .declare_queue("jobs", QueueOptions::default())
+        .await
+        .unwrap();
     let mut publisher = t.client.publisher().await.unwrap();
     for i in 0..3 {
         publisher
@@ -206,7 +237,10 @@ async fn unacked_messages_of_a_lost_connection_go_to_another_consumer() {
     let mut bodies = Vec::new();
     for _ in 0..3 {
         let delivery = next(&mut second).await;
-        bodies.push((String::from_utf8_lossy(&delivery.body).into_owned(), delivery.redelivered));
+        bodies.push((
+            String::from_utf8_lossy(&delivery.body).into_owned(),
+            delivery.redelivered,
+        ));
         delivery.ack().unwrap();
     }
     bodies.sort();
@@ -218,7 +252,9 @@ async fn unacked_messages_of_a_lost_connection_go_to_another_consumer() {
 async fn a_consumer_filter_delivers_only_matching_messages_and_bad_expressions_fail_at_subscribe() {
     let t = TestBroker::start().await;
     let c = &t.client;
-    c.declare_queue("orders", QueueOptions::default()).await.unwrap();
+    c.declare_queue("orders", QueueOptions::default())
+        .await
+        .unwrap();
     let error = c
         .consume(ConsumeOptions {
             filter: Some(("selector".into(), "region = ".into())),
@@ -226,7 +262,10 @@ async fn a_consumer_filter_delivers_only_matching_messages_and_bad_expressions_f
         })
         .await
         .unwrap_err();
-    assert!(matches!(&error, ClientError::Refused(e) if e.code == ErrorCode::PluginRefused && e.message.contains("position")), "{error:?}");
+    assert!(
+        matches!(&error, ClientError::Refused(e) if e.code == ErrorCode::PluginRefused && e.message.contains("position")),
+        "{error:?}"
+    );
 
     let mut eu = c
         .consume(ConsumeOptions {
@@ -248,5 +287,8 @@ async fn a_consumer_filter_delivers_only_matching_messages_and_bad_expressions_f
         delivery.ack().unwrap();
     }
     let info = c.queue_info("orders").await.unwrap();
-    assert_eq!(info.ready, 2, "the others wait for a consumer that wants them");
+    assert_eq!(
+        info.ready, 2,
+        "the others wait for a consumer that wants them"
+    );
 }

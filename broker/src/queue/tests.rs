@@ -91,7 +91,11 @@ fn nack_with_requeue_redelivers_first_in_order_and_counts_deliveries() {
     q.set_prefetch(id, 0);
     let third = delivered(&mut rx);
     assert_eq!(keys(&third), ["3"]);
-    assert_eq!(q.nack(id, third[0].0, true, true), 3, "multiple settles every earlier tag");
+    assert_eq!(
+        q.nack(id, third[0].0, true, true),
+        3,
+        "multiple settles every earlier tag"
+    );
     let again = delivered(&mut rx);
     assert_eq!(keys(&again), ["1", "2", "3"]);
     assert!(again[..2].iter().all(|d| d.2 && d.3 == 1), "{again:?}");
