@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::Bytes;
 use switchyard_protocol::{Headers, Properties, Publish, PublishDown, PublishUp, StreamKind};
@@ -105,6 +106,7 @@ pub struct Publisher {
     frames: mpsc::Sender<Publish>,
     waiters: Waiters,
     room: Arc<Semaphore>,
+    blocked: Arc<AtomicBool>,
 }
 
 impl Publisher {
@@ -116,14 +118,27 @@ impl Publisher {
         let (frames, outgoing) = mpsc::channel(1024);
         let waiters: Waiters = Arc::default();
         let room = Arc::new(Semaphore::new(max_in_flight.max(1)));
+        let blocked = Arc::new(AtomicBool::new(false));
         tokio::spawn(write_publishes(send, outgoing));
-        tokio::spawn(read_outcomes(recv, Arc::clone(&waiters), Arc::clone(&room)));
+        tokio::spawn(read_outcomes(
+            recv,
+            Arc::clone(&waiters),
+            Arc::clone(&room),
+            Arc::clone(&blocked),
+        ));
         Ok(Publisher {
             next_seq: 1,
             frames,
             waiters,
             room,
+            blocked,
         })
+    }
+
+    /// Whether the broker has said it is holding this publisher back (it is above a resource
+    /// watermark and has stopped reading the stream); publishes wait until it lets go.
+    pub fn is_blocked(&self) -> bool {
+        self.blocked.load(Ordering::Relaxed)
     }
 
     /// Queues `message`; waits only while `max_in_flight` messages are unconfirmed.
@@ -193,7 +208,12 @@ async fn write_publishes(mut send: FramedSend, mut outgoing: mpsc::Receiver<Publ
 }
 
 /// Resolves confirmations as the broker's answers arrive.
-async fn read_outcomes(mut recv: FramedRecv, waiters: Waiters, room: Arc<Semaphore>) {
+async fn read_outcomes(
+    mut recv: FramedRecv,
+    waiters: Waiters,
+    room: Arc<Semaphore>,
+    blocked: Arc<AtomicBool>,
+) {
     let failure = loop {
         match recv.next::<PublishDown>().await {
             Ok(Some(PublishDown::Confirm { first, last })) => {
@@ -228,8 +248,12 @@ async fn read_outcomes(mut recv: FramedRecv, waiters: Waiters, room: Arc<Semapho
             }
             Ok(Some(PublishDown::Blocked { reason })) => {
                 tracing::warn!(reason = %reason, "broker blocked publishing");
+                blocked.store(true, Ordering::Relaxed);
             }
-            Ok(Some(PublishDown::Unblocked)) => tracing::info!("broker unblocked publishing"),
+            Ok(Some(PublishDown::Unblocked)) => {
+                tracing::info!("broker unblocked publishing");
+                blocked.store(false, Ordering::Relaxed);
+            }
             Ok(None) => break ClientError::closed("the broker ended the publish stream"),
             Err(e) => break ClientError::from(e),
         }

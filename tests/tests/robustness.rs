@@ -292,3 +292,52 @@ async fn a_consumer_filter_delivers_only_matching_messages_and_bad_expressions_f
         "the others wait for a consumer that wants them"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn above_the_memory_watermark_publishers_are_held_back_and_nothing_is_dropped() {
+    let t = TestBroker::start_with(|config| config.memory_high_watermark_bytes = 64 * 1024).await;
+    let c = &t.client;
+    c.declare_queue("backlog", QueueOptions::default())
+        .await
+        .unwrap();
+    let mut publisher = c.publisher_with(10_000).await.unwrap();
+    let mut confirmations = Vec::new();
+    for _ in 0..2000 {
+        confirmations.push(
+            publisher
+                .publish(OutgoingMessage::new("", "backlog", vec![7u8; 1024]))
+                .await
+                .unwrap(),
+        );
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !publisher.is_blocked() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the broker never pushed back"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let held = c.queue_info("backlog").await.unwrap().ready;
+    assert!(
+        held < 2000,
+        "the broker stopped taking messages ({held} queued)"
+    );
+
+    let mut consumer = c
+        .consume(ConsumeOptions {
+            prefetch: 500,
+            ..ConsumeOptions::new("backlog")
+        })
+        .await
+        .unwrap();
+    let drain = tokio::spawn(async move {
+        for _ in 0..2000 {
+            next(&mut consumer).await.ack().unwrap();
+        }
+    });
+    for confirmation in confirmations {
+        confirmation.wait().await.unwrap();
+    }
+    drain.await.unwrap();
+}

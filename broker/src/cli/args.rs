@@ -96,6 +96,24 @@ pub struct ServeArgs {
     pub tls_cert: Option<PathBuf>,
     #[arg(long, requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// Largest frame accepted, in bytes.
+    #[arg(long)]
+    pub max_frame_bytes: Option<u32>,
+    /// Largest message body accepted, in bytes.
+    #[arg(long)]
+    pub max_message_bytes: Option<u32>,
+    /// Above this many bytes of queued messages, publishers are held back.
+    #[arg(long)]
+    pub memory_high_watermark_bytes: Option<u64>,
+    /// Deadline of one routing or filter plugin call, in milliseconds.
+    #[arg(long)]
+    pub plugin_call_deadline_ms: Option<u64>,
+    /// Memory cap of one plugin instance, in MiB.
+    #[arg(long)]
+    pub plugin_memory_mib: Option<usize>,
+    /// Routing decisions cached per exchange type (0 disables the cache).
+    #[arg(long)]
+    pub plugin_decision_cache_entries: Option<usize>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -28,6 +28,24 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         config.tls_cert = args.tls_cert;
         config.tls_key = args.tls_key;
     }
+    if let Some(bytes) = args.max_frame_bytes {
+        config.max_frame_bytes = bytes;
+    }
+    if let Some(bytes) = args.max_message_bytes {
+        config.max_message_bytes = bytes;
+    }
+    if let Some(bytes) = args.memory_high_watermark_bytes {
+        config.memory_high_watermark_bytes = bytes;
+    }
+    if let Some(ms) = args.plugin_call_deadline_ms {
+        config.plugins.call_deadline_ms = ms;
+    }
+    if let Some(mib) = args.plugin_memory_mib {
+        config.plugins.memory_mib = mib;
+    }
+    if let Some(entries) = args.plugin_decision_cache_entries {
+        config.plugins.decision_cache_entries = entries;
+    }
     let broker = Broker::start(config.clone()).await?;
     print_table(
         &["NAME", "KIND", "VERSION", "SOURCE", "STATUS"],
