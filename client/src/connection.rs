@@ -1,9 +1,18 @@
-//! A connection to the broker: the QUIC connection, the handshake, and the control stream
-//! with its request/reply bookkeeping. Publishers and consumers open their own streams on it.
+//! A connection to the broker, kept alive across failures.
+//!
+//! A [`Connection`] holds one live [`Session`] at a time: a QUIC connection after the
+//! handshake, with its control stream and request/reply bookkeeping. When the session is lost
+//! (the broker restarts, the network drops) a supervisor reconnects with exponential backoff,
+//! re-declares every exchange, queue and binding this client declared, and publishes the new
+//! session; consumers resubscribe on it by themselves, publishers open a new stream on their
+//! next publish. Publishes that were awaiting confirmation when the session was lost fail with
+//! [`ClientError::Closed`] — whether the broker got them is unknown, so the caller decides
+//! whether to publish again (at-least-once).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use switchyard_protocol::{
@@ -11,7 +20,7 @@ use switchyard_protocol::{
     DestinationKind, ExchangeInfo, Hello, PluginInfo, QueueInfo, SUPPORTED_VERSIONS, StreamKind,
     Welcome,
 };
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::error::ClientError;
 use crate::framed::{FramedRecv, FramedSend};
@@ -44,20 +53,99 @@ impl ConnectOptions {
 
 type Pending = HashMap<u64, oneshot::Sender<Result<ControlOk, ClientError>>>;
 
-/// A live connection. Cheap to clone; all clones share the QUIC connection.
+/// A connection that reconnects by itself. Cheap to clone; clones share it.
 #[derive(Debug, Clone)]
 pub struct Connection {
-    inner: Arc<Inner>,
+    shared: Arc<Shared>,
 }
 
 #[derive(Debug)]
-struct Inner {
+struct Shared {
+    options: ConnectOptions,
+    /// The live session; `None` while reconnecting or after `close`.
+    session: watch::Sender<Option<Arc<Session>>>,
+    journal: parking_lot::Mutex<Journal>,
+    closed_by_user: AtomicBool,
+    reconnects: AtomicU64,
+}
+
+/// One live QUIC connection to the broker, after the handshake.
+#[derive(Debug)]
+pub(crate) struct Session {
     quic: quinn::Connection,
-    /// The connection's own endpoint (and socket), which lives as long as it does.
+    /// The session's own endpoint (and socket), which lives as long as it does.
     endpoint: quinn::Endpoint,
     requests: mpsc::Sender<(ControlOp, oneshot::Sender<Result<ControlOk, ClientError>>)>,
     welcome: Welcome,
 }
+
+/// What this client declared, in order, to declare again after a reconnect.
+#[derive(Debug, Default)]
+struct Journal {
+    operations: Vec<ControlOp>,
+}
+
+impl Journal {
+    /// Records a request the broker accepted.
+    fn record(&mut self, op: &ControlOp, reply: &ControlOk) {
+        match op {
+            ControlOp::DeclareExchange { passive: false, .. } | ControlOp::Bind(_) => {
+                self.remember(op.clone());
+            }
+            ControlOp::DeclareQueue { passive: false, .. } => {
+                // A server-named queue is declared again under the name it was given.
+                let mut op = op.clone();
+                if let ControlOp::DeclareQueue { name, .. } = &mut op
+                    && let ControlOk::QueueDeclared { name: given, .. } = reply
+                {
+                    name.clone_from(given);
+                }
+                self.remember(op);
+            }
+            ControlOp::DeleteExchange { name, .. } => self
+                .operations
+                .retain(|kept| !declares_exchange(kept, name) && !binds_exchange(kept, name)),
+            ControlOp::DeleteQueue { name, .. } => self
+                .operations
+                .retain(|kept| !declares_queue(kept, name) && !binds_queue(kept, name)),
+            ControlOp::Unbind(binding) => self
+                .operations
+                .retain(|kept| !matches!(kept, ControlOp::Bind(b) if b == binding)),
+            _ => {}
+        }
+    }
+
+    fn remember(&mut self, op: ControlOp) {
+        if !self.operations.contains(&op) {
+            self.operations.push(op);
+        }
+    }
+}
+
+fn declares_exchange(op: &ControlOp, exchange: &str) -> bool {
+    matches!(op, ControlOp::DeclareExchange { name, .. } if name == exchange)
+}
+
+fn declares_queue(op: &ControlOp, queue: &str) -> bool {
+    matches!(op, ControlOp::DeclareQueue { name, .. } if name == queue)
+}
+
+fn binds_exchange(op: &ControlOp, exchange: &str) -> bool {
+    let ControlOp::Bind(b) = op else { return false };
+    b.source == exchange
+        || (b.destination_kind == DestinationKind::Exchange && b.destination == exchange)
+}
+
+fn binds_queue(op: &ControlOp, queue: &str) -> bool {
+    let ControlOp::Bind(b) = op else { return false };
+    b.destination_kind == DestinationKind::Queue && b.destination == queue
+}
+
+/// How long a request waits for a session while the connection is being re-established.
+const SESSION_WAIT: Duration = Duration::from_secs(30);
+/// Backoff between reconnection attempts.
+const FIRST_BACKOFF: Duration = Duration::from_millis(50);
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
 /// Options of `exchange declare`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -78,117 +166,102 @@ pub struct QueueOptions {
 }
 
 impl Connection {
-    /// Connects, negotiates the protocol version and authenticates.
+    /// Connects, negotiates the protocol version and authenticates; from then on reconnects
+    /// by itself whenever the session is lost, until [`close`](Self::close).
     pub async fn connect(options: ConnectOptions) -> Result<Connection, ClientError> {
-        let connect_error = |reason: String| ClientError::Connect {
-            addr: options.addr.to_string(),
-            reason,
-        };
-        let tls = client_config(&options.trust)?;
-        let quic_tls = quinn::crypto::rustls::QuicClientConfig::try_from(tls)
-            .map_err(|e| ClientError::Tls(e.to_string()))?;
-        let mut config = quinn::ClientConfig::new(Arc::new(quic_tls));
-        let mut transport = quinn::TransportConfig::default();
-        transport.keep_alive_interval(Some(Duration::from_secs(5)));
-        config.transport_config(Arc::new(transport));
-        let bind: SocketAddr = if options.addr.is_ipv6() {
-            "[::]:0".parse().expect("literal address")
-        } else {
-            "0.0.0.0:0".parse().expect("literal address")
-        };
-        let mut endpoint =
-            quinn::Endpoint::client(bind).map_err(|e| connect_error(e.to_string()))?;
-        endpoint.set_default_client_config(config);
-        let quic = endpoint
-            .connect(options.addr, &options.server_name)
-            .map_err(|e| connect_error(e.to_string()))?
-            .await
-            .map_err(|e| connect_error(e.to_string()))?;
+        let session = Arc::new(Session::establish(&options).await?);
+        let (session_tx, _) = watch::channel(Some(Arc::clone(&session)));
+        let shared = Arc::new(Shared {
+            options,
+            session: session_tx,
+            journal: parking_lot::Mutex::default(),
+            closed_by_user: AtomicBool::new(false),
+            reconnects: AtomicU64::new(0),
+        });
+        tokio::spawn(supervise(Arc::downgrade(&shared), session));
+        Ok(Connection { shared })
+    }
 
-        let (send, recv) = quic.open_bi().await.map_err(ClientError::closed)?;
-        let mut send = FramedSend::new(send, DEFAULT_MAX_FRAME);
-        let mut recv = FramedRecv::new(recv, DEFAULT_MAX_FRAME);
-        send.push_stream_kind(StreamKind::Control);
-        send.send(&ControlUp::Hello(Hello {
-            versions: SUPPORTED_VERSIONS.to_vec(),
-            client_name: options.client_name.clone(),
-            auth: options.auth.clone(),
-        }))
-        .await?;
-        let welcome = match recv.next::<ControlDown>().await? {
-            Some(ControlDown::Welcome(welcome)) => welcome,
-            Some(ControlDown::Closing { reason }) => return Err(ClientError::Refused(reason)),
-            Some(other) => {
-                return Err(ClientError::Protocol(format!(
-                    "expected Welcome, got {other:?}"
-                )));
-            }
-            None => return Err(ClientError::closed("the broker closed the control stream")),
-        };
-        let (requests, queue) = mpsc::channel(256);
-        tokio::spawn(run_control(send, recv, queue));
-        Ok(Connection {
-            inner: Arc::new(Inner {
-                quic,
-                endpoint,
-                requests,
-                welcome,
+    /// The live session, waiting (bounded) while the connection is re-established.
+    pub(crate) async fn session(&self) -> Result<Arc<Session>, ClientError> {
+        let mut sessions = self.shared.session.subscribe();
+        let wait = sessions.wait_for(|session| {
+            session.is_some() || self.shared.closed_by_user.load(Ordering::Relaxed)
+        });
+        match tokio::time::timeout(SESSION_WAIT, wait).await {
+            Ok(Ok(session)) => session
+                .clone()
+                .ok_or_else(|| ClientError::closed("the connection was closed")),
+            Ok(Err(_)) => Err(ClientError::closed("the connection was closed")),
+            Err(_) => Err(ClientError::Timeout {
+                what: "a connection to the broker".into(),
+                after: SESSION_WAIT,
             }),
-        })
+        }
     }
 
-    /// The underlying QUIC connection (for tests and diagnostics).
-    pub fn quic(&self) -> &quinn::Connection {
-        &self.inner.quic
-    }
-
-    /// The broker's identifier for this connection.
-    pub fn id(&self) -> u64 {
-        self.inner.welcome.connection_id
-    }
-
-    pub fn server_name(&self) -> &str {
-        &self.inner.welcome.server_name
-    }
-
-    pub(crate) fn max_frame(&self) -> u32 {
-        self.inner.welcome.max_frame
-    }
-
-    pub(crate) async fn open_stream(
+    /// Waits until a session other than `old` is live (after a reconnect).
+    pub(crate) async fn next_session(
         &self,
-        kind: StreamKind,
-    ) -> Result<(FramedSend, FramedRecv), ClientError> {
-        let (send, recv) = self
-            .inner
-            .quic
-            .open_bi()
-            .await
-            .map_err(ClientError::closed)?;
-        let mut send = FramedSend::new(send, self.max_frame());
-        send.push_stream_kind(kind);
-        Ok((send, FramedRecv::new(recv, self.max_frame())))
+        old: &Arc<Session>,
+    ) -> Result<Arc<Session>, ClientError> {
+        let mut sessions = self.shared.session.subscribe();
+        let changed = sessions.wait_for(|session| {
+            self.shared.closed_by_user.load(Ordering::Relaxed)
+                || session.as_ref().is_some_and(|s| !Arc::ptr_eq(s, old))
+        });
+        match changed.await {
+            Ok(session) => session
+                .clone()
+                .filter(|_| !self.shared.closed_by_user.load(Ordering::Relaxed))
+                .ok_or_else(|| ClientError::closed("the connection was closed")),
+            Err(_) => Err(ClientError::closed("the connection was closed")),
+        }
     }
 
-    /// Closes the connection and waits (briefly) until the broker has been told, so it
-    /// requeues this connection's unacked messages at once rather than after a timeout.
+    /// The current QUIC connection, if one is live (for tests and diagnostics).
+    pub fn quic(&self) -> Option<quinn::Connection> {
+        self.shared
+            .session
+            .borrow()
+            .as_ref()
+            .map(|s| s.quic.clone())
+    }
+
+    /// The broker's identifier for the current session.
+    pub fn id(&self) -> Option<u64> {
+        self.shared
+            .session
+            .borrow()
+            .as_ref()
+            .map(|s| s.welcome.connection_id)
+    }
+
+    /// How many times the connection was re-established after a loss.
+    pub fn reconnects(&self) -> u64 {
+        self.shared.reconnects.load(Ordering::Relaxed)
+    }
+
+    /// Closes the connection for good and waits (briefly) until the broker has been told, so
+    /// it requeues this connection's unacked messages at once rather than after a timeout.
     /// Outstanding work fails with [`ClientError::Closed`].
     pub async fn close(&self) {
-        self.inner.quic.close(0u32.into(), b"client closed");
-        let _ = tokio::time::timeout(Duration::from_secs(2), self.inner.endpoint.wait_idle()).await;
+        self.shared.closed_by_user.store(true, Ordering::Relaxed);
+        let session = self.shared.session.send_replace(None);
+        if let Some(session) = session {
+            session.quic.close(0u32.into(), b"client closed");
+            let _ =
+                tokio::time::timeout(Duration::from_secs(2), session.endpoint.wait_idle()).await;
+        }
     }
 
-    /// Sends one control request and waits for its reply.
+    /// Sends one control request on the live session and waits for its reply. Declarations,
+    /// bindings and deletions are remembered, to be replayed after a reconnect.
     pub async fn request(&self, op: ControlOp) -> Result<ControlOk, ClientError> {
-        let (reply, answer) = oneshot::channel();
-        self.inner
-            .requests
-            .send((op, reply))
-            .await
-            .map_err(|_| ClientError::closed("the control stream is gone"))?;
-        answer
-            .await
-            .map_err(|_| ClientError::closed("the control stream is gone"))?
+        let session = self.session().await?;
+        let reply = session.request(op.clone()).await?;
+        self.shared.journal.lock().record(&op, &reply);
+        Ok(reply)
     }
 
     pub async fn declare_exchange(
@@ -358,6 +431,136 @@ impl Connection {
             other => Err(unexpected(other)),
         }
     }
+}
+
+impl Session {
+    /// Connects, negotiates the protocol version and authenticates.
+    async fn establish(options: &ConnectOptions) -> Result<Session, ClientError> {
+        let connect_error = |reason: String| ClientError::Connect {
+            addr: options.addr.to_string(),
+            reason,
+        };
+        let tls = client_config(&options.trust)?;
+        let quic_tls = quinn::crypto::rustls::QuicClientConfig::try_from(tls)
+            .map_err(|e| ClientError::Tls(e.to_string()))?;
+        let mut config = quinn::ClientConfig::new(Arc::new(quic_tls));
+        let mut transport = quinn::TransportConfig::default();
+        transport
+            .keep_alive_interval(Some(Duration::from_secs(2)))
+            .max_idle_timeout(Some(Duration::from_secs(10).try_into().expect("10 s fits")));
+        config.transport_config(Arc::new(transport));
+        let bind: SocketAddr = if options.addr.is_ipv6() {
+            "[::]:0".parse().expect("literal address")
+        } else {
+            "0.0.0.0:0".parse().expect("literal address")
+        };
+        let mut endpoint =
+            quinn::Endpoint::client(bind).map_err(|e| connect_error(e.to_string()))?;
+        endpoint.set_default_client_config(config);
+        let quic = endpoint
+            .connect(options.addr, &options.server_name)
+            .map_err(|e| connect_error(e.to_string()))?
+            .await
+            .map_err(|e| connect_error(e.to_string()))?;
+
+        let (send, recv) = quic.open_bi().await.map_err(ClientError::closed)?;
+        let mut send = FramedSend::new(send, DEFAULT_MAX_FRAME);
+        let mut recv = FramedRecv::new(recv, DEFAULT_MAX_FRAME);
+        send.push_stream_kind(StreamKind::Control);
+        send.send(&ControlUp::Hello(Hello {
+            versions: SUPPORTED_VERSIONS.to_vec(),
+            client_name: options.client_name.clone(),
+            auth: options.auth.clone(),
+        }))
+        .await?;
+        let welcome = match recv.next::<ControlDown>().await? {
+            Some(ControlDown::Welcome(welcome)) => welcome,
+            Some(ControlDown::Closing { reason }) => return Err(ClientError::Refused(reason)),
+            Some(other) => {
+                return Err(ClientError::Protocol(format!(
+                    "expected Welcome, got {other:?}"
+                )));
+            }
+            None => return Err(ClientError::closed("the broker closed the control stream")),
+        };
+        let (requests, queue) = mpsc::channel(256);
+        tokio::spawn(run_control(send, recv, queue));
+        Ok(Session {
+            quic,
+            endpoint,
+            requests,
+            welcome,
+        })
+    }
+
+    pub(crate) fn max_frame(&self) -> u32 {
+        self.welcome.max_frame
+    }
+
+    /// Opens a client stream of `kind` on this session.
+    pub(crate) async fn open_stream(
+        &self,
+        kind: StreamKind,
+    ) -> Result<(FramedSend, FramedRecv), ClientError> {
+        let (send, recv) = self.quic.open_bi().await.map_err(ClientError::closed)?;
+        let mut send = FramedSend::new(send, self.max_frame());
+        send.push_stream_kind(kind);
+        Ok((send, FramedRecv::new(recv, self.max_frame())))
+    }
+
+    async fn request(&self, op: ControlOp) -> Result<ControlOk, ClientError> {
+        let (reply, answer) = oneshot::channel();
+        self.requests
+            .send((op, reply))
+            .await
+            .map_err(|_| ClientError::closed("the control stream is gone"))?;
+        answer
+            .await
+            .map_err(|_| ClientError::closed("the control stream is gone"))?
+    }
+}
+
+/// Watches the live session; when it is lost (and the user did not close the connection),
+/// reconnects with backoff, replays the journal and publishes the new session.
+async fn supervise(shared: Weak<Shared>, mut session: Arc<Session>) {
+    loop {
+        let reason = session.quic.closed().await;
+        let Some(strong) = shared.upgrade() else {
+            return;
+        };
+        if strong.closed_by_user.load(Ordering::Relaxed) {
+            return;
+        }
+        tracing::warn!(%reason, "connection to the broker lost; reconnecting");
+        strong.session.send_replace(None);
+        let mut backoff = FIRST_BACKOFF;
+        session = loop {
+            tokio::time::sleep(backoff).await;
+            if strong.closed_by_user.load(Ordering::Relaxed) {
+                return;
+            }
+            match reconnect(&strong).await {
+                Ok(new) => break Arc::new(new),
+                Err(error) => {
+                    tracing::debug!(%error, ?backoff, "reconnection attempt failed");
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                }
+            }
+        };
+        tracing::info!("reconnected to the broker");
+        strong.reconnects.fetch_add(1, Ordering::Relaxed);
+        strong.session.send_replace(Some(Arc::clone(&session)));
+    }
+}
+
+/// A new session with everything this client declared declared again.
+async fn reconnect(shared: &Shared) -> Result<Session, ClientError> {
+    let session = Session::establish(&shared.options).await?;
+    let operations = shared.journal.lock().operations.clone();
+    for op in operations {
+        session.request(op).await?;
+    }
+    Ok(session)
 }
 
 fn binding(

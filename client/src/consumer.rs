@@ -1,17 +1,22 @@
 //! Consuming on a consume stream: subscribe (a bad queue or filter expression fails here), then
 //! a [`Consumer`] is a `Stream` of [`Delivery`]s, each acked, nacked or rejected through its own
 //! methods. Acks travel on the same stream, coalesced with other frames.
+//!
+//! When the connection is lost the consumer subscribes again, with the same tag and options,
+//! once the connection is back; deliveries from before the loss can no longer be acked (the
+//! broker requeued them, marked redelivered).
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
+use std::sync::Arc;
 use switchyard_protocol::{
     CancelReason, ConsumeDown, ConsumeUp, FilterSpec, Headers, Properties, StreamKind, Subscribe,
 };
 use tokio::sync::mpsc;
 
-use crate::connection::Connection;
+use crate::connection::{Connection, Session};
 use crate::error::ClientError;
 use crate::framed::{FramedRecv, FramedSend};
 
@@ -98,44 +103,30 @@ impl Delivery {
 pub struct Consumer {
     tag: String,
     deliveries: mpsc::Receiver<Result<Delivery, ClientError>>,
-    frames: mpsc::UnboundedSender<ConsumeUp>,
+    requests: mpsc::UnboundedSender<ConsumeUp>,
 }
 
 impl Consumer {
     pub(crate) async fn subscribe(
         connection: &Connection,
-        options: ConsumeOptions,
+        mut options: ConsumeOptions,
     ) -> Result<Consumer, ClientError> {
-        let (mut send, mut recv) = connection.open_stream(StreamKind::Consume).await?;
-        send.send(&ConsumeUp::Subscribe(Subscribe {
-            queue: options.queue,
-            consumer_tag: options.consumer_tag,
-            prefetch: options.prefetch,
-            no_ack: options.no_ack,
-            exclusive: options.exclusive,
-            filter: options
-                .filter
-                .map(|(plugin, expression)| FilterSpec { plugin, expression }),
-        }))
-        .await?;
-        let tag = match recv.next::<ConsumeDown>().await? {
-            Some(ConsumeDown::Subscribed { consumer_tag }) => consumer_tag,
-            Some(ConsumeDown::Error(error)) => return Err(ClientError::Refused(error)),
-            Some(other) => {
-                return Err(ClientError::Protocol(format!(
-                    "expected Subscribed, got {other:?}"
-                )));
-            }
-            None => return Err(ClientError::closed("the broker ended the consume stream")),
-        };
-        let (frames, outgoing) = mpsc::unbounded_channel();
+        let session = connection.session().await?;
+        let (send, recv, tag) = open_subscription(&session, &options).await?;
+        options.consumer_tag.clone_from(&tag);
+        let (requests, requests_rx) = mpsc::unbounded_channel();
         let (deliveries_tx, deliveries) = mpsc::channel(1024);
-        tokio::spawn(write_frames(send, outgoing));
-        tokio::spawn(read_deliveries(recv, deliveries_tx, frames.clone()));
+        let subscription = Subscription {
+            connection: connection.clone(),
+            options,
+            deliveries: deliveries_tx,
+            requests: requests_rx,
+        };
+        tokio::spawn(subscription.run(session, send, recv));
         Ok(Consumer {
             tag,
             deliveries,
-            frames,
+            requests,
         })
     }
 
@@ -150,15 +141,15 @@ impl Consumer {
 
     /// Changes the prefetch.
     pub fn set_prefetch(&self, prefetch: u32) -> Result<(), ClientError> {
-        self.frames
+        self.requests
             .send(ConsumeUp::Credit { prefetch })
-            .map_err(|_| ClientError::closed("the consume stream is gone"))
+            .map_err(|_| ClientError::closed("the subscription has ended"))
     }
 
     /// Asks the broker to end the subscription; unacked deliveries go back to the queue.
     /// Deliveries already on their way still arrive, then `next` returns `None`.
     pub fn cancel(&self) {
-        let _ = self.frames.send(ConsumeUp::Cancel);
+        let _ = self.requests.send(ConsumeUp::Cancel);
     }
 
     /// Cancels and waits until the broker confirms, so every ack sent before has been applied.
@@ -178,60 +169,158 @@ impl futures::Stream for Consumer {
     }
 }
 
-async fn write_frames(mut send: FramedSend, mut outgoing: mpsc::UnboundedReceiver<ConsumeUp>) {
-    while let Some(first) = outgoing.recv().await {
-        let mut cancel = matches!(first, ConsumeUp::Cancel);
-        if send.push(&first).is_err() {
+/// Opens a consume stream on `session` and subscribes; returns the consumer tag.
+async fn open_subscription(
+    session: &Session,
+    options: &ConsumeOptions,
+) -> Result<(FramedSend, FramedRecv, String), ClientError> {
+    let (mut send, mut recv) = session.open_stream(StreamKind::Consume).await?;
+    send.send(&ConsumeUp::Subscribe(Subscribe {
+        queue: options.queue.clone(),
+        consumer_tag: options.consumer_tag.clone(),
+        prefetch: options.prefetch,
+        no_ack: options.no_ack,
+        exclusive: options.exclusive,
+        filter: options
+            .filter
+            .clone()
+            .map(|(plugin, expression)| FilterSpec { plugin, expression }),
+    }))
+    .await?;
+    match recv.next::<ConsumeDown>().await? {
+        Some(ConsumeDown::Subscribed { consumer_tag }) => Ok((send, recv, consumer_tag)),
+        Some(ConsumeDown::Error(error)) => Err(ClientError::Refused(error)),
+        Some(other) => Err(ClientError::Protocol(format!(
+            "expected Subscribed, got {other:?}"
+        ))),
+        None => Err(ClientError::closed("the broker ended the consume stream")),
+    }
+}
+
+/// How one session's stream ended.
+enum StreamEnd {
+    /// The user cancelled (or dropped the consumer): the subscription is over.
+    Finished,
+    /// The subscription failed for good; the user is told why.
+    Failed(ClientError),
+    /// The session went away: subscribe again on the next one.
+    SessionLost,
+}
+
+/// The task behind a [`Consumer`]: moves deliveries to the user and the user's acks and
+/// requests to the broker, across reconnects.
+struct Subscription {
+    connection: Connection,
+    options: ConsumeOptions,
+    deliveries: mpsc::Sender<Result<Delivery, ClientError>>,
+    requests: mpsc::UnboundedReceiver<ConsumeUp>,
+}
+
+impl Subscription {
+    async fn run(mut self, mut session: Arc<Session>, send: FramedSend, recv: FramedRecv) {
+        let mut stream = (send, recv);
+        loop {
+            let end = self.serve(stream.0, stream.1).await;
+            let error = match end {
+                StreamEnd::Finished => return,
+                StreamEnd::Failed(error) => error,
+                StreamEnd::SessionLost => {
+                    let resumed = async {
+                        let next = self.connection.next_session(&session).await?;
+                        let (send, recv, _) = open_subscription(&next, &self.options).await?;
+                        Ok::<_, ClientError>((next, send, recv))
+                    };
+                    match resumed.await {
+                        Ok((next, send, recv)) => {
+                            tracing::info!(
+                                queue = self.options.queue.as_str(),
+                                "consumer resubscribed"
+                            );
+                            session = next;
+                            stream = (send, recv);
+                            continue;
+                        }
+                        Err(error) => error,
+                    }
+                }
+            };
+            let _ = self.deliveries.send(Err(error)).await;
             return;
         }
-        while let Ok(next) = outgoing.try_recv() {
-            cancel |= matches!(next, ConsumeUp::Cancel);
-            if send.push(&next).is_err() {
-                return;
+    }
+
+    /// Runs one consume stream until it ends.
+    async fn serve(&mut self, mut send: FramedSend, mut recv: FramedRecv) -> StreamEnd {
+        // Deliveries carry this stream's ack channel: their tags mean nothing on another.
+        let (acks, mut acks_rx) = mpsc::unbounded_channel();
+        let mut requests_open = true;
+        loop {
+            tokio::select! {
+                frame = recv.next::<ConsumeDown>() => {
+                    let delivery = match frame {
+                        Ok(Some(ConsumeDown::Deliver(d))) => Delivery {
+                            delivery_tag: d.delivery_tag,
+                            exchange: d.exchange,
+                            routing_key: d.routing_key,
+                            redelivered: d.redelivered,
+                            delivery_count: d.delivery_count,
+                            headers: d.headers,
+                            properties: d.properties,
+                            body: d.body,
+                            acks: acks.clone(),
+                        },
+                        Ok(Some(ConsumeDown::Cancelled { reason })) => return match reason {
+                            CancelReason::ClientRequest => StreamEnd::Finished,
+                            CancelReason::ServerShutdown => StreamEnd::SessionLost,
+                            CancelReason::Error(error) => StreamEnd::Failed(ClientError::Refused(error)),
+                            other => StreamEnd::Failed(ClientError::closed(format!("subscription cancelled: {other:?}"))),
+                        },
+                        Ok(Some(ConsumeDown::Error(error))) => return StreamEnd::Failed(ClientError::Refused(error)),
+                        Ok(Some(ConsumeDown::Subscribed { .. })) => {
+                            return StreamEnd::Failed(ClientError::Protocol("a second Subscribed".into()));
+                        }
+                        Ok(None) | Err(_) => return StreamEnd::SessionLost,
+                    };
+                    if self.deliveries.send(Ok(delivery)).await.is_err() {
+                        // The consumer was dropped: end the subscription.
+                        let _ = send.send(&ConsumeUp::Cancel).await;
+                        send.finish();
+                        return StreamEnd::Finished;
+                    }
+                }
+                ack = acks_rx.recv() => {
+                    let Some(ack) = ack else { continue };
+                    if push_all(&mut send, ack, &mut acks_rx).await.is_err() {
+                        return StreamEnd::SessionLost;
+                    }
+                }
+                request = self.requests.recv(), if requests_open => {
+                    let request = request.unwrap_or_else(|| {
+                        // The consumer was dropped: cancel once, then wait for the broker.
+                        requests_open = false;
+                        ConsumeUp::Cancel
+                    });
+                    if let ConsumeUp::Credit { prefetch } = request {
+                        self.options.prefetch = prefetch;
+                    }
+                    if send.send(&request).await.is_err() {
+                        return StreamEnd::SessionLost;
+                    }
+                }
             }
-        }
-        if send.flush().await.is_err() || cancel {
-            send.finish();
-            return;
         }
     }
 }
 
-async fn read_deliveries(
-    mut recv: FramedRecv,
-    deliveries: mpsc::Sender<Result<Delivery, ClientError>>,
-    acks: mpsc::UnboundedSender<ConsumeUp>,
-) {
-    loop {
-        let outcome = match recv.next::<ConsumeDown>().await {
-            Ok(Some(ConsumeDown::Deliver(d))) => Ok(Delivery {
-                delivery_tag: d.delivery_tag,
-                exchange: d.exchange,
-                routing_key: d.routing_key,
-                redelivered: d.redelivered,
-                delivery_count: d.delivery_count,
-                headers: d.headers,
-                properties: d.properties,
-                body: d.body,
-                acks: acks.clone(),
-            }),
-            Ok(Some(ConsumeDown::Cancelled { reason })) => match reason {
-                CancelReason::ClientRequest => return,
-                CancelReason::Error(error) => Err(ClientError::Refused(error)),
-                other => Err(ClientError::closed(format!(
-                    "subscription cancelled: {other:?}"
-                ))),
-            },
-            Ok(Some(ConsumeDown::Error(error))) => Err(ClientError::Refused(error)),
-            Ok(Some(ConsumeDown::Subscribed { .. })) => {
-                Err(ClientError::Protocol("a second Subscribed".into()))
-            }
-            Ok(None) => return,
-            Err(e) => Err(ClientError::from(e)),
-        };
-        let last = outcome.is_err();
-        if deliveries.send(outcome).await.is_err() || last {
-            return;
-        }
+/// Sends `first` and every frame already waiting, in one write.
+async fn push_all(
+    send: &mut FramedSend,
+    first: ConsumeUp,
+    more: &mut mpsc::UnboundedReceiver<ConsumeUp>,
+) -> Result<(), crate::error::FrameError> {
+    send.push(&first)?;
+    while let Ok(next) = more.try_recv() {
+        send.push(&next)?;
     }
+    send.flush().await
 }

@@ -99,9 +99,18 @@ struct Waiting {
     closed: Option<ClientError>,
 }
 
-/// One publish stream.
+/// Publishes on a publish stream of the connection's live session; after a reconnect the next
+/// publish opens a new stream.
 #[derive(Debug)]
 pub struct Publisher {
+    connection: Connection,
+    max_in_flight: usize,
+    stream: Option<PublishStream>,
+}
+
+/// One publish stream and the confirmations awaited on it.
+#[derive(Debug)]
+struct PublishStream {
     next_seq: u64,
     frames: mpsc::Sender<Publish>,
     waiters: Waiters,
@@ -109,12 +118,10 @@ pub struct Publisher {
     blocked: Arc<AtomicBool>,
 }
 
-impl Publisher {
-    pub(crate) async fn open(
-        connection: &Connection,
-        max_in_flight: usize,
-    ) -> Result<Self, ClientError> {
-        let (send, recv) = connection.open_stream(StreamKind::Publish).await?;
+impl PublishStream {
+    async fn open(connection: &Connection, max_in_flight: usize) -> Result<Self, ClientError> {
+        let session = connection.session().await?;
+        let (send, recv) = session.open_stream(StreamKind::Publish).await?;
         let (frames, outgoing) = mpsc::channel(1024);
         let waiters: Waiters = Arc::default();
         let room = Arc::new(Semaphore::new(max_in_flight.max(1)));
@@ -126,7 +133,7 @@ impl Publisher {
             Arc::clone(&room),
             Arc::clone(&blocked),
         ));
-        Ok(Publisher {
+        Ok(PublishStream {
             next_seq: 1,
             frames,
             waiters,
@@ -135,24 +142,50 @@ impl Publisher {
         })
     }
 
+    fn is_closed(&self) -> bool {
+        self.waiters.lock().closed.is_some() || self.frames.is_closed()
+    }
+}
+
+impl Publisher {
+    pub(crate) async fn open(
+        connection: &Connection,
+        max_in_flight: usize,
+    ) -> Result<Self, ClientError> {
+        let stream = PublishStream::open(connection, max_in_flight).await?;
+        Ok(Publisher {
+            connection: connection.clone(),
+            max_in_flight,
+            stream: Some(stream),
+        })
+    }
+
     /// Whether the broker has said it is holding this publisher back (it is above a resource
     /// watermark and has stopped reading the stream); publishes wait until it lets go.
     pub fn is_blocked(&self) -> bool {
-        self.blocked.load(Ordering::Relaxed)
+        self.stream
+            .as_ref()
+            .is_some_and(|s| s.blocked.load(Ordering::Relaxed))
     }
 
-    /// Queues `message`; waits only while `max_in_flight` messages are unconfirmed.
+    /// Queues `message`; waits only while `max_in_flight` messages are unconfirmed (or while
+    /// the connection is being re-established).
     pub async fn publish(&mut self, message: OutgoingMessage) -> Result<Confirmation, ClientError> {
-        let permit = Arc::clone(&self.room)
+        if self.stream.as_ref().is_none_or(PublishStream::is_closed) {
+            self.stream = None;
+            self.stream = Some(PublishStream::open(&self.connection, self.max_in_flight).await?);
+        }
+        let stream = self.stream.as_mut().expect("opened above");
+        let permit = Arc::clone(&stream.room)
             .acquire_owned()
             .await
-            .map_err(|_| ClientError::closed("publisher closed"))?;
+            .map_err(|_| ClientError::closed("the publish stream is gone"))?;
         permit.forget();
-        let seq = self.next_seq;
-        self.next_seq += 1;
+        let seq = stream.next_seq;
+        stream.next_seq += 1;
         let (answer_tx, answer) = oneshot::channel();
         {
-            let mut waiting = self.waiters.lock();
+            let mut waiting = stream.waiters.lock();
             if let Some(error) = &waiting.closed {
                 return Err(error.clone());
             }
@@ -167,7 +200,8 @@ impl Publisher {
             properties: message.properties,
             body: message.body,
         };
-        self.frames
+        stream
+            .frames
             .send(frame)
             .await
             .map_err(|_| ClientError::closed("the publish stream is gone"))?;

@@ -71,6 +71,7 @@ pub struct TestBroker {
     pub broker: Broker,
     pub client: Connection,
     pub data_dir: tempfile::TempDir,
+    config: BrokerConfig,
 }
 
 impl TestBroker {
@@ -93,12 +94,35 @@ impl TestBroker {
         let cache = data_dir.path().join("plugin-cache");
         std::fs::create_dir_all(artifact_cache()).expect("artifact cache");
         let _ = std::os::unix::fs::symlink(artifact_cache(), &cache);
-        let broker = Broker::start(config).await.expect("broker starts");
+        let broker = Broker::start(config.clone()).await.expect("broker starts");
         let client = TestBroker::connect_to(&broker).await;
+        config.listen = broker.local_addr();
         TestBroker {
             broker,
             client,
             data_dir,
+            config,
+        }
+    }
+
+    /// Stops the broker and starts a new one on the same address and data directory (so the
+    /// same certificate): what clients see when a broker restarts.
+    pub async fn restart(self) -> TestBroker {
+        let TestBroker {
+            broker,
+            client,
+            data_dir,
+            config,
+        } = self;
+        broker.shutdown().await;
+        let broker = Broker::start(config.clone())
+            .await
+            .expect("broker restarts");
+        TestBroker {
+            broker,
+            client,
+            data_dir,
+            config,
         }
     }
 

@@ -312,3 +312,56 @@ async fn prefetch_limits_deliveries_and_consumers_share_round_robin() {
     let more = next(&mut one).await;
     more.ack().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_broker_restart_the_client_redeclares_and_its_consumer_resumes() {
+    let t = TestBroker::start().await;
+    let c = t.client.clone();
+    c.declare_exchange("events", "topic", ExchangeOptions::default())
+        .await
+        .unwrap();
+    let queue = c.declare_queue("", QueueOptions::default()).await.unwrap();
+    c.bind_queue("events", &queue, "user.#", Vec::new())
+        .await
+        .unwrap();
+    let mut consumer = c.consume(ConsumeOptions::new(&queue)).await.unwrap();
+    let mut publisher = c.publisher().await.unwrap();
+    publisher
+        .publish_confirmed(OutgoingMessage::new("events", "user.signup", "before"))
+        .await
+        .unwrap();
+    let before = next(&mut consumer).await;
+    assert_eq!(text(&before), "before");
+    before.ack().unwrap();
+
+    // The broker restarts empty (nothing is durable yet): the client must rebuild its topology.
+    let t = t.restart().await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while c.reconnects() == 0 || c.id().is_none() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the client never reconnected"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let routed = publisher
+        .publish_confirmed(OutgoingMessage::new("events", "user.login", "after"))
+        .await
+        .unwrap();
+    assert_eq!(
+        routed,
+        Confirmed::Routed,
+        "the exchange, queue and binding were declared again"
+    );
+    let after = next(&mut consumer).await;
+    assert_eq!(text(&after), "after");
+    after.ack().unwrap();
+    assert!(
+        t.client
+            .list_queues()
+            .await
+            .unwrap()
+            .iter()
+            .any(|q| q.name == queue && q.consumers == 1)
+    );
+}

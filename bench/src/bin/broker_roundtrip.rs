@@ -82,7 +82,7 @@ async fn main() -> anyhow::Result<()> {
             let mut mine = 0u64;
             while let Some(Ok(delivery)) = consumer.next().await {
                 mine += 1;
-                if mine % 100 == 0 {
+                if mine.is_multiple_of(100) {
                     let _ = delivery.ack_multiple();
                 }
                 let total = received.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
