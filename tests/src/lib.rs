@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use switchyard::plugin::{PluginConfig, PluginLimits, PluginRegistry};
 use switchyard::{Broker, BrokerConfig};
-use switchyard_client::{ConnectOptions, Connection, Trust};
+use switchyard_client::{ConnectOptions, Connection, Consumer, Delivery, Trust};
 
 /// Paths of the components `build.rs` built from `tests/plugins/` and `plugins/`, and of the
 /// tests' artifact cache.
@@ -139,4 +139,13 @@ impl TestBroker {
     pub async fn connect(&self) -> Connection {
         TestBroker::connect_to(&self.broker).await
     }
+}
+
+/// The next delivery, failing the test after a generous timeout instead of hanging.
+pub async fn next_delivery(consumer: &mut Consumer) -> Delivery {
+    tokio::time::timeout(std::time::Duration::from_secs(10), consumer.next())
+        .await
+        .expect("a delivery within 10 s")
+        .expect("the subscription is open")
+        .expect("a delivery, not an error")
 }

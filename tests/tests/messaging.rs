@@ -4,19 +4,10 @@
 use std::time::Duration;
 
 use switchyard_client::{
-    ClientError, Confirmed, ConsumeOptions, Consumer, Delivery, ErrorCode, ExchangeOptions,
-    OutgoingMessage, QueueOptions,
+    ClientError, Confirmed, ConsumeOptions, Delivery, ErrorCode, ExchangeOptions, OutgoingMessage,
+    QueueOptions,
 };
-use switchyard_tests::TestBroker;
-
-/// The next delivery, failing the test after a generous timeout instead of hanging.
-async fn next(consumer: &mut Consumer) -> Delivery {
-    tokio::time::timeout(Duration::from_secs(10), consumer.next())
-        .await
-        .expect("a delivery within 10 s")
-        .expect("the subscription is open")
-        .expect("a delivery, not an error")
-}
+use switchyard_tests::{TestBroker, next_delivery};
 
 fn text(delivery: &Delivery) -> String {
     String::from_utf8_lossy(&delivery.body).into_owned()
@@ -49,7 +40,7 @@ async fn a_message_published_to_a_topic_exchange_reaches_the_bound_queue() {
     assert_eq!(unroutable, Confirmed::Returned);
 
     let mut consumer = c.consume(ConsumeOptions::new("trades")).await.unwrap();
-    let delivery = next(&mut consumer).await;
+    let delivery = next_delivery(&mut consumer).await;
     assert_eq!(text(&delivery), "buy 100");
     assert_eq!(delivery.exchange, "market");
     assert_eq!(delivery.routing_key, "stock.ibm.nyse");
@@ -75,9 +66,9 @@ async fn a_nacked_message_is_redelivered_with_its_count() {
         .await
         .unwrap();
     let mut consumer = c.consume(ConsumeOptions::new("work")).await.unwrap();
-    let first = next(&mut consumer).await;
+    let first = next_delivery(&mut consumer).await;
     first.nack(false, true).unwrap();
-    let second = next(&mut consumer).await;
+    let second = next_delivery(&mut consumer).await;
     assert_eq!(text(&second), "job");
     assert!(second.redelivered);
     assert_eq!(second.delivery_count, 1);
@@ -297,8 +288,8 @@ async fn prefetch_limits_deliveries_and_consumers_share_round_robin() {
             .await
             .unwrap();
     }
-    let a = [next(&mut one).await, next(&mut one).await];
-    let b = [next(&mut two).await, next(&mut two).await];
+    let a = [next_delivery(&mut one).await, next_delivery(&mut one).await];
+    let b = [next_delivery(&mut two).await, next_delivery(&mut two).await];
     let info = c.queue_info("q").await.unwrap();
     assert_eq!(
         (info.ready, info.unacked),
@@ -309,7 +300,7 @@ async fn prefetch_limits_deliveries_and_consumers_share_round_robin() {
     bodies.sort();
     assert_eq!(bodies, ["0", "1", "2", "3"]);
     a[1].ack_multiple().unwrap();
-    let more = next(&mut one).await;
+    let more = next_delivery(&mut one).await;
     more.ack().unwrap();
 }
 
@@ -330,7 +321,7 @@ async fn after_a_broker_restart_the_client_redeclares_and_its_consumer_resumes()
         .publish_confirmed(OutgoingMessage::new("events", "user.signup", "before"))
         .await
         .unwrap();
-    let before = next(&mut consumer).await;
+    let before = next_delivery(&mut consumer).await;
     assert_eq!(text(&before), "before");
     before.ack().unwrap();
 
@@ -353,7 +344,7 @@ async fn after_a_broker_restart_the_client_redeclares_and_its_consumer_resumes()
         Confirmed::Routed,
         "the exchange, queue and binding were declared again"
     );
-    let after = next(&mut consumer).await;
+    let after = next_delivery(&mut consumer).await;
     assert_eq!(text(&after), "after");
     after.ack().unwrap();
     assert!(

@@ -5,18 +5,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use switchyard_client::{
-    ClientError, ConsumeOptions, Consumer, Delivery, ErrorCode, ExchangeOptions, OutgoingMessage,
-    QueueOptions,
+    ClientError, ConsumeOptions, ErrorCode, ExchangeOptions, OutgoingMessage, QueueOptions,
 };
-use switchyard_tests::{TestBroker, wasm};
-
-async fn next(consumer: &mut Consumer) -> Delivery {
-    tokio::time::timeout(Duration::from_secs(10), consumer.next())
-        .await
-        .expect("a delivery within 10 s")
-        .expect("the subscription is open")
-        .expect("a delivery, not an error")
-}
+use switchyard_tests::{TestBroker, next_delivery, wasm};
 
 /// Sends raw bytes on a new stream of a fresh QUIC connection, as a broken client would.
 async fn send_raw(t: &TestBroker, bytes: &[u8]) -> quinn::ConnectionError {
@@ -154,8 +145,8 @@ async fn a_plugin_trap_during_routing_rejects_that_message_and_loses_nothing_con
     last.wait().await.unwrap();
     let mut consumer = c.consume(ConsumeOptions::new("kept")).await.unwrap();
     let bodies = [
-        next(&mut consumer).await.body,
-        next(&mut consumer).await.body,
+        next_delivery(&mut consumer).await.body,
+        next_delivery(&mut consumer).await.body,
     ];
     assert_eq!(bodies, [&b"1"[..], &b"3"[..]]);
 }
@@ -202,7 +193,7 @@ async fn a_slow_consumer_does_not_stall_another_on_the_same_connection() {
     let mut seen = 0;
     tokio::time::sleep(Duration::from_millis(200)).await; // let the slow stream fill up
     loop {
-        let delivery = next(&mut fast).await;
+        let delivery = next_delivery(&mut fast).await;
         delivery.ack().unwrap();
         seen += 1;
         if &delivery.body[..] == b"end" {
@@ -228,7 +219,7 @@ async fn unacked_messages_of_a_lost_connection_go_to_another_consumer() {
     }
     let doomed = t.connect().await;
     let mut first = doomed.consume(ConsumeOptions::new("jobs")).await.unwrap();
-    let taken = next(&mut first).await;
+    let taken = next_delivery(&mut first).await;
     assert!(!taken.redelivered);
     // The client goes away without acking.
     doomed.close().await;
@@ -236,7 +227,7 @@ async fn unacked_messages_of_a_lost_connection_go_to_another_consumer() {
     let mut second = t.client.consume(ConsumeOptions::new("jobs")).await.unwrap();
     let mut bodies = Vec::new();
     for _ in 0..3 {
-        let delivery = next(&mut second).await;
+        let delivery = next_delivery(&mut second).await;
         bodies.push((
             String::from_utf8_lossy(&delivery.body).into_owned(),
             delivery.redelivered,
@@ -282,7 +273,7 @@ async fn a_consumer_filter_delivers_only_matching_messages_and_bad_expressions_f
             .unwrap();
     }
     for _ in 0..2 {
-        let delivery = next(&mut eu).await;
+        let delivery = next_delivery(&mut eu).await;
         assert_eq!(&delivery.body[..], b"eu");
         delivery.ack().unwrap();
     }
@@ -333,7 +324,7 @@ async fn above_the_memory_watermark_publishers_are_held_back_and_nothing_is_drop
         .unwrap();
     let drain = tokio::spawn(async move {
         for _ in 0..2000 {
-            next(&mut consumer).await.ack().unwrap();
+            next_delivery(&mut consumer).await.ack().unwrap();
         }
     });
     for confirmation in confirmations {
