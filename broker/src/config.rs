@@ -31,6 +31,17 @@ pub struct BrokerConfig {
     /// Above this many bytes of queued message bodies, publishers are slowed down.
     pub memory_high_watermark_bytes: u64,
     pub plugins: PluginSettings,
+    /// Users allowed to connect (`[[users]]` tables); none means anonymous development mode.
+    pub users: Vec<UserConfig>,
+}
+
+/// One `[[users]]` entry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserConfig {
+    pub name: String,
+    /// An Argon2id PHC string, as `switchyard hash-password` prints.
+    pub password_hash: String,
 }
 
 /// The `[plugins]` table.
@@ -57,6 +68,7 @@ impl Default for BrokerConfig {
             max_message_bytes: 8 << 20,
             memory_high_watermark_bytes: 1 << 30,
             plugins: PluginSettings::default(),
+            users: Vec::new(),
         }
     }
 }

@@ -6,6 +6,7 @@
 //! routing), [`queue`] (delivery and acknowledgement), `server` (QUIC streams), [`tls`],
 //! [`config`].
 
+pub mod auth;
 pub mod config;
 pub mod error;
 pub mod exchange;
@@ -38,6 +39,8 @@ pub enum StartError {
     Tls(#[from] TlsError),
     #[error(transparent)]
     Server(#[from] ServerError),
+    #[error("users: {0}")]
+    Users(#[from] auth::AuthError),
 }
 
 /// A running broker.
@@ -67,8 +70,9 @@ impl Broker {
             )?;
             Ok::<_, StartError>((plugins, plugin_dir, identity))
         })?;
+        let users = auth::Users::from_config(&config.users)?;
         let topology = Arc::new(Topology::new(plugins));
-        let server = Server::start(config, &identity, Arc::clone(&topology))?;
+        let server = Server::start(config, &identity, Arc::clone(&topology), users)?;
         Ok(Broker {
             server,
             topology,

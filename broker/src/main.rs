@@ -22,6 +22,17 @@ fn main() -> ExitCode {
     if let Command::Plugins(PluginsCommand::Check { files, json }) = &cli.command {
         return serve::check_plugins(files, *json).unwrap_or_else(fail);
     }
+    if let Command::HashPassword = cli.command {
+        let mut password = String::new();
+        if let Err(error) = std::io::stdin().read_line(&mut password) {
+            return fail(error.into());
+        }
+        println!(
+            "{}",
+            switchyard::auth::hash_password(password.trim_end_matches(['\r', '\n']))
+        );
+        return ExitCode::SUCCESS;
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -48,7 +59,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Publish(args) => client_commands::publish(&connection, args).await,
         Command::Consume(args) => client_commands::consume(&connection, args).await,
         Command::Plugins(command) => client_commands::plugins(&connection, command).await,
-        Command::Serve(_) => unreachable!("handled above"),
+        Command::Serve(_) | Command::HashPassword => unreachable!("handled above"),
     };
     connection.close().await;
     outcome

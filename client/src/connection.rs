@@ -463,7 +463,10 @@ impl Session {
             .await
             .map_err(|e| connect_error(e.to_string()))?;
 
-        let (send, recv) = quic.open_bi().await.map_err(ClientError::closed)?;
+        let (send, recv) = quic
+            .open_bi()
+            .await
+            .map_err(|e| ClientError::from_connection(&e))?;
         let mut send = FramedSend::new(send, DEFAULT_MAX_FRAME);
         let mut recv = FramedRecv::new(recv, DEFAULT_MAX_FRAME);
         send.push_stream_kind(StreamKind::Control);

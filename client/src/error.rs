@@ -42,6 +42,22 @@ impl ClientError {
             reason: reason.to_string(),
         }
     }
+
+    /// A lost connection; when the broker closed it with an error code, that refusal.
+    pub(crate) fn from_connection(error: &quinn::ConnectionError) -> Self {
+        match error {
+            quinn::ConnectionError::ApplicationClosed(close)
+                if close.error_code.into_inner() != 0 =>
+            {
+                let code = u16::try_from(close.error_code.into_inner()).unwrap_or(u16::MAX);
+                ClientError::Refused(WireError::new(
+                    ErrorCode::from_u16(code),
+                    String::from_utf8_lossy(&close.reason).into_owned(),
+                ))
+            }
+            other => ClientError::closed(other),
+        }
+    }
 }
 
 /// A failure reading or writing frames on one stream.
@@ -77,6 +93,9 @@ impl From<FrameError> for ClientError {
             FrameError::Decode(e) => ClientError::Protocol(e.to_string()),
             FrameError::Encode(e) => ClientError::Protocol(e.to_string()),
             FrameError::Truncated => ClientError::Protocol("stream ended mid-frame".into()),
+            FrameError::Read(quinn::ReadError::ConnectionLost(e)) => {
+                ClientError::from_connection(&e)
+            }
             FrameError::Read(e) => ClientError::closed(e),
             FrameError::Write(e) => ClientError::closed(e),
         }

@@ -81,22 +81,8 @@ impl TestBroker {
 
     /// Starts a broker after `adjust` has changed its configuration.
     pub async fn start_with(adjust: impl FnOnce(&mut BrokerConfig)) -> TestBroker {
-        init_tracing();
-        let data_dir = tempfile::tempdir().expect("temporary data directory");
-        let mut config = BrokerConfig {
-            listen: "127.0.0.1:0".parse().expect("literal address"),
-            data_dir: data_dir.path().to_owned(),
-            ..BrokerConfig::default()
-        };
-        config.plugins.call_deadline_ms = 200;
-        adjust(&mut config);
-        // Share compiled plugins between tests.
-        let cache = data_dir.path().join("plugin-cache");
-        std::fs::create_dir_all(artifact_cache()).expect("artifact cache");
-        let _ = std::os::unix::fs::symlink(artifact_cache(), &cache);
-        let broker = Broker::start(config.clone()).await.expect("broker starts");
+        let (broker, data_dir, config) = start_broker(adjust).await;
         let client = TestBroker::connect_to(&broker).await;
-        config.listen = broker.local_addr();
         TestBroker {
             broker,
             client,
@@ -148,4 +134,26 @@ pub async fn next_delivery(consumer: &mut Consumer) -> Delivery {
         .expect("a delivery within 10 s")
         .expect("the subscription is open")
         .expect("a delivery, not an error")
+}
+
+/// Starts a broker on `127.0.0.1:0` with its data in a new temporary directory, after `adjust`
+/// has changed its configuration. Returns the configuration with the real listen address.
+pub async fn start_broker(
+    adjust: impl FnOnce(&mut BrokerConfig),
+) -> (Broker, tempfile::TempDir, BrokerConfig) {
+    init_tracing();
+    let data_dir = tempfile::tempdir().expect("temporary data directory");
+    let mut config = BrokerConfig {
+        listen: "127.0.0.1:0".parse().expect("literal address"),
+        data_dir: data_dir.path().to_owned(),
+        ..BrokerConfig::default()
+    };
+    config.plugins.call_deadline_ms = 200;
+    adjust(&mut config);
+    // Share compiled plugins between tests.
+    std::fs::create_dir_all(artifact_cache()).expect("artifact cache");
+    let _ = std::os::unix::fs::symlink(artifact_cache(), data_dir.path().join("plugin-cache"));
+    let broker = Broker::start(config.clone()).await.expect("broker starts");
+    config.listen = broker.local_addr();
+    (broker, data_dir, config)
 }

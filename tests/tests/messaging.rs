@@ -356,3 +356,47 @@ async fn after_a_broker_restart_the_client_redeclares_and_its_consumer_resumes()
             .any(|q| q.name == queue && q.consumers == 1)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_users_configured_only_the_right_password_connects() {
+    let (t, _data_dir, _) = switchyard_tests::start_broker(|config| {
+        config.users = vec![switchyard::config::UserConfig {
+            name: "app".into(),
+            password_hash: switchyard::auth::hash_password("s3cret"),
+        }];
+    })
+    .await;
+    let connect = |auth: switchyard_client::Auth| {
+        let mut options = switchyard_client::ConnectOptions::new(
+            t.local_addr(),
+            switchyard_client::Trust::Pinned(t.fingerprint().to_owned()),
+        );
+        options.auth = auth;
+        switchyard_client::Connection::connect(options)
+    };
+    for auth in [
+        switchyard_client::Auth::Anonymous,
+        switchyard_client::Auth::Password {
+            user: "app".into(),
+            password: "nope".into(),
+        },
+        switchyard_client::Auth::Password {
+            user: "eve".into(),
+            password: "s3cret".into(),
+        },
+    ] {
+        match connect(auth).await.unwrap_err() {
+            ClientError::Refused(error) => assert_eq!(error.code, ErrorCode::AccessRefused),
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+    let app = connect(switchyard_client::Auth::Password {
+        user: "app".into(),
+        password: "s3cret".into(),
+    })
+    .await
+    .unwrap();
+    app.declare_queue("ok", QueueOptions::default())
+        .await
+        .unwrap();
+}

@@ -75,6 +75,8 @@ pub enum Command {
     /// List plugins, or check plugin files offline.
     #[command(subcommand)]
     Plugins(PluginsCommand),
+    /// Read a password from stdin and print its Argon2id hash, for a `[[users]]` entry.
+    HashPassword,
 }
 
 #[derive(Debug, Args)]

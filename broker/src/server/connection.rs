@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use switchyard_client::framed::{FramedRecv, FramedSend};
 use switchyard_protocol::{
-    Auth, ControlDown, ControlUp, ErrorCode, StreamKind, Welcome, WireError, negotiate,
+    ControlDown, ControlUp, ErrorCode, StreamKind, Welcome, WireError, negotiate,
 };
 use tracing::Instrument;
 
@@ -25,6 +25,8 @@ pub(crate) async fn serve(incoming: quinn::Incoming, id: u64, shared: Arc<Shared
         tracing::debug!("connected");
         if let Err(reason) = run(&connection, id, &shared).await {
             tracing::debug!(code = reason.code.as_u16(), reason = %reason.message, "closing connection");
+            // The code and reason travel in the close itself, so the client learns why even if
+            // it has not read a `Closing` frame yet.
             connection.close(reason.code.as_u16().into(), reason.message.as_bytes());
         }
         shared.topology.connection_closed(id);
@@ -73,17 +75,23 @@ async fn run(
         )
         .await;
     };
-    if !matches!(hello.auth, Auth::Anonymous) {
-        return refuse(
-            &mut send,
-            WireError::new(
-                ErrorCode::AccessRefused,
-                "this broker has no users configured; connect anonymously",
-            ),
-        )
-        .await;
-    }
-    tracing::debug!(client = hello.client_name.as_str(), version, "hello");
+    let principal = match tokio::task::block_in_place(|| shared.users.authenticate(&hello.auth)) {
+        Ok(principal) => principal,
+        Err(error) => {
+            tracing::info!(client = hello.client_name.as_str(), %error, "authentication refused");
+            return refuse(
+                &mut send,
+                WireError::new(ErrorCode::AccessRefused, error.to_string()),
+            )
+            .await;
+        }
+    };
+    tracing::debug!(
+        client = hello.client_name.as_str(),
+        version,
+        ?principal,
+        "hello"
+    );
     send.send(&ControlDown::Welcome(Welcome {
         version,
         server_name: format!("switchyard/{}", env!("CARGO_PKG_VERSION")),

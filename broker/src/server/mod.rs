@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
+use crate::auth::Users;
 use crate::config::BrokerConfig;
 use crate::tls::TlsIdentity;
 use crate::topology::Topology;
@@ -28,6 +29,7 @@ use crate::topology::Topology;
 pub(crate) struct Shared {
     pub(crate) topology: Arc<Topology>,
     pub(crate) config: BrokerConfig,
+    pub(crate) users: Users,
     next_connection: AtomicU64,
     /// Flips to true when the broker shuts down.
     pub(crate) shutdown: watch::Receiver<bool>,
@@ -59,6 +61,7 @@ impl Server {
         config: BrokerConfig,
         identity: &TlsIdentity,
         topology: Arc<Topology>,
+        users: Users,
     ) -> Result<Server, ServerError> {
         let tls = identity.server_config()?;
         let quic_tls = quinn::crypto::rustls::QuicServerConfig::try_from(tls)
@@ -80,6 +83,7 @@ impl Server {
         let shared = Arc::new(Shared {
             topology,
             config,
+            users,
             next_connection: AtomicU64::new(1),
             shutdown: shutdown_rx,
         });

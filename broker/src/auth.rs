@@ -1,0 +1,145 @@
+//! Who may connect. Users come from the configuration, each with an Argon2id password hash
+//! (`switchyard hash-password` makes one); passwords are never stored. With no users
+//! configured the broker is in development mode and accepts anonymous connections only; with
+//! users, every connection must authenticate. Per-resource permissions are not implemented yet:
+//! an authenticated user may do everything.
+
+use std::collections::HashMap;
+
+use argon2::Argon2;
+use argon2::password_hash::rand_core::OsRng;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use switchyard_protocol::Auth;
+
+use crate::config::UserConfig;
+
+/// The configured users.
+#[derive(Debug, Clone, Default)]
+pub struct Users {
+    hashes: HashMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    #[error("user {user:?}: the password hash is not a valid PHC string: {reason}")]
+    BadHash { user: String, reason: String },
+    #[error("this broker has no users configured; connect anonymously")]
+    NoUsersConfigured,
+    #[error("this broker requires a user name and password")]
+    CredentialsRequired,
+    #[error("token authentication is not supported; use a user name and password")]
+    TokensUnsupported,
+    /// Deliberately the same for an unknown user and a wrong password.
+    #[error("invalid user name or password")]
+    Invalid,
+}
+
+/// Who a connection authenticated as.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Principal {
+    Anonymous,
+    User(String),
+}
+
+impl Users {
+    pub fn from_config(users: &[UserConfig]) -> Result<Users, AuthError> {
+        let mut hashes = HashMap::new();
+        for user in users {
+            PasswordHash::new(&user.password_hash).map_err(|e| AuthError::BadHash {
+                user: user.name.clone(),
+                reason: e.to_string(),
+            })?;
+            hashes.insert(user.name.clone(), user.password_hash.clone());
+        }
+        Ok(Users { hashes })
+    }
+
+    /// Checks a Hello's credentials. Slow on purpose (Argon2): call it off the async runtime.
+    pub fn authenticate(&self, auth: &Auth) -> Result<Principal, AuthError> {
+        match auth {
+            Auth::Anonymous if self.hashes.is_empty() => Ok(Principal::Anonymous),
+            Auth::Anonymous => Err(AuthError::CredentialsRequired),
+            Auth::Token(_) => Err(AuthError::TokensUnsupported),
+            Auth::Password { .. } if self.hashes.is_empty() => Err(AuthError::NoUsersConfigured),
+            Auth::Password { user, password } => {
+                let Some(stored) = self.hashes.get(user) else {
+                    return Err(AuthError::Invalid);
+                };
+                let hash = PasswordHash::new(stored).map_err(|_| AuthError::Invalid)?;
+                Argon2::default()
+                    .verify_password(password.as_bytes(), &hash)
+                    .map(|()| Principal::User(user.clone()))
+                    .map_err(|_| AuthError::Invalid)
+            }
+        }
+    }
+}
+
+/// An Argon2id PHC string for `password`, with a random salt, for the configuration.
+pub fn hash_password(password: &str) -> String {
+    let salt = SaltString::generate(&mut OsRng);
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .expect("Argon2 with default parameters hashes any password")
+        .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn users() -> Users {
+        Users::from_config(&[UserConfig {
+            name: "app".into(),
+            password_hash: hash_password("s3cret"),
+        }])
+        .unwrap()
+    }
+
+    #[test]
+    fn the_right_password_authenticates_and_anything_else_does_not() {
+        let users = users();
+        let login = |user: &str, password: &str| {
+            users.authenticate(&Auth::Password {
+                user: user.into(),
+                password: password.into(),
+            })
+        };
+        assert_eq!(login("app", "s3cret"), Ok(Principal::User("app".into())));
+        assert_eq!(login("app", "wrong"), Err(AuthError::Invalid));
+        assert_eq!(login("nobody", "s3cret"), Err(AuthError::Invalid));
+        assert_eq!(
+            users.authenticate(&Auth::Anonymous),
+            Err(AuthError::CredentialsRequired)
+        );
+    }
+
+    #[test]
+    fn without_users_only_anonymous_connections_are_accepted() {
+        let open = Users::default();
+        assert_eq!(
+            open.authenticate(&Auth::Anonymous),
+            Ok(Principal::Anonymous)
+        );
+        let with_password = Auth::Password {
+            user: "a".into(),
+            password: "b".into(),
+        };
+        assert_eq!(
+            open.authenticate(&with_password),
+            Err(AuthError::NoUsersConfigured)
+        );
+    }
+
+    #[test]
+    fn a_malformed_hash_is_refused_at_load() {
+        let bad = UserConfig {
+            name: "x".into(),
+            password_hash: "plaintext".into(),
+        };
+        assert!(matches!(
+            Users::from_config(&[bad]),
+            Err(AuthError::BadHash { .. })
+        ));
+    }
+}
