@@ -400,3 +400,33 @@ async fn with_users_configured_only_the_right_password_connects() {
         .await
         .unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_auto_delete_queue_goes_when_its_last_consumer_leaves() {
+    let t = TestBroker::start().await;
+    let c = &t.client;
+    let options = QueueOptions {
+        auto_delete: true,
+        ..QueueOptions::default()
+    };
+    c.declare_queue("temp", options).await.unwrap();
+    let first = c.consume(ConsumeOptions::new("temp")).await.unwrap();
+    let second = c.consume(ConsumeOptions::new("temp")).await.unwrap();
+    first.close().await;
+    assert!(
+        c.list_queues()
+            .await
+            .unwrap()
+            .iter()
+            .any(|q| q.name == "temp"),
+        "one consumer is left"
+    );
+    second.close().await;
+    assert!(
+        !c.list_queues()
+            .await
+            .unwrap()
+            .iter()
+            .any(|q| q.name == "temp")
+    );
+}

@@ -121,9 +121,13 @@ impl Queue {
         self.state.lock().counts()
     }
 
-    /// Appends messages and delivers what consumers can take.
+    /// Appends messages and delivers what consumers can take. A queue deleted meanwhile (a
+    /// publish racing a delete) takes nothing, as if the publish had come after the delete.
     pub fn enqueue(&self, messages: impl IntoIterator<Item = QueuedMessage>) {
         let mut state = self.state.lock();
+        if state.deleted {
+            return;
+        }
         for message in messages {
             state.push_ready(message);
         }

@@ -90,7 +90,12 @@ pub(crate) async fn serve(
             }
             frame = recv.next::<ConsumeUp>() => match frame {
                 Ok(Some(ConsumeUp::Cancel)) => {
-                    tokio::task::block_in_place(|| queue.unsubscribe(consumer));
+                    // Settle everything before answering, so the client sees the outcome
+                    // (requeued messages, an auto-delete queue gone) once it hears `Cancelled`.
+                    tokio::task::block_in_place(|| {
+                        queue.unsubscribe(consumer);
+                        shared.topology.consumer_left(&queue);
+                    });
                     let _ = send.send(&ConsumeDown::Cancelled { reason: CancelReason::ClientRequest }).await;
                     send.finish();
                     break;
