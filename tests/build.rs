@@ -35,6 +35,10 @@ const TEST_PLUGINS: &[PluginCrate] = &[
         dir: "tests/plugins/bad-name",
     },
     PluginCrate {
+        package: "test-plugin-snoop",
+        dir: "tests/plugins/snoop",
+    },
+    PluginCrate {
         package: "switchyard-topic",
         dir: "plugins/topic",
     },

@@ -221,3 +221,18 @@ fn a_poisonous_message_in_a_batch_fails_only_itself() {
     assert_eq!(results[2].as_ref().unwrap().to_vec(), vec![1]);
     assert_eq!(results[3].as_ref().unwrap().to_vec(), Vec::<u32>::new());
 }
+
+#[test]
+fn a_plugin_gets_no_files_environment_clock_or_sockets() {
+    let registry = registry();
+    registry.load_file(Path::new(wasm::SNOOP)).unwrap();
+    let router = registry.router("snoop").unwrap();
+    router.create_exchange(1, Vec::new()).unwrap();
+    for (destination, capability) in ["files", "env", "clock", "net"].iter().enumerate() {
+        router
+            .bind(1, BindingSpec::new(destination as u32, *capability))
+            .unwrap();
+    }
+    let worked = router.route(1, &Message::new("any", "")).unwrap();
+    assert!(worked.is_empty(), "capabilities that worked: {worked:?}");
+}
