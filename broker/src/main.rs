@@ -50,6 +50,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     if let Command::Serve(args) = cli.command {
         return serve::serve(args).await;
     }
+    if let Command::Bench(args) = cli.command {
+        return cli::bench::run(&cli.client, args).await;
+    }
     let connection = client_commands::connect(&cli.client).await?;
     let outcome = match cli.command {
         Command::Exchange(command) => client_commands::exchange(&connection, command).await,
@@ -59,7 +62,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Publish(args) => client_commands::publish(&connection, args).await,
         Command::Consume(args) => client_commands::consume(&connection, args).await,
         Command::Plugins(command) => client_commands::plugins(&connection, command).await,
-        Command::Serve(_) | Command::HashPassword => unreachable!("handled above"),
+        Command::Serve(_) | Command::HashPassword | Command::Bench(_) => {
+            unreachable!("handled above")
+        }
     };
     connection.close().await;
     outcome

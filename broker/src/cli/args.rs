@@ -77,6 +77,8 @@ pub enum Command {
     Plugins(PluginsCommand),
     /// Read a password from stdin and print its Argon2id hash, for a `[[users]]` entry.
     HashPassword,
+    /// Generate load against a broker and report rates and latencies.
+    Bench(super::bench::BenchArgs),
 }
 
 #[derive(Debug, Args)]

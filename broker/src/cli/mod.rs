@@ -2,6 +2,7 @@
 //! commands and the offline plugin check.
 
 pub mod args;
+pub mod bench;
 pub mod client_commands;
 pub mod serve;
 pub mod table;
