@@ -70,6 +70,9 @@ impl DecisionCache {
     }
 
     pub(crate) fn get(&self, exchange: u32, key: &str) -> Option<Destinations> {
+        if !self.enabled() {
+            return None;
+        }
         let hash = hash_of(exchange, key);
         let shard = self.shard(hash).lock();
         shard

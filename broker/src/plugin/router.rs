@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::SystemTime;
 
 use super::bindings::router_world::{Router as RouterExports, RouterPre};
@@ -373,6 +374,9 @@ pub(crate) type RouterVersion = Version<RouterInstance>;
 pub struct RouterPlugin {
     replicas: ReplicaSet<RouterInstance>,
     cache: DecisionCache,
+    /// Whether the current version reads only the routing key (its decisions are cached);
+    /// kept beside the version so a cache hit needs no version load.
+    key_only: AtomicBool,
 }
 
 impl std::fmt::Debug for RouterPlugin {
@@ -387,6 +391,7 @@ impl RouterPlugin {
     pub(crate) fn new(engine: Arc<PluginEngine>, version: RouterVersion) -> Self {
         RouterPlugin {
             cache: DecisionCache::new(engine.limits.decision_cache_entries),
+            key_only: AtomicBool::new(version.info.reads.key_only()),
             replicas: ReplicaSet::new(engine, version),
         }
     }
@@ -532,11 +537,13 @@ impl RouterPlugin {
         // Read before the version and the instance, so a decision computed against bindings
         // that change meanwhile is refused by the cache (see `decision_cache.rs`).
         let generation = self.cache.generation();
-        let version = self.replicas.current();
-        let cacheable = version.info.reads.key_only() && self.cache.enabled();
-        if cacheable && let Some(hit) = self.cache.get(exchange, &message.routing_key) {
+        if self.key_only.load(Ordering::Acquire)
+            && let Some(hit) = self.cache.get(exchange, &message.routing_key)
+        {
             return Ok(hit);
         }
+        let version = self.replicas.current();
+        let cacheable = version.info.reads.key_only() && self.cache.enabled();
         let mut instance = self.replicas.check_out(&version)?;
         match instance.route(&self.replicas.engine, exchange, message, version.info.reads) {
             Ok(destinations) => {
@@ -625,7 +632,9 @@ impl RouterPlugin {
     /// Swaps in a new version after replaying every exchange and binding into it; on any
     /// failure the current version keeps serving.
     pub(crate) fn replace(&self, version: RouterVersion) -> Result<(), PluginError> {
+        let key_only = version.info.reads.key_only();
         self.replicas.replace(version)?;
+        self.key_only.store(key_only, Ordering::Release);
         self.cache.invalidate();
         Ok(())
     }
