@@ -14,6 +14,7 @@ pub mod message;
 pub mod plugin;
 pub mod queue;
 mod server;
+pub mod store;
 pub mod tls;
 pub mod topology;
 

@@ -1,0 +1,203 @@
+//! The store on its own: appends become durable, recovery brings back exactly the live
+//! messages with their delivery counts, damage is cut off, drained segments go, a long queue
+//! is read back from its tail.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::*;
+use crate::message::Message;
+
+fn open_store(dir: &std::path::Path, segment_bytes: u64) -> Store {
+    Store::open(StoreConfig {
+        dir: dir.to_owned(),
+        fsync: FsyncPolicy::Always,
+        segment_bytes,
+        disk_free_low_watermark_bytes: 0,
+    })
+    .unwrap()
+}
+
+fn message(n: u64, persistent: bool) -> Message {
+    let mut message = Message::new(format!("key.{n}"), format!("body {n}"));
+    message.properties.persistent = persistent;
+    message
+}
+
+fn append(log: &Arc<QueueLog>, seq: u64, persistent: bool) -> u64 {
+    let message = message(seq, persistent);
+    log.append_message(&StoredMessageRef {
+        seq,
+        enqueued_at_ms: 1,
+        persistent,
+        exchange: "ex",
+        message: &message,
+    })
+    .1
+}
+
+fn wait(store: &Store, log: &Arc<QueueLog>, lsn: u64) -> bool {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        tokio::time::timeout(
+            Duration::from_secs(10),
+            wait_durable(store.progress(), &[(Arc::clone(log), lsn)]),
+        )
+        .await
+        .expect("durable within 10 s")
+    })
+}
+
+fn seqs(recovered: &Recovered) -> Vec<u64> {
+    recovered.messages.iter().map(|m| m.stored.seq).collect()
+}
+
+#[test]
+fn durable_messages_come_back_without_removed_or_transient_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = open_store(dir.path(), 1 << 20);
+        let (log, recovered) = store.open_queue("orders", 100).unwrap();
+        assert!(recovered.messages.is_empty());
+        for seq in 0..10 {
+            append(&log, seq, seq != 3);
+        }
+        log.delivered(&[4, 5]);
+        log.delivered(&[5]);
+        let lsn = log.removed(&[0, 1, 2]);
+        assert!(wait(&store, &log, lsn));
+    }
+    let store = open_store(dir.path(), 1 << 20);
+    let (_log, recovered) = store.open_queue("orders", 100).unwrap();
+    assert_eq!(seqs(&recovered), vec![4, 5, 6, 7, 8, 9]);
+    assert_eq!(recovered.next_seq, 10);
+    let counts: Vec<u32> = recovered.messages.iter().map(|m| m.delivery_count).collect();
+    assert_eq!(counts, vec![1, 2, 0, 0, 0, 0]);
+    assert_eq!(recovered.messages[0].stored.message, message(4, true));
+    assert!(recovered.tail.is_none());
+}
+
+#[test]
+fn a_torn_and_garbled_tail_is_cut_off_and_everything_before_is_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let queue_dir;
+    {
+        let store = open_store(dir.path(), 1 << 20);
+        let (log, _) = store.open_queue("q", 100).unwrap();
+        let mut lsn = 0;
+        for seq in 0..20 {
+            lsn = append(&log, seq, true);
+        }
+        assert!(wait(&store, &log, lsn));
+        queue_dir = store.queue_dir("q");
+    }
+    let segment = segment::segment_path(&queue_dir, 0);
+    let len = std::fs::metadata(&segment).unwrap().len();
+    // Garble a byte inside the 16th record and tear the last one.
+    let mut bytes = std::fs::read(&segment).unwrap();
+    let record_len = (len - segment::SEGMENT_HEADER_BYTES) / 20;
+    let garbled = (segment::SEGMENT_HEADER_BYTES + record_len * 15 + 20) as usize;
+    bytes[garbled] ^= 0xff;
+    bytes.truncate(len as usize - 3);
+    std::fs::write(&segment, bytes).unwrap();
+
+    let store = open_store(dir.path(), 1 << 20);
+    let (log, recovered) = store.open_queue("q", 100).unwrap();
+    assert_eq!(seqs(&recovered), (0..15).collect::<Vec<_>>());
+    assert_eq!(recovered.repairs.len(), 1, "{:?}", recovered.repairs);
+    assert!(recovered.repairs[0].contains("checksum"));
+    // The log goes on after the damage: new appends recover too.
+    let lsn = append(&log, recovered.next_seq, true);
+    assert!(wait(&store, &log, lsn));
+    drop((log, store));
+    let store = open_store(dir.path(), 1 << 20);
+    let (_, recovered) = store.open_queue("q", 100).unwrap();
+    assert_eq!(seqs(&recovered), (0..16).collect::<Vec<_>>());
+}
+
+#[test]
+fn segments_are_deleted_once_drained_from_the_oldest() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(dir.path(), 256);
+    let (log, _) = store.open_queue("q", 100).unwrap();
+    let mut lsn = 0;
+    for seq in 0..30 {
+        lsn = append(&log, seq, true);
+    }
+    assert!(wait(&store, &log, lsn));
+    let before = log.segment_ids();
+    assert!(before.len() > 3, "{before:?}");
+    // Removing later messages first deletes nothing: the oldest segment still holds seq 0.
+    log.removed(&(10..30).collect::<Vec<_>>());
+    assert_eq!(log.segment_ids()[0], before[0]);
+    let lsn = log.removed(&(0..10).collect::<Vec<_>>());
+    assert!(wait(&store, &log, lsn));
+    let after = log.segment_ids();
+    assert!(after.len() <= 2, "{after:?}");
+    let files = segment::list_segments(&store.queue_dir("q")).unwrap();
+    assert_eq!(files.len(), after.len(), "{files:?} vs {after:?}");
+}
+
+#[test]
+fn a_queue_longer_than_its_window_is_read_back_from_the_tail() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = open_store(dir.path(), 4096);
+        let (log, _) = store.open_queue("long", 10).unwrap();
+        let mut lsn = 0;
+        for seq in 0..500 {
+            lsn = append(&log, seq, true);
+        }
+        let lsn2 = log.removed(&[0, 1]);
+        assert!(wait(&store, &log, lsn.max(lsn2)));
+    }
+    let store = open_store(dir.path(), 4096);
+    let (log, recovered) = store.open_queue("long", 10).unwrap();
+    assert_eq!(seqs(&recovered), (2..12).collect::<Vec<_>>());
+    let (position, remaining) = recovered.tail.unwrap();
+    assert_eq!(remaining, 488);
+    let mut tail = DiskTail::new(Arc::clone(&log), position, remaining, Arc::new(recovered.skip));
+    // Messages appended in this run join the tail.
+    for seq in 500..505 {
+        append(&log, seq, false);
+        tail.push();
+    }
+    let mut read = Vec::new();
+    loop {
+        let batch = tail.read(64, u64::MAX).unwrap();
+        if batch.is_empty() {
+            break;
+        }
+        read.extend(batch.into_iter().map(|m| m.stored.seq));
+    }
+    assert_eq!(read, (12..505).collect::<Vec<_>>());
+    assert_eq!(tail.remaining(), 0);
+}
+
+#[test]
+fn a_deleted_queue_leaves_nothing_and_unknown_logs_are_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(dir.path(), 1 << 20);
+    let (log, _) = store.open_queue("gone", 10).unwrap();
+    let lsn = append(&log, 0, true);
+    assert!(wait(&store, &log, lsn));
+    let (_kept, _) = store.open_queue("kept", 10).unwrap();
+    log.delete().unwrap();
+    assert!(!store.queue_dir("gone").exists());
+    let (_, _) = store.open_queue("stale", 10).unwrap();
+    store.remove_queues_except(&["kept"]).unwrap();
+    assert!(store.queue_dir("kept").exists());
+    assert!(!store.queue_dir("stale").exists());
+}
+
+#[test]
+fn queue_directory_names_are_safe_and_distinct() {
+    let a = queue_dir_name("orders/eu");
+    let b = queue_dir_name("orders_eu");
+    assert!(a.starts_with("orders_eu-") && b.starts_with("orders_eu-"));
+    assert_ne!(a, b);
+    assert!(queue_dir_name(&"é".repeat(120)).len() < 100);
+}
