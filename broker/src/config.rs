@@ -8,6 +8,8 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::plugin::PluginLimits;
+use crate::queue::Window;
+use crate::store::{FsyncPolicy, StoreConfig};
 
 /// The UDP port Switchyard listens on by default.
 pub const DEFAULT_PORT: u16 = 5680;
@@ -31,8 +33,50 @@ pub struct BrokerConfig {
     /// Above this many bytes of queued message bodies, publishers are slowed down.
     pub memory_high_watermark_bytes: u64,
     pub plugins: PluginSettings,
+    pub store: StoreSettings,
     /// Users allowed to connect (`[[users]]` tables); none means anonymous development mode.
     pub users: Vec<UserConfig>,
+}
+
+/// The `[store]` table: durable queues and definitions.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreSettings {
+    /// `always`: a persistent message is confirmed after the fsync that covers it. `interval`:
+    /// confirmed once written to the operating system (survives a broker crash, not a power
+    /// loss), with an fsync every `fsync_interval_ms`.
+    pub fsync: FsyncMode,
+    pub fsync_interval_ms: u64,
+    /// Size at which a queue's log segment is closed and a new one started, in MiB.
+    pub segment_mib: u64,
+    /// Below this much free disk space persistent publishes to durable queues are refused, in
+    /// MiB.
+    pub disk_free_low_watermark_mib: u64,
+    /// A durable queue keeps at most this many ready messages (and `window_mib` of bodies) in
+    /// memory; the rest are read back from its log when due.
+    pub window_messages: usize,
+    pub window_mib: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FsyncMode {
+    Always,
+    Interval,
+}
+
+impl Default for StoreSettings {
+    fn default() -> Self {
+        let window = Window::default();
+        StoreSettings {
+            fsync: FsyncMode::Always,
+            fsync_interval_ms: 200,
+            segment_mib: 64,
+            disk_free_low_watermark_mib: 64,
+            window_messages: window.messages,
+            window_mib: window.bytes >> 20,
+        }
+    }
 }
 
 /// One `[[users]]` entry.
@@ -68,6 +112,7 @@ impl Default for BrokerConfig {
             max_message_bytes: 8 << 20,
             memory_high_watermark_bytes: 1 << 30,
             plugins: PluginSettings::default(),
+            store: StoreSettings::default(),
             users: Vec::new(),
         }
     }
@@ -101,6 +146,28 @@ impl BrokerConfig {
         self.plugin_dir
             .clone()
             .unwrap_or_else(|| self.data_dir.join("plugins"))
+    }
+
+    pub fn store_config(&self) -> StoreConfig {
+        let settings = &self.store;
+        StoreConfig {
+            dir: self.data_dir.join("store"),
+            fsync: match settings.fsync {
+                FsyncMode::Always => FsyncPolicy::Always,
+                FsyncMode::Interval => {
+                    FsyncPolicy::Interval(Duration::from_millis(settings.fsync_interval_ms.max(1)))
+                }
+            },
+            segment_bytes: settings.segment_mib.max(1) << 20,
+            disk_free_low_watermark_bytes: settings.disk_free_low_watermark_mib << 20,
+        }
+    }
+
+    pub fn queue_window(&self) -> Window {
+        Window {
+            messages: self.store.window_messages.max(2),
+            bytes: self.store.window_mib.max(1) << 20,
+        }
     }
 
     pub fn plugin_limits(&self) -> PluginLimits {

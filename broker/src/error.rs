@@ -41,6 +41,10 @@ pub enum BrokerError {
     /// A message larger than the broker accepts.
     #[error("message of {size} bytes exceeds the limit of {limit} bytes")]
     MessageTooLarge { size: usize, limit: usize },
+
+    /// The store could not take or keep something durable (disk low, a failed write).
+    #[error("{reason}")]
+    Storage { reason: String },
 }
 
 impl BrokerError {
@@ -59,6 +63,12 @@ impl BrokerError {
 
     pub(crate) fn invalid(reason: impl Into<String>) -> Self {
         BrokerError::InvalidArgument {
+            reason: reason.into(),
+        }
+    }
+
+    pub(crate) fn storage(reason: impl Into<String>) -> Self {
+        BrokerError::Storage {
             reason: reason.into(),
         }
     }

@@ -42,6 +42,10 @@ pub enum StartError {
     Server(#[from] ServerError),
     #[error("users: {0}")]
     Users(#[from] auth::AuthError),
+    #[error("opening the store: {0}")]
+    Store(#[source] std::io::Error),
+    #[error("restoring durable definitions: {0}")]
+    Restore(String),
 }
 
 /// A running broker.
@@ -72,7 +76,30 @@ impl Broker {
             Ok::<_, StartError>((plugins, plugin_dir, identity))
         })?;
         let users = auth::Users::from_config(&config.users)?;
-        let topology = Arc::new(Topology::new(plugins));
+        // Under a file-size limit (RLIMIT_FSIZE) a write past it must fail with EFBIG, which the
+        // store reports as a failed write, instead of SIGXFSZ killing the broker. A handled
+        // signal does that; the handler stays installed for the life of the process.
+        let _ =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::from_raw(libc::SIGXFSZ));
+        let store = tokio::task::block_in_place(|| store::Store::open(config.store_config()))
+            .map_err(StartError::Store)?;
+        let topology = Arc::new(Topology::with_store(
+            plugins,
+            Arc::new(store),
+            config.queue_window(),
+        ));
+        let report = tokio::task::block_in_place(|| topology.restore())
+            .map_err(|e| StartError::Restore(e.to_string()))?;
+        if report.exchanges + report.queues > 0 {
+            tracing::info!(
+                exchanges = report.exchanges,
+                queues = report.queues,
+                bindings = report.bindings,
+                messages = report.messages,
+                failed = report.failures.len(),
+                "restored durable definitions"
+            );
+        }
         let server = Server::start(config, &identity, Arc::clone(&topology), users)?;
         Ok(Broker {
             server,
@@ -100,8 +127,12 @@ impl Broker {
         self.topology.plugins()
     }
 
-    /// Stops serving: consumers are told, connections closed.
+    /// Stops serving: consumers are told, connections closed, and the store makes everything
+    /// it was given durable.
     pub async fn shutdown(self) {
         self.server.shutdown().await;
+        if let Some(store) = self.topology.store() {
+            tokio::task::block_in_place(|| store.close());
+        }
     }
 }

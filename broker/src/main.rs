@@ -62,6 +62,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Publish(args) => client_commands::publish(&connection, args).await,
         Command::Consume(args) => client_commands::consume(&connection, args).await,
         Command::Plugins(command) => client_commands::plugins(&connection, command).await,
+        Command::Definitions(command) => client_commands::definitions(&connection, command).await,
         Command::Serve(_) | Command::HashPassword | Command::Bench(_) => {
             unreachable!("handled above")
         }

@@ -7,6 +7,11 @@
 //!   exchange's plugin, which keeps its own index.
 //! - Routing clones what it needs out of the lock and calls plugins without holding it.
 //!
+//! Durable exchanges and queues, and bindings between durable ones, are written to the store's
+//! definitions file after every change that touches them (under the write lock, so the file
+//! follows the order of changes); [`Topology::restore`] declares them again at start, and a
+//! durable queue is rebuilt from its log.
+//!
 //! The default exchange `""` is not plugin-backed: it routes to the queue named by the routing
 //! key, cannot be declared, deleted or bound, as in AMQP.
 
@@ -20,7 +25,8 @@ use crate::error::BrokerError;
 use crate::exchange::{Exchange, ExchangeSpec};
 use crate::message::Message;
 use crate::plugin::{BindingSpec, PluginRegistry};
-use crate::queue::{MemoryGauge, Queue, QueueProperties};
+use crate::queue::{MemoryGauge, Queue, QueueProperties, Window};
+use crate::store::{BindingDefinition, Definitions, ExchangeDefinition, QueueDefinition, Store};
 
 /// The longest exchange or queue name, in bytes (as AMQP's short strings).
 pub const MAX_NAME_BYTES: usize = 255;
@@ -85,6 +91,19 @@ struct State {
     bindings: BTreeSet<Binding>,
 }
 
+/// What [`Topology::restore`] or an import declared, and what it could not.
+#[derive(Debug, Default, Clone)]
+pub struct RestoreReport {
+    pub exchanges: usize,
+    pub queues: usize,
+    pub bindings: usize,
+    /// Ready messages in the declared queues (recovered ones, at start).
+    pub messages: u64,
+    pub failures: Vec<String>,
+    /// The definitions that failed.
+    pub skipped: Definitions,
+}
+
 /// Where a published message goes.
 #[derive(Debug, Default)]
 pub struct Routed {
@@ -97,6 +116,12 @@ pub struct Topology {
     memory: Arc<MemoryGauge>,
     state: RwLock<State>,
     next_handle: AtomicU32,
+    store: Option<Arc<Store>>,
+    window: Window,
+    /// Set while [`Topology::restore`] runs: the definitions are written once at its end.
+    restoring: std::sync::atomic::AtomicBool,
+    /// Durable definitions that could not be restored at start; saved with the rest.
+    unrestored: parking_lot::Mutex<Definitions>,
 }
 
 fn check_name(kind: &str, name: &str) -> Result<(), BrokerError> {
@@ -115,12 +140,226 @@ fn check_name(kind: &str, name: &str) -> Result<(), BrokerError> {
 }
 
 impl Topology {
+    /// A topology that keeps nothing on disk.
     pub fn new(plugins: Arc<PluginRegistry>) -> Self {
         Topology {
             plugins,
             memory: Arc::default(),
             state: RwLock::new(State::default()),
             next_handle: AtomicU32::new(1),
+            store: None,
+            window: Window::default(),
+            restoring: Default::default(),
+            unrestored: Default::default(),
+        }
+    }
+
+    /// A topology whose durable parts live in `store`; call [`Topology::restore`] next.
+    pub fn with_store(plugins: Arc<PluginRegistry>, store: Arc<Store>, window: Window) -> Self {
+        Topology {
+            store: Some(store),
+            window,
+            ..Topology::new(plugins)
+        }
+    }
+
+    pub fn store(&self) -> Option<&Arc<Store>> {
+        self.store.as_ref()
+    }
+
+    /// Declares every durable exchange, queue (recovering its messages) and binding from the
+    /// store. A definition that cannot be declared now (its plugin is gone, say) is skipped
+    /// with an error in the log, and kept: it is written back with every later save, so a
+    /// restart after the cause is fixed restores it.
+    pub fn restore(&self) -> Result<RestoreReport, BrokerError> {
+        let Some(store) = &self.store else {
+            return Ok(RestoreReport::default());
+        };
+        let definitions = store
+            .load_definitions()
+            .map_err(|e| BrokerError::storage(format!("reading definitions: {e}")))?;
+        let keep: Vec<&str> = definitions.queues.iter().map(|q| q.name.as_str()).collect();
+        store
+            .remove_queues_except(&keep)
+            .map_err(|e| BrokerError::storage(format!("removing stale queue logs: {e}")))?;
+        self.restoring.store(true, Ordering::Relaxed);
+        let result = self.import(&definitions, true);
+        self.restoring.store(false, Ordering::Relaxed);
+        if let Ok(report) = &result {
+            *self.unrestored.lock() = report.skipped.clone();
+        }
+        self.persist(&self.state.read());
+        result
+    }
+
+    /// Declares what `definitions` lists (exchanges, then queues, then bindings), skipping what
+    /// fails and saying why. Items that exist already are left as they are when equal.
+    pub fn import(
+        &self,
+        definitions: &Definitions,
+        keep_going: bool,
+    ) -> Result<RestoreReport, BrokerError> {
+        let mut report = RestoreReport::default();
+        let fail = |report: &mut RestoreReport,
+                    what: String,
+                    error: BrokerError|
+         -> Result<(), BrokerError> {
+            tracing::error!(item = %what, %error, "definition not declared");
+            report.failures.push(format!("{what}: {error}"));
+            if keep_going { Ok(()) } else { Err(error) }
+        };
+        for exchange in &definitions.exchanges {
+            let spec = ExchangeSpec {
+                name: exchange.name.clone(),
+                kind: exchange.kind.clone(),
+                durable: exchange.durable,
+                auto_delete: exchange.auto_delete,
+                internal: exchange.internal,
+                arguments: exchange.arguments.clone(),
+            };
+            match self.declare_exchange(spec, false) {
+                Ok(()) => report.exchanges += 1,
+                Err(error) => {
+                    report.skipped.exchanges.push(exchange.clone());
+                    fail(&mut report, format!("exchange {:?}", exchange.name), error)?
+                }
+            }
+        }
+        for queue in &definitions.queues {
+            let spec = QueueSpec {
+                name: queue.name.clone(),
+                durable: queue.durable,
+                exclusive: false,
+                auto_delete: queue.auto_delete,
+                arguments: queue.arguments.clone(),
+            };
+            match self.declare_queue(spec, 0, false) {
+                Ok(declared) => {
+                    report.queues += 1;
+                    report.messages += declared.counts().ready;
+                }
+                Err(error) => {
+                    report.skipped.queues.push(queue.clone());
+                    fail(&mut report, format!("queue {:?}", queue.name), error)?
+                }
+            }
+        }
+        for binding in &definitions.bindings {
+            let destination = match binding.destination_type.as_str() {
+                "queue" => BindingDestination::Queue(binding.destination.clone()),
+                "exchange" => BindingDestination::Exchange(binding.destination.clone()),
+                other => {
+                    fail(
+                        &mut report,
+                        format!("binding {:?} -> {:?}", binding.source, binding.destination),
+                        BrokerError::invalid(format!(
+                            "destination_type must be \"queue\" or \"exchange\", not {other:?}"
+                        )),
+                    )?;
+                    continue;
+                }
+            };
+            let result = self.bind(Binding {
+                source: binding.source.clone(),
+                destination,
+                key: binding.routing_key.clone(),
+                arguments: binding.arguments.clone(),
+            });
+            match result {
+                Ok(()) => report.bindings += 1,
+                Err(error) => {
+                    report.skipped.bindings.push(binding.clone());
+                    fail(
+                        &mut report,
+                        format!("binding {:?} -> {:?}", binding.source, binding.destination),
+                        error,
+                    )?
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    /// Every exchange, queue and binding (durable or not, exclusive queues left out), in the
+    /// definitions format.
+    pub fn export(&self) -> Definitions {
+        Self::definitions(&self.state.read(), false)
+    }
+
+    fn definitions(state: &State, durable_only: bool) -> Definitions {
+        let mut exchanges: Vec<ExchangeDefinition> = state
+            .exchanges
+            .values()
+            .filter(|e| e.spec.durable || !durable_only)
+            .map(|e| ExchangeDefinition {
+                name: e.spec.name.clone(),
+                kind: e.spec.kind.clone(),
+                durable: e.spec.durable,
+                auto_delete: e.spec.auto_delete,
+                internal: e.spec.internal,
+                arguments: e.spec.arguments.clone(),
+            })
+            .collect();
+        exchanges.sort_by(|a, b| a.name.cmp(&b.name));
+        let mut queues: Vec<QueueDefinition> = state
+            .queues
+            .values()
+            .filter(|q| q.properties().exclusive_owner.is_none())
+            .filter(|q| q.properties().durable || !durable_only)
+            .map(|q| QueueDefinition {
+                name: q.name().to_owned(),
+                durable: q.properties().durable,
+                auto_delete: q.properties().auto_delete,
+                arguments: q.properties().arguments.clone(),
+            })
+            .collect();
+        queues.sort_by(|a, b| a.name.cmp(&b.name));
+        let listed_exchange = |name: &str| exchanges.iter().any(|e| e.name == name);
+        let listed_queue = |name: &str| queues.iter().any(|q| q.name == name);
+        let bindings = state
+            .bindings
+            .iter()
+            .filter(|b| listed_exchange(&b.source))
+            .filter_map(|b| {
+                let (kind, listed) = match &b.destination {
+                    BindingDestination::Queue(name) => ("queue", listed_queue(name)),
+                    BindingDestination::Exchange(name) => ("exchange", listed_exchange(name)),
+                };
+                listed.then(|| BindingDefinition {
+                    source: b.source.clone(),
+                    destination: b.destination.name().to_owned(),
+                    destination_type: kind.to_owned(),
+                    routing_key: b.key.clone(),
+                    arguments: b.arguments.clone(),
+                })
+            })
+            .collect();
+        Definitions {
+            exchanges,
+            queues,
+            bindings,
+            ..Definitions::default()
+        }
+    }
+
+    /// Writes the durable definitions. A failure is logged: the change stands in memory, and
+    /// the file keeps the previous definitions until a later write succeeds.
+    fn persist(&self, state: &State) {
+        let Some(store) = &self.store else { return };
+        if self.restoring.load(Ordering::Relaxed) {
+            return;
+        }
+        let mut definitions = Self::definitions(state, true);
+        let unrestored = self.unrestored.lock();
+        definitions
+            .exchanges
+            .extend(unrestored.exchanges.iter().cloned());
+        definitions.queues.extend(unrestored.queues.iter().cloned());
+        definitions
+            .bindings
+            .extend(unrestored.bindings.iter().cloned());
+        if let Err(error) = store.save_definitions(&definitions) {
+            tracing::error!(%error, "writing the durable definitions failed");
         }
     }
 
@@ -181,7 +420,11 @@ impl Topology {
         state
             .by_handle
             .insert(id, Node::Exchange(Arc::clone(&exchange)));
+        let durable = exchange.spec.durable;
         state.exchanges.insert(exchange.spec.name.clone(), exchange);
+        if durable {
+            self.persist(&state);
+        }
         Ok(())
     }
 
@@ -217,6 +460,9 @@ impl Topology {
         state.exchanges.remove(name);
         state.by_handle.remove(&exchange.id);
         exchange.router.destroy_exchange(exchange.id);
+        if exchange.spec.durable {
+            self.persist(&state);
+        }
         Ok(())
     }
 
@@ -264,14 +510,43 @@ impl Topology {
             return Err(BrokerError::not_found("queue", &spec.name));
         }
         let id = self.new_handle();
-        let queue = Arc::new(Queue::new(
-            spec.name.clone(),
-            id,
-            properties,
-            Arc::clone(&self.memory),
-        ));
+        let queue = match (&self.store, spec.durable) {
+            (Some(store), true) => {
+                let (log, recovered) =
+                    store
+                        .open_queue(&spec.name, self.window.messages)
+                        .map_err(|e| {
+                            BrokerError::storage(format!(
+                                "opening the log of queue {:?}: {e}",
+                                spec.name
+                            ))
+                        })?;
+                if !recovered.messages.is_empty() || recovered.tail.is_some() {
+                    tracing::info!(
+                        queue = spec.name.as_str(),
+                        in_memory = recovered.messages.len(),
+                        on_disk = recovered.tail.map_or(0, |(_, count)| count),
+                        "recovered messages"
+                    );
+                }
+                Queue::durable(
+                    spec.name.clone(),
+                    id,
+                    properties,
+                    Arc::clone(&self.memory),
+                    log,
+                    recovered,
+                    self.window,
+                )
+            }
+            _ => Queue::new(spec.name.clone(), id, properties, Arc::clone(&self.memory)),
+        };
+        let queue = Arc::new(queue);
         state.by_handle.insert(id, Node::Queue(Arc::clone(&queue)));
         state.queues.insert(spec.name, Arc::clone(&queue));
+        if queue.properties().durable {
+            self.persist(&state);
+        }
         Ok(queue)
     }
 
@@ -336,6 +611,9 @@ impl Topology {
         }
         state.queues.remove(name);
         state.by_handle.remove(&queue.id());
+        if queue.properties().durable {
+            self.persist(&state);
+        }
         Ok(queue.delete())
     }
 
@@ -390,7 +668,14 @@ impl Topology {
             .bind(source.id, spec)
             .map_err(BrokerError::from_admin_plugin_error)?;
         state.bindings.insert(binding);
+        self.persist_if_durable(&state, &source);
         Ok(())
+    }
+
+    fn persist_if_durable(&self, state: &State, source: &Exchange) {
+        if source.spec.durable {
+            self.persist(state);
+        }
     }
 
     /// Removes a binding; removing one that does not exist is a no-op (as in RabbitMQ).
@@ -400,7 +685,11 @@ impl Topology {
             return Err(BrokerError::not_found("exchange", &binding.source));
         }
         Self::destination_handle(&state, &binding.destination)?;
+        let source = state.exchanges.get(&binding.source).cloned();
         Self::remove_binding(&mut state, binding);
+        if let Some(source) = source {
+            self.persist_if_durable(&state, &source);
+        }
         Ok(())
     }
 

@@ -165,6 +165,15 @@ pub struct QueueOptions {
     pub arguments: Vec<(String, String)>,
 }
 
+/// What [`Connection::import_definitions`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportReport {
+    pub exchanges: u32,
+    pub queues: u32,
+    pub bindings: u32,
+    pub failures: Vec<String>,
+}
+
 impl Connection {
     /// Connects, negotiates the protocol version and authenticates; from then on reconnects
     /// by itself whenever the session is lost, until [`close`](Self::close).
@@ -411,6 +420,36 @@ impl Connection {
     pub async fn list_exchanges(&self) -> Result<Vec<ExchangeInfo>, ClientError> {
         match self.request(ControlOp::ListExchanges).await? {
             ControlOk::Exchanges(exchanges) => Ok(exchanges),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Every exchange, queue and binding as definitions JSON (see `switchyard definitions`).
+    pub async fn export_definitions(&self) -> Result<String, ClientError> {
+        match self.request(ControlOp::ExportDefinitions).await? {
+            ControlOk::Definitions(json) => Ok(json),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Declares what definitions JSON lists; returns how many exchanges, queues and bindings
+    /// were declared and one line per item that failed.
+    pub async fn import_definitions(&self, json: &str) -> Result<ImportReport, ClientError> {
+        match self
+            .request(ControlOp::ImportDefinitions { json: json.into() })
+            .await?
+        {
+            ControlOk::Imported {
+                exchanges,
+                queues,
+                bindings,
+                failures,
+            } => Ok(ImportReport {
+                exchanges,
+                queues,
+                bindings,
+                failures,
+            }),
             other => Err(unexpected(other)),
         }
     }

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use switchyard_protocol::{
     CancelReason, ConsumeDown, ConsumeUp, FilterSpec, Headers, Properties, StreamKind, Subscribe,
 };
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::connection::{Connection, Session};
 use crate::error::ClientError;
@@ -103,7 +103,14 @@ impl Delivery {
 pub struct Consumer {
     tag: String,
     deliveries: mpsc::Receiver<Result<Delivery, ClientError>>,
-    requests: mpsc::UnboundedSender<ConsumeUp>,
+    requests: mpsc::UnboundedSender<Request>,
+}
+
+/// What a [`Consumer`] asks its subscription task.
+#[derive(Debug)]
+enum Request {
+    Frame(ConsumeUp),
+    Sync(oneshot::Sender<Result<(), ClientError>>),
 }
 
 impl Consumer {
@@ -142,14 +149,28 @@ impl Consumer {
     /// Changes the prefetch.
     pub fn set_prefetch(&self, prefetch: u32) -> Result<(), ClientError> {
         self.requests
-            .send(ConsumeUp::Credit { prefetch })
+            .send(Request::Frame(ConsumeUp::Credit { prefetch }))
             .map_err(|_| ClientError::closed("the subscription has ended"))
+    }
+
+    /// Waits until every ack, nack and reject made before this call is applied by the broker
+    /// and, for a durable queue, recorded on disk: after it returns, an acked message does not
+    /// come back even if the broker crashes. Fails if the connection is lost first (then the
+    /// unacked deliveries come back, and some acks may not have been applied).
+    pub async fn sync(&self) -> Result<(), ClientError> {
+        let (done, answer) = oneshot::channel();
+        self.requests
+            .send(Request::Sync(done))
+            .map_err(|_| ClientError::closed("the subscription has ended"))?;
+        answer
+            .await
+            .map_err(|_| ClientError::closed("the consume stream ended before the sync"))?
     }
 
     /// Asks the broker to end the subscription; unacked deliveries go back to the queue.
     /// Deliveries already on their way still arrive, then `next` returns `None`.
     pub fn cancel(&self) {
-        let _ = self.requests.send(ConsumeUp::Cancel);
+        let _ = self.requests.send(Request::Frame(ConsumeUp::Cancel));
     }
 
     /// Cancels and waits until the broker confirms, so every ack sent before has been applied.
@@ -213,7 +234,7 @@ struct Subscription {
     connection: Connection,
     options: ConsumeOptions,
     deliveries: mpsc::Sender<Result<Delivery, ClientError>>,
-    requests: mpsc::UnboundedReceiver<ConsumeUp>,
+    requests: mpsc::UnboundedReceiver<Request>,
 }
 
 impl Subscription {
@@ -254,6 +275,11 @@ impl Subscription {
         // Deliveries carry this stream's ack channel: their tags mean nothing on another.
         let (acks, mut acks_rx) = mpsc::unbounded_channel();
         let mut requests_open = true;
+        // Syncs sent on this stream, answered in order; dropped (an error for the caller) when
+        // the stream ends.
+        let mut syncs: std::collections::VecDeque<(u64, oneshot::Sender<Result<(), ClientError>>)> =
+            std::collections::VecDeque::new();
+        let mut next_sync = 1u64;
         loop {
             tokio::select! {
                 frame = recv.next::<ConsumeDown>() => {
@@ -276,6 +302,16 @@ impl Subscription {
                             other => StreamEnd::Failed(ClientError::closed(format!("subscription cancelled: {other:?}"))),
                         },
                         Ok(Some(ConsumeDown::Error(error))) => return StreamEnd::Failed(ClientError::Refused(error)),
+                        Ok(Some(ConsumeDown::Synced { id })) => {
+                            while let Some((waiting, _)) = syncs.front() {
+                                if *waiting > id {
+                                    break;
+                                }
+                                let (_, done) = syncs.pop_front().expect("front exists");
+                                let _ = done.send(Ok(()));
+                            }
+                            continue;
+                        }
                         Ok(Some(ConsumeDown::Subscribed { .. })) => {
                             return StreamEnd::Failed(ClientError::Protocol("a second Subscribed".into()));
                         }
@@ -295,11 +331,26 @@ impl Subscription {
                     }
                 }
                 request = self.requests.recv(), if requests_open => {
-                    let request = request.unwrap_or_else(|| {
-                        // The consumer was dropped: cancel once, then wait for the broker.
-                        requests_open = false;
-                        ConsumeUp::Cancel
-                    });
+                    let request = match request {
+                        Some(Request::Frame(frame)) => frame,
+                        Some(Request::Sync(done)) => {
+                            // Acks made before the sync are already waiting: send them first.
+                            while let Ok(ack) = acks_rx.try_recv() {
+                                if send.push(&ack).is_err() {
+                                    return StreamEnd::SessionLost;
+                                }
+                            }
+                            let id = next_sync;
+                            next_sync += 1;
+                            syncs.push_back((id, done));
+                            ConsumeUp::Sync { id }
+                        }
+                        None => {
+                            // The consumer was dropped: cancel once, then wait for the broker.
+                            requests_open = false;
+                            ConsumeUp::Cancel
+                        }
+                    };
                     if let ConsumeUp::Credit { prefetch } = request {
                         self.options.prefetch = prefetch;
                     }

@@ -30,7 +30,7 @@ mod publisher;
 mod rpc;
 mod tls;
 
-pub use connection::{ConnectOptions, Connection, ExchangeOptions, QueueOptions};
+pub use connection::{ConnectOptions, Connection, ExchangeOptions, ImportReport, QueueOptions};
 pub use consumer::{ConsumeOptions, Consumer, Delivery};
 pub use error::{ClientError, FrameError};
 pub use publisher::{Confirmation, Confirmed, OutgoingMessage, Publisher};

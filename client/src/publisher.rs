@@ -61,6 +61,13 @@ impl OutgoingMessage {
         self.mandatory = true;
         self
     }
+
+    /// Marks the message persistent: a durable queue keeps it on disk, and its confirm comes
+    /// only once it is durable there.
+    pub fn persistent(mut self) -> Self {
+        self.properties.persistent = true;
+        self
+    }
 }
 
 /// Resolves when the broker has settled one publish.

@@ -49,6 +49,10 @@ pub enum ConsumeUp {
     Credit { prefetch: u32 },
     /// Stops deliveries; see the module docs.
     Cancel,
+    /// Asks for `Synced { id }` once every settlement sent before it on this stream is applied
+    /// and, for a durable queue, recorded durably: after `Synced`, an acked message never comes
+    /// back, even if the broker crashes.
+    Sync { id: u64 },
 }
 
 /// Broker → client on a consume stream.
@@ -70,6 +74,10 @@ pub enum ConsumeDown {
     /// The subscription failed or the client broke the stream's rules; the broker finishes the
     /// stream after this, and unsettled deliveries are requeued.
     Error(WireError),
+    /// Answers `Sync { id }`.
+    Synced {
+        id: u64,
+    },
 }
 
 /// Starts a consumer on a queue.

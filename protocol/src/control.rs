@@ -182,6 +182,12 @@ pub enum ControlOp {
     ListPlugins,
     /// Answered by [`ControlOk::Queue`].
     QueueInfo { name: String },
+    /// Every exchange, queue (exclusive ones left out) and binding, as the definitions JSON
+    /// that `ImportDefinitions` reads. Answered by [`ControlOk::Definitions`].
+    ExportDefinitions,
+    /// Declares what definitions JSON lists: exchanges, then queues, then bindings; items that
+    /// fail are reported and the rest still declared. Answered by [`ControlOk::Imported`].
+    ImportDefinitions { json: String },
 }
 
 impl ControlOp {
@@ -199,6 +205,8 @@ impl ControlOp {
             ControlOp::ListQueues => "list-queues",
             ControlOp::ListPlugins => "list-plugins",
             ControlOp::QueueInfo { .. } => "queue-info",
+            ControlOp::ExportDefinitions => "export-definitions",
+            ControlOp::ImportDefinitions { .. } => "import-definitions",
         }
     }
 }
@@ -249,6 +257,16 @@ pub enum ControlOk {
     Queues(#[serde(deserialize_with = "crate::bounded::seq")] Vec<QueueInfo>),
     Plugins(#[serde(deserialize_with = "crate::bounded::seq")] Vec<PluginInfo>),
     Queue(QueueInfo),
+    /// Definitions JSON.
+    Definitions(String),
+    /// What an import declared, and one line per item that failed.
+    Imported {
+        exchanges: u32,
+        queues: u32,
+        bindings: u32,
+        #[serde(deserialize_with = "crate::bounded::seq")]
+        failures: Vec<String>,
+    },
 }
 
 /// One exchange, as listed.

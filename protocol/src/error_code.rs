@@ -114,6 +114,11 @@ error_code_table! {
     /// Sent as publish `Reject` when a destination queue is at its max-length or max-bytes and
     /// its overflow policy is `reject-publish`.
     QueueFull = 603, "QUEUE_FULL";
+    /// Sent as publish `Reject` when a persistent message for a durable queue could not be made
+    /// durable: free disk space is below the broker's low watermark, or a write or fsync
+    /// failed. Sent for a declare when the queue's log could not be created. Nothing the broker
+    /// confirmed before is affected.
+    StorageFailed = 604, "STORAGE_FAILED";
 }
 
 impl PartialEq for ErrorCode {

@@ -297,6 +297,7 @@ fn error_codes_keep_their_numbers() {
         (ErrorCode::RoutingFault, 601, "ROUTING_FAULT"),
         (ErrorCode::PluginRefused, 602, "PLUGIN_REFUSED"),
         (ErrorCode::QueueFull, 603, "QUEUE_FULL"),
+        (ErrorCode::StorageFailed, 604, "STORAGE_FAILED"),
     ];
     assert_eq!(
         ErrorCode::KNOWN.len(),

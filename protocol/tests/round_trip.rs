@@ -148,6 +148,10 @@ fn control_op_samples() -> Vec<ControlOp> {
         ControlOp::QueueInfo {
             name: "orders".into(),
         },
+        ControlOp::ExportDefinitions,
+        ControlOp::ImportDefinitions {
+            json: r#"{"queues": [{"name": "orders"}]}"#.into(),
+        },
     ]
 }
 
@@ -224,6 +228,13 @@ fn control_ok_samples() -> Vec<ControlOk> {
             },
         ]),
         ControlOk::Queue(queue_info()),
+        ControlOk::Definitions("{}".into()),
+        ControlOk::Imported {
+            exchanges: 1,
+            queues: 2,
+            bindings: 3,
+            failures: vec!["exchange \"x\": no router plugin named \"nope\"".into()],
+        },
     ]
 }
 
@@ -352,6 +363,7 @@ fn consume_up_samples() -> Vec<ConsumeUp> {
         },
         ConsumeUp::Credit { prefetch: 1 },
         ConsumeUp::Cancel,
+        ConsumeUp::Sync { id: 7 },
     ]
 }
 
@@ -375,6 +387,7 @@ fn consume_down_samples() -> Vec<ConsumeDown> {
             reason: CancelReason::Error(error(ErrorCode::RoutingFault)),
         },
         ConsumeDown::Error(error(ErrorCode::ResourceLocked)),
+        ConsumeDown::Synced { id: 7 },
     ]
 }
 
@@ -407,9 +420,11 @@ fn every_control_up_frame_round_trips() {
                 ControlOp::ListQueues => "list-queues",
                 ControlOp::ListPlugins => "list-plugins",
                 ControlOp::QueueInfo { .. } => "queue-info",
+                ControlOp::ExportDefinitions => "export-definitions",
+                ControlOp::ImportDefinitions { .. } => "import-definitions",
             },
         },
-        3 + 11,
+        3 + 13,
     );
     samples.iter().for_each(assert_round_trips);
 }
@@ -433,9 +448,11 @@ fn every_control_down_frame_round_trips() {
                 Ok(ControlOk::Queues(_)) => "queues",
                 Ok(ControlOk::Plugins(_)) => "plugins",
                 Ok(ControlOk::Queue(_)) => "queue",
+                Ok(ControlOk::Definitions(_)) => "definitions",
+                Ok(ControlOk::Imported { .. }) => "imported",
             },
         },
-        3 + 9,
+        3 + 11,
     );
     samples.iter().for_each(assert_round_trips);
 }
@@ -479,8 +496,9 @@ fn every_consume_frame_round_trips() {
             ConsumeUp::Reject { .. } => "reject",
             ConsumeUp::Credit { .. } => "credit",
             ConsumeUp::Cancel => "cancel",
+            ConsumeUp::Sync { .. } => "sync",
         },
-        6,
+        7,
     );
     up.iter().for_each(assert_round_trips);
 
@@ -497,8 +515,9 @@ fn every_consume_frame_round_trips() {
                 CancelReason::Error(_) => "cancelled/error",
             },
             ConsumeDown::Error(_) => "error",
+            ConsumeDown::Synced { .. } => "synced",
         },
-        7,
+        8,
     );
     down.iter().for_each(assert_round_trips);
 }

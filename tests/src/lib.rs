@@ -112,6 +112,28 @@ impl TestBroker {
         }
     }
 
+    /// Stops the broker, runs `between` on its data directory (to damage files, say), and
+    /// starts a new one on the same address and data directory.
+    pub async fn restart_after(self, between: impl FnOnce(&Path)) -> TestBroker {
+        let TestBroker {
+            broker,
+            client,
+            data_dir,
+            config,
+        } = self;
+        broker.shutdown().await;
+        between(data_dir.path());
+        let broker = Broker::start(config.clone())
+            .await
+            .expect("broker restarts");
+        TestBroker {
+            broker,
+            client,
+            data_dir,
+            config,
+        }
+    }
+
     /// A new client connection to `broker`.
     pub async fn connect_to(broker: &Broker) -> Connection {
         let options = ConnectOptions::new(

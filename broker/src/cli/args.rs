@@ -79,6 +79,18 @@ pub enum Command {
     HashPassword,
     /// Generate load against a broker and report rates and latencies.
     Bench(super::bench::BenchArgs),
+    /// Export or import exchanges, queues and bindings as JSON (RabbitMQ's definitions shape).
+    #[command(subcommand)]
+    Definitions(DefinitionsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DefinitionsCommand {
+    /// Print every exchange, queue and binding as JSON.
+    Export,
+    /// Declare what a definitions file lists (`-` reads stdin). Exits non-zero if any item
+    /// failed; the others are still declared.
+    Import { file: PathBuf },
 }
 
 #[derive(Debug, Args)]

@@ -10,7 +10,8 @@ use switchyard_client::{
 };
 
 use super::args::{
-    BindArgs, ClientArgs, ConsumeArgs, ExchangeCommand, PluginsCommand, PublishArgs, QueueCommand,
+    BindArgs, ClientArgs, ConsumeArgs, DefinitionsCommand, ExchangeCommand, PluginsCommand,
+    PublishArgs, QueueCommand,
 };
 use super::table::print_table;
 
@@ -353,4 +354,35 @@ fn delivery_json(delivery: &switchyard_client::Delivery) -> serde_json::Value {
         }
     }
     object
+}
+
+pub async fn definitions(
+    connection: &Connection,
+    command: DefinitionsCommand,
+) -> anyhow::Result<()> {
+    match command {
+        DefinitionsCommand::Export => {
+            println!("{}", connection.export_definitions().await?);
+        }
+        DefinitionsCommand::Import { file } => {
+            let json = if file.as_os_str() == "-" {
+                std::io::read_to_string(std::io::stdin())?
+            } else {
+                std::fs::read_to_string(&file)
+                    .with_context(|| format!("reading {}", file.display()))?
+            };
+            let report = connection.import_definitions(&json).await?;
+            println!(
+                "imported {} exchanges, {} queues, {} bindings",
+                report.exchanges, report.queues, report.bindings
+            );
+            for failure in &report.failures {
+                eprintln!("failed: {failure}");
+            }
+            if !report.failures.is_empty() {
+                bail!("{} definitions failed", report.failures.len());
+            }
+        }
+    }
+    Ok(())
 }

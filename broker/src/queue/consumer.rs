@@ -52,6 +52,9 @@ pub(super) struct Consumer {
     /// Sequence numbers of ready messages the filter refused: a filter is a pure function of
     /// the message, so each message is evaluated at most once per consumer.
     rejected: HashSet<u64>,
+    /// Deliveries made by the current dispatch, sent when it ends (after a durable queue has
+    /// recorded them, so a crash cannot hide that they were delivered).
+    outbox: Vec<DeliveryEvent>,
 }
 
 impl Consumer {
@@ -67,6 +70,7 @@ impl Consumer {
             unacked: BTreeMap::new(),
             next_tag: 1,
             rejected: HashSet::new(),
+            outbox: Vec::new(),
         }
     }
 
@@ -76,7 +80,9 @@ impl Consumer {
         let within_prefetch = self.spec.no_ack
             || self.spec.prefetch == 0
             || self.unacked.len() < self.spec.prefetch as usize;
-        within_prefetch && self.events.capacity() > 1 && !self.events.is_closed()
+        within_prefetch
+            && self.events.capacity() > 1 + self.outbox.len()
+            && !self.events.is_closed()
     }
 
     /// Whether its filter (if any) lets `message` through.
@@ -100,8 +106,8 @@ impl Consumer {
         pass
     }
 
-    /// Sends `message`; keeps it as unacked unless the consumer is no-ack. The delivery shows
-    /// how many times the message was delivered before.
+    /// Delivers `message` (sent by [`Consumer::send_outbox`]); keeps it as unacked unless the
+    /// consumer is no-ack. The delivery shows how many times the message was delivered before.
     pub(super) fn deliver(&mut self, seq: u64, mut message: QueuedMessage) {
         self.rejected.remove(&seq);
         let tag = self.next_tag;
@@ -111,16 +117,20 @@ impl Consumer {
             queued: message.clone(),
         };
         message.delivery_count += 1;
-        if self
-            .events
-            .try_send(DeliveryEvent::Deliver(delivery))
-            .is_err()
-        {
-            // has_credit checked capacity under the queue lock; only a closed channel fails,
-            // and then the connection is gone and the message must stay unacked to come back.
-        }
+        self.outbox.push(DeliveryEvent::Deliver(delivery));
         if !self.spec.no_ack {
             self.unacked.insert(tag, message);
+        }
+    }
+
+    /// Sends the deliveries made since the last call.
+    pub(super) fn send_outbox(&mut self) {
+        for event in self.outbox.drain(..) {
+            if self.events.try_send(event).is_err() {
+                // has_credit counted the outbox against the channel's capacity under the queue
+                // lock; only a closed channel fails, and then the connection is gone and the
+                // message stays unacked, to come back.
+            }
         }
     }
 

@@ -12,16 +12,19 @@
 //! dispatch must run off the async runtime's worker threads (the server wraps them in
 //! `block_in_place`).
 //!
-//! The ready list lives in memory here; the durable log (a later layer) will sit underneath it
-//! without changing this interface.
+//! A durable queue also writes to its log in the store (`durable.rs`): persistent messages as
+//! they arrive, deliveries, and messages leaving for good; its ready list is kept in memory only
+//! up to a window, the rest read back from the log when due.
 
 mod consumer;
+mod durable;
 mod memory;
 mod state;
 #[cfg(test)]
 mod tests;
 
 pub use consumer::{ConsumerId, ConsumerSpec, Delivery, DeliveryEvent};
+pub use durable::Window;
 pub use memory::MemoryGauge;
 pub use state::QueueCounts;
 
@@ -33,6 +36,8 @@ use parking_lot::Mutex;
 use tokio::sync::mpsc;
 
 use crate::message::Message;
+use crate::store::{DiskTail, QueueLog, Recovered};
+use durable::Durability;
 use state::QueueState;
 
 /// A message as it sits in a queue.
@@ -45,6 +50,8 @@ pub struct QueuedMessage {
     pub redelivered: bool,
     /// How many times it has been delivered.
     pub delivery_count: u32,
+    /// Its sequence number in the queue's log, when it was written there.
+    pub stored_seq: Option<u64>,
 }
 
 impl QueuedMessage {
@@ -54,6 +61,7 @@ impl QueuedMessage {
             message,
             redelivered: false,
             delivery_count: 0,
+            stored_seq: None,
         }
     }
 
@@ -105,6 +113,47 @@ impl Queue {
         }
     }
 
+    /// A durable queue over its log, holding what recovery found.
+    pub fn durable(
+        name: String,
+        id: u32,
+        properties: QueueProperties,
+        memory: Arc<MemoryGauge>,
+        log: Arc<QueueLog>,
+        recovered: Recovered,
+        window: Window,
+    ) -> Self {
+        let Recovered {
+            next_seq,
+            messages,
+            tail,
+            skip,
+            ..
+        } = recovered;
+        let tail = tail.map(|(position, remaining)| {
+            DiskTail::new(Arc::clone(&log), position, remaining, Arc::new(skip))
+        });
+        let durability = Durability::new(log, tail, window);
+        let mut state = QueueState::new(memory);
+        state.restore(
+            next_seq,
+            messages.into_iter().map(durable::from_recovered),
+            durability,
+        );
+        Queue {
+            name,
+            id,
+            properties,
+            state: Mutex::new(state),
+            next_consumer: AtomicU64::new(1),
+        }
+    }
+
+    /// The queue's log, when it is durable.
+    pub fn log(&self) -> Option<Arc<QueueLog>> {
+        self.state.lock().log().cloned()
+    }
+
     pub fn name(&self) -> &str {
         &self.name
     }
@@ -123,15 +172,18 @@ impl Queue {
 
     /// Appends messages and delivers what consumers can take. A queue deleted meanwhile (a
     /// publish racing a delete) takes nothing, as if the publish had come after the delete.
-    pub fn enqueue(&self, messages: impl IntoIterator<Item = QueuedMessage>) {
+    /// Returns the log LSN that makes the persistent ones durable, if any was written.
+    pub fn enqueue(&self, messages: impl IntoIterator<Item = QueuedMessage>) -> Option<u64> {
         let mut state = self.state.lock();
         if state.deleted {
-            return;
+            return None;
         }
+        let mut lsn = None;
         for message in messages {
-            state.push_ready(message);
+            lsn = state.push_ready(message).or(lsn);
         }
         state.dispatch();
+        lsn
     }
 
     /// Adds a consumer; deliveries and the end of the subscription arrive on `events`.
@@ -209,8 +261,13 @@ impl Queue {
         state.deleted = true;
         let held = state.counts().ready + state.counts().unacked;
         let unacked = state.cancel_all(Cancellation::QueueDeleted);
-        state.forget(&unacked);
-        state.purge();
+        state.forget_in_memory(&unacked);
+        state.drop_ready();
+        if let Some(log) = state.log()
+            && let Err(error) = log.delete()
+        {
+            tracing::error!(queue = %self.name, %error, "deleting the queue's log failed");
+        }
         held
     }
 

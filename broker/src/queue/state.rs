@@ -6,8 +6,10 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 
 use super::consumer::{Consumer, ConsumerId, ConsumerSpec, DeliveryEvent};
+use super::durable::{Admit, Durability};
 use super::memory::MemoryGauge;
 use super::{Cancellation, QueuedMessage};
+use crate::store::QueueLog;
 
 /// How far past the head dispatch looks for a message a filtering consumer accepts.
 const FILTER_LOOKAHEAD: usize = 256;
@@ -41,6 +43,8 @@ pub(super) struct QueueState {
     /// Round-robin position: the consumer tried first by the next dispatch.
     cursor: usize,
     pub(super) deleted: bool,
+    /// Present for a durable queue.
+    durable: Option<Durability>,
 }
 
 impl QueueState {
@@ -53,29 +57,85 @@ impl QueueState {
             consumers: Vec::new(),
             cursor: 0,
             deleted: false,
+            durable: None,
         }
     }
 
+    /// Sets up a durable queue from what recovery found.
+    pub(super) fn restore(
+        &mut self,
+        next_seq: u64,
+        messages: impl Iterator<Item = QueuedMessage>,
+        durability: Durability,
+    ) {
+        for message in messages {
+            self.memory.add(message.body_len());
+            self.ready_bytes += message.body_len();
+            let seq = message.stored_seq.unwrap_or(self.next_seq);
+            self.ready.push_back((seq, message));
+        }
+        self.next_seq = next_seq;
+        self.durable = Some(durability);
+    }
+
+    pub(super) fn log(&self) -> Option<&Arc<QueueLog>> {
+        self.durable.as_ref().map(Durability::log)
+    }
+
     /// Messages that have left the queue for good.
-    pub(super) fn forget(&self, messages: &[QueuedMessage]) {
+    pub(super) fn forget(&mut self, messages: &[QueuedMessage]) {
+        self.forget_in_memory(messages);
+        if let Some(durable) = &mut self.durable {
+            durable.removed(messages);
+        }
+    }
+
+    /// Releases the memory of messages that left, without recording it (the log goes too).
+    pub(super) fn forget_in_memory(&self, messages: &[QueuedMessage]) {
         self.memory
             .sub(messages.iter().map(QueuedMessage::body_len).sum());
     }
 
     pub(super) fn counts(&self) -> QueueCounts {
+        let on_disk = self.durable.as_ref().map_or(0, Durability::on_disk);
         QueueCounts {
-            ready: self.ready.len() as u64,
+            ready: self.ready.len() as u64 + on_disk,
             unacked: self.consumers.iter().map(|c| c.unacked.len() as u64).sum(),
             consumers: self.consumers.len() as u32,
             ready_bytes: self.ready_bytes,
         }
     }
 
-    pub(super) fn push_ready(&mut self, message: QueuedMessage) {
+    /// Takes an arriving message; returns the LSN that makes it durable when it was written.
+    pub(super) fn push_ready(&mut self, message: QueuedMessage) -> Option<u64> {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let (message, lsn) = match &mut self.durable {
+            Some(durable) => {
+                match durable.admit(seq, message, self.ready.len(), self.ready_bytes) {
+                    (Admit::Memory(message), lsn) => (message, lsn),
+                    (Admit::Disk, lsn) => return lsn,
+                }
+            }
+            None => (message, None),
+        };
         self.memory.add(message.body_len());
         self.ready_bytes += message.body_len();
-        self.ready.push_back((self.next_seq, message));
-        self.next_seq += 1;
+        self.ready.push_back((seq, message));
+        lsn
+    }
+
+    /// Refills the in-memory window of a durable queue from its log.
+    fn page_in(&mut self) {
+        let Some(durable) = &mut self.durable else {
+            return;
+        };
+        for message in durable.page_in(self.ready.len(), self.ready_bytes) {
+            self.memory.add(message.body_len());
+            self.ready_bytes += message.body_len();
+            let seq = message.stored_seq.unwrap_or(self.next_seq);
+            self.ready.push_back((seq, message));
+        }
     }
 
     /// Puts settled messages back at the head, in their original order, marked redelivered.
@@ -132,7 +192,21 @@ impl QueueState {
         }
     }
 
+    /// Drops every ready message, in memory and on disk; returns how many.
     pub(super) fn purge(&mut self) -> u64 {
+        let ready: Vec<QueuedMessage> = self.ready.iter().map(|(_, m)| m.clone()).collect();
+        let count = self.drop_ready();
+        match &mut self.durable {
+            Some(durable) => {
+                durable.removed(&ready);
+                count + durable.purge_tail()
+            }
+            None => count,
+        }
+    }
+
+    /// Drops the ready messages held in memory, recording nothing; returns how many.
+    pub(super) fn drop_ready(&mut self) -> u64 {
         let count = self.ready.len() as u64;
         self.ready.clear();
         self.memory.sub(self.ready_bytes);
@@ -160,10 +234,20 @@ impl QueueState {
 
     /// Delivers ready messages to consumers with credit, round-robin, until one runs out.
     pub(super) fn dispatch(&mut self) {
+        self.page_in();
         while !self.ready.is_empty() && !self.consumers.is_empty() {
             if !self.deliver_one() {
-                return;
+                break;
             }
+            if self.ready.is_empty() {
+                self.page_in();
+            }
+        }
+        if let Some(durable) = &mut self.durable {
+            durable.flush_delivered();
+        }
+        for consumer in &mut self.consumers {
+            consumer.send_outbox();
         }
     }
 
@@ -186,6 +270,13 @@ impl QueueState {
             };
             let (seq, message) = self.ready.remove(position).expect("position within ready");
             self.ready_bytes -= message.body_len();
+            if let Some(durable) = &mut self.durable {
+                if consumer.spec.no_ack {
+                    durable.removed([&message]);
+                } else {
+                    durable.delivered(&message);
+                }
+            }
             if consumer.spec.no_ack {
                 self.memory.sub(message.body_len());
             }

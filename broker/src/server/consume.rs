@@ -100,6 +100,20 @@ pub(crate) async fn serve(
                     send.finish();
                     break;
                 }
+                Ok(Some(ConsumeUp::Sync { id })) => {
+                    if let (Some(log), Some(store)) = (queue.log(), shared.topology.store()) {
+                        let lsn = log.appended_lsn();
+                        if !crate::store::wait_durable(store.progress(), &[(log, lsn)]).await {
+                            let error = WireError::new(ErrorCode::StorageFailed, "recording settlements on disk failed");
+                            let _ = send.send(&ConsumeDown::Error(error)).await;
+                            send.finish();
+                            break;
+                        }
+                    }
+                    if send.send(&ConsumeDown::Synced { id }).await.is_err() {
+                        break;
+                    }
+                }
                 Ok(Some(frame)) => {
                     let settled = tokio::task::block_in_place(|| apply(&queue, consumer, frame));
                     if let Err(error) = settled {
@@ -234,7 +248,7 @@ fn apply(queue: &Queue, consumer: ConsumerId, frame: ConsumeUp) -> Result<(), Wi
                 "this stream already has a subscription",
             ));
         }
-        ConsumeUp::Cancel => {}
+        ConsumeUp::Cancel | ConsumeUp::Sync { .. } => {}
     }
     Ok(())
 }

@@ -170,6 +170,22 @@ fn handle(op: ControlOp, connection: u64, shared: &Shared) -> Result<ControlOk, 
             let queue = topology.queue(&name, connection).map_err(refused)?;
             Ok(ControlOk::Queue(queue_info(&queue)))
         }
+        ControlOp::ExportDefinitions => Ok(ControlOk::Definitions(topology.export().to_json())),
+        ControlOp::ImportDefinitions { json } => {
+            let definitions = crate::store::Definitions::parse(&json).map_err(|e| {
+                WireError::new(
+                    ErrorCode::InvalidArgument,
+                    format!("not valid definitions JSON: {e}"),
+                )
+            })?;
+            let report = topology.import(&definitions, true).map_err(refused)?;
+            Ok(ControlOk::Imported {
+                exchanges: report.exchanges as u32,
+                queues: report.queues as u32,
+                bindings: report.bindings as u32,
+                failures: report.failures,
+            })
+        }
         ControlOp::ListPlugins => Ok(ControlOk::Plugins(
             topology
                 .plugins()

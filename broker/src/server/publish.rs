@@ -1,13 +1,18 @@
 //! A publish stream: reads publishes in batches, routes and enqueues each batch in one
 //! `block_in_place` section, and answers with coalesced confirm ranges, rejects and returns.
 //!
-//! A publisher's confirm is sent only after every queue the message was routed to holds it.
-//! A negative confirm (`Reject`) says why: unknown exchange, a routing plugin's fault, an
+//! A publisher's confirm is sent only after every queue the message was routed to holds it,
+//! and, for a persistent message routed to durable queues, after their logs made it durable
+//! (the store's fsync policy says when that is). The stream's reader goes on reading and
+//! routing while earlier batches wait for their fsync: a writer task sends outcomes in order as
+//! they become final, so one fsync covers many batches. A negative confirm (`Reject`) says why: unknown exchange, a routing plugin's fault, an
 //! oversized message, … Above the memory watermark the stream stops being read (QUIC flow
 //! control then holds the publisher back) until queued bytes fall below it again.
 
 use std::sync::Arc;
 use std::time::Duration;
+
+use tokio::sync::mpsc;
 
 use switchyard_client::framed::{FramedRecv, FramedSend};
 use switchyard_protocol::{
@@ -20,9 +25,13 @@ use super::wire_error::wire_error;
 use crate::error::BrokerError;
 use crate::message::Message;
 use crate::queue::QueuedMessage;
+use crate::store::{LsnStatus, QueueLog, wait_durable};
 
 /// Publishes handled per batch at most.
 const MAX_BATCH: usize = 1024;
+
+/// Batches routed but not yet answered (waiting for their fsync) per stream at most.
+const MAX_BATCHES_IN_FLIGHT: usize = 8;
 
 /// How a single publish ended.
 enum Outcome {
@@ -31,14 +40,41 @@ enum Outcome {
     Rejected(WireError),
 }
 
+/// A publish's outcome and the log positions that must be durable before it is final.
+struct Pending {
+    seq: u64,
+    outcome: Outcome,
+    durable: Vec<(Arc<QueueLog>, u64)>,
+}
+
+/// What the reader hands the writer task.
+enum ToWriter {
+    Batch(Vec<Pending>),
+    Frame(PublishDown),
+}
+
 pub(crate) async fn serve(
-    mut send: FramedSend,
-    mut recv: FramedRecv,
+    send: FramedSend,
+    recv: FramedRecv,
     quic: quinn::Connection,
     shared: &Arc<Shared>,
 ) {
+    let (to_writer, from_reader) = mpsc::channel(MAX_BATCHES_IN_FLIGHT);
+    let writer = tokio::spawn(write_answers(send, from_reader, Arc::clone(shared)));
+    read_publishes(recv, quic, shared, to_writer).await;
+    let _ = writer.await;
+}
+
+async fn read_publishes(
+    mut recv: FramedRecv,
+    quic: quinn::Connection,
+    shared: &Arc<Shared>,
+    to_writer: mpsc::Sender<ToWriter>,
+) {
     loop {
-        wait_below_watermark(&mut send, shared).await;
+        if !wait_below_watermark(&to_writer, shared).await {
+            return;
+        }
         let first = match recv.next::<PublishUp>().await {
             Ok(Some(frame)) => frame,
             Ok(None) => return,
@@ -67,19 +103,76 @@ pub(crate) async fn serve(
                 }
             }
         }
-        let outcomes: Vec<(u64, Outcome)> = tokio::task::block_in_place(|| {
+        let pending: Vec<Pending> = tokio::task::block_in_place(|| {
             batch
                 .into_iter()
-                .map(|PublishUp::Publish(publish)| (publish.seq, handle(publish, shared)))
+                .map(|PublishUp::Publish(publish)| {
+                    let seq = publish.seq;
+                    let mut durable = Vec::new();
+                    let outcome = handle(publish, shared, &mut durable);
+                    Pending {
+                        seq,
+                        outcome,
+                        durable,
+                    }
+                })
                 .collect()
         });
-        if write_outcomes(&mut send, &outcomes).await.is_err() {
+        if to_writer.send(ToWriter::Batch(pending)).await.is_err() {
             return;
         }
     }
 }
 
-fn handle(publish: Publish, shared: &Shared) -> Outcome {
+/// Sends each batch's answers once its messages are durable, in the order they were read.
+async fn write_answers(
+    mut send: FramedSend,
+    mut from_reader: mpsc::Receiver<ToWriter>,
+    shared: Arc<Shared>,
+) {
+    while let Some(item) = from_reader.recv().await {
+        let result = match item {
+            ToWriter::Frame(frame) => send.send(&frame).await,
+            ToWriter::Batch(mut batch) => {
+                settle_durability(&mut batch, &shared).await;
+                write_outcomes(&mut send, &batch).await
+            }
+        };
+        if result.is_err() {
+            return;
+        }
+    }
+}
+
+/// Waits for the batch's log positions; a publish whose record was lost becomes a reject.
+async fn settle_durability(batch: &mut [Pending], shared: &Shared) {
+    let mut newest: Vec<(Arc<QueueLog>, u64)> = Vec::new();
+    for (log, lsn) in batch.iter().flat_map(|p| p.durable.iter()) {
+        match newest.iter_mut().find(|(l, _)| Arc::ptr_eq(l, log)) {
+            Some((_, newest_lsn)) => *newest_lsn = (*newest_lsn).max(*lsn),
+            None => newest.push((Arc::clone(log), *lsn)),
+        }
+    }
+    let Some(store) = shared.topology.store() else {
+        return;
+    };
+    if newest.is_empty() || wait_durable(store.progress(), &newest).await {
+        return;
+    }
+    for pending in batch.iter_mut() {
+        let lost = pending
+            .durable
+            .iter()
+            .any(|(log, lsn)| log.status(*lsn) == LsnStatus::Lost);
+        if lost {
+            pending.outcome = Outcome::Rejected(wire_error(&BrokerError::storage(
+                "writing the message to disk failed; it may or may not be delivered",
+            )));
+        }
+    }
+}
+
+fn handle(publish: Publish, shared: &Shared, durable: &mut Vec<(Arc<QueueLog>, u64)>) -> Outcome {
     let limit = shared.config.max_message_bytes as usize;
     if publish.body.len() > limit {
         return Outcome::Rejected(wire_error(&BrokerError::MessageTooLarge {
@@ -110,13 +203,23 @@ fn handle(publish: Publish, shared: &Shared) -> Outcome {
             Outcome::Routed
         };
     }
+    if message.properties.persistent
+        && let Some(store) = shared.topology.store()
+        && routed.queues.iter().any(|q| q.properties().durable)
+        && let Err(refusal) = store.check_disk()
+    {
+        return Outcome::Rejected(wire_error(&BrokerError::storage(refusal.to_string())));
+    }
     let exchange: Arc<str> = Arc::from(publish.exchange);
     let message = Arc::new(message);
     for queue in &routed.queues {
-        queue.enqueue([QueuedMessage::new(
+        let lsn = queue.enqueue([QueuedMessage::new(
             Arc::clone(&exchange),
             Arc::clone(&message),
         )]);
+        if let (Some(lsn), Some(log)) = (lsn, queue.log()) {
+            durable.push((log, lsn));
+        }
     }
     Outcome::Routed
 }
@@ -124,10 +227,10 @@ fn handle(publish: Publish, shared: &Shared) -> Outcome {
 /// Confirms runs of accepted publishes as ranges; a return precedes its confirm.
 async fn write_outcomes(
     send: &mut FramedSend,
-    outcomes: &[(u64, Outcome)],
+    outcomes: &[Pending],
 ) -> Result<(), switchyard_client::FrameError> {
     let mut run: Option<(u64, u64)> = None;
-    for (seq, outcome) in outcomes {
+    for Pending { seq, outcome, .. } in outcomes {
         let seq = *seq;
         match outcome {
             Outcome::Routed | Outcome::Returned => {
@@ -171,21 +274,26 @@ fn flush_run(
 }
 
 /// Holds the stream while queued bytes are above the watermark, telling the publisher.
-async fn wait_below_watermark(send: &mut FramedSend, shared: &Shared) {
+/// Returns false when the writer is gone.
+async fn wait_below_watermark(to_writer: &mpsc::Sender<ToWriter>, shared: &Shared) -> bool {
     let watermark = shared.config.memory_high_watermark_bytes;
     if shared.topology.memory().bytes() <= watermark {
-        return;
+        return true;
     }
-    let _ = send
-        .send(&PublishDown::Blocked {
-            reason: WireError::new(
-                ErrorCode::Overloaded,
-                format!("queued messages exceed the memory watermark of {watermark} bytes"),
-            ),
-        })
-        .await;
+    let blocked = PublishDown::Blocked {
+        reason: WireError::new(
+            ErrorCode::Overloaded,
+            format!("queued messages exceed the memory watermark of {watermark} bytes"),
+        ),
+    };
+    if to_writer.send(ToWriter::Frame(blocked)).await.is_err() {
+        return false;
+    }
     while shared.topology.memory().bytes() > watermark {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let _ = send.send(&PublishDown::Unblocked).await;
+    to_writer
+        .send(ToWriter::Frame(PublishDown::Unblocked))
+        .await
+        .is_ok()
 }

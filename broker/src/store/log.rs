@@ -166,7 +166,10 @@ impl QueueLog {
     pub fn append_message(self: &Arc<Self>, stored: &StoredMessageRef<'_>) -> (Position, u64) {
         let (position, lsn) = {
             let mut inner = self.inner.lock();
-            debug_assert!(stored.seq >= inner.next_seq_floor, "sequence went backwards");
+            debug_assert!(
+                stored.seq >= inner.next_seq_floor,
+                "sequence went backwards"
+            );
             let mut bytes = Vec::with_capacity(stored.message.body.len() + 128);
             record::encode_message(&mut bytes, stored);
             let position = inner.push(bytes, self.segment_bytes, Some(stored.seq));
@@ -265,6 +268,11 @@ impl QueueLog {
         }
     }
 
+    /// Writes what is pending to the operating system now (no fsync; the syncer does that).
+    pub fn write_out(&self) {
+        self.write_pending();
+    }
+
     /// Writes every pending chunk to its segment file, creating files as needed.
     fn write_pending(&self) {
         let mut files = self.write_lock.lock();
@@ -280,8 +288,10 @@ impl QueueLog {
                 Ok(()) => {
                     let mut inner = self.inner.lock();
                     inner.written_lsn = chunk.lsn_end;
-                    *inner.written.entry(chunk.segment).or_insert(SEGMENT_HEADER_BYTES) +=
-                        chunk.bytes.len() as u64;
+                    *inner
+                        .written
+                        .entry(chunk.segment)
+                        .or_insert(SEGMENT_HEADER_BYTES) += chunk.bytes.len() as u64;
                 }
                 Err(error) => {
                     tracing::error!(

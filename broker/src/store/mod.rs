@@ -168,6 +168,11 @@ impl Store {
         self.syncer.shared().subscribe()
     }
 
+    /// Makes everything appended so far durable and stops the syncer (at shutdown).
+    pub fn close(&self) {
+        self.syncer.stop();
+    }
+
     /// fsync calls made so far.
     pub fn fsyncs(&self) -> u64 {
         self.syncer.shared().fsyncs.load(Ordering::Relaxed)
@@ -196,4 +201,3 @@ pub fn now_ms() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
 }
-

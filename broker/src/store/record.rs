@@ -16,7 +16,6 @@
 use bytes::{Buf, BufMut, Bytes};
 use serde::{Deserialize, Serialize};
 
-
 use crate::message::{Message, Properties};
 
 /// Framing bytes before a payload: its length and checksum.
@@ -57,18 +56,6 @@ pub struct StoredMessage {
     pub persistent: bool,
     pub exchange: String,
     pub message: Message,
-}
-
-/// A decoded record.
-#[derive(Debug, Clone)]
-#[allow(
-    dead_code,
-    reason = "readers act on messages; the runs of the other kinds are read by recovery's summaries"
-)]
-pub enum Record {
-    Message(StoredMessage),
-    Removed(Vec<SeqRun>),
-    Delivered(Vec<SeqRun>),
 }
 
 /// `count` consecutive sequence numbers from `first`.
@@ -127,7 +114,11 @@ pub fn encode_message(out: &mut Vec<u8>, stored: &StoredMessageRef<'_>) {
     out.put_u8(KIND_MESSAGE);
     out.put_u64_le(stored.seq);
     out.put_u64_le(stored.enqueued_at_ms);
-    out.put_u8(if stored.persistent { FLAG_PERSISTENT } else { 0 });
+    out.put_u8(if stored.persistent {
+        FLAG_PERSISTENT
+    } else {
+        0
+    });
     let meta_len_at = out.len();
     out.put_u32_le(0);
     let meta_start = out.len();
@@ -152,7 +143,11 @@ pub struct StoredMessageRef<'a> {
 /// Appends one framed removed or delivered record to `out`.
 pub fn encode_runs(out: &mut Vec<u8>, removed: bool, runs: &[SeqRun]) {
     let start = begin_frame(out);
-    out.put_u8(if removed { KIND_REMOVED } else { KIND_DELIVERED });
+    out.put_u8(if removed {
+        KIND_REMOVED
+    } else {
+        KIND_DELIVERED
+    });
     out.put_u32_le(runs.len() as u32);
     for run in runs {
         out.put_u64_le(run.first);
@@ -212,12 +207,15 @@ pub fn summarize(payload: &[u8], crc: u32) -> Result<RecordSummary, RecordError>
         }
         KIND_REMOVED => Ok(RecordSummary::Removed(decode_runs(buf)?)),
         KIND_DELIVERED => Ok(RecordSummary::Delivered(decode_runs(buf)?)),
-        other => Err(RecordError::Malformed(format!("unknown record kind {other}"))),
+        other => Err(RecordError::Malformed(format!(
+            "unknown record kind {other}"
+        ))),
     }
 }
 
-/// Decodes a checked payload fully; a message's body shares `payload`'s buffer.
-pub fn decode(payload: Bytes) -> Result<Record, RecordError> {
+/// Decodes a checked message payload fully (its body shares `payload`'s buffer); other kinds
+/// of record are `None` (their runs are read by [`summarize`]).
+pub fn decode_message(payload: Bytes) -> Result<Option<StoredMessage>, RecordError> {
     let mut buf = payload.clone();
     if buf.remaining() < 1 {
         return Err(RecordError::Malformed("empty payload".into()));
@@ -232,13 +230,15 @@ pub fn decode(payload: Bytes) -> Result<Record, RecordError> {
             let flags = buf.get_u8();
             let meta_len = buf.get_u32_le() as usize;
             if buf.remaining() < meta_len {
-                return Err(RecordError::Malformed("metadata longer than the record".into()));
+                return Err(RecordError::Malformed(
+                    "metadata longer than the record".into(),
+                ));
             }
             let meta_bytes = buf.split_to(meta_len);
             let (meta, _): (StoredMeta, usize) =
                 bincode::serde::decode_from_slice(&meta_bytes, bincode::config::standard())
                     .map_err(|e| RecordError::Malformed(format!("metadata: {e}")))?;
-            Ok(Record::Message(StoredMessage {
+            Ok(Some(StoredMessage {
                 seq,
                 enqueued_at_ms,
                 persistent: flags & FLAG_PERSISTENT != 0,
@@ -251,9 +251,10 @@ pub fn decode(payload: Bytes) -> Result<Record, RecordError> {
                 },
             }))
         }
-        KIND_REMOVED => Ok(Record::Removed(decode_runs(&buf)?)),
-        KIND_DELIVERED => Ok(Record::Delivered(decode_runs(&buf)?)),
-        other => Err(RecordError::Malformed(format!("unknown record kind {other}"))),
+        KIND_REMOVED | KIND_DELIVERED => Ok(None),
+        other => Err(RecordError::Malformed(format!(
+            "unknown record kind {other}"
+        ))),
     }
 }
 
@@ -329,9 +330,7 @@ mod tests {
                 persistent: true
             }
         ));
-        let Record::Message(stored) = decode(payload).unwrap() else {
-            panic!("not a message")
-        };
+        let stored = decode_message(payload).unwrap().expect("a message");
         assert_eq!(stored.seq, 42);
         assert_eq!(stored.enqueued_at_ms, 7);
         assert_eq!(stored.exchange, "prices");
@@ -352,11 +351,11 @@ mod tests {
         let mut out = Vec::new();
         encode_runs(&mut out, true, &runs);
         let (payload, crc) = split(&out);
-        let Record::Removed(decoded) = decode(payload).unwrap() else {
+        let RecordSummary::Removed(decoded) = summarize(&payload, crc).unwrap() else {
             panic!("not removed")
         };
         assert_eq!(decoded, runs);
-        let _ = crc;
+        assert!(decode_message(payload).unwrap().is_none());
     }
 
     #[test]

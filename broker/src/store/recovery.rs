@@ -19,7 +19,7 @@ use bytes::Bytes;
 
 use super::log::{Position, SegmentInfo};
 use super::range_set::RangeSet;
-use super::record::{self, Record, RecordSummary, StoredMessage};
+use super::record::{self, RecordSummary, StoredMessage};
 use super::segment::{self, Next, SegmentReader};
 
 /// A message brought back from the log.
@@ -142,7 +142,7 @@ pub fn recover(dir: &Path, window: usize) -> io::Result<Recovered> {
             }
             info.live += 1;
             if recovered.messages.len() < window && tail_count == 0 {
-                let Ok(Record::Message(stored)) = record::decode(Bytes::copy_from_slice(&payload))
+                let Ok(Some(stored)) = record::decode_message(Bytes::copy_from_slice(&payload))
                 else {
                     continue;
                 };
@@ -153,7 +153,13 @@ pub fn recover(dir: &Path, window: usize) -> io::Result<Recovered> {
                 });
             } else {
                 if tail_count == 0 {
-                    recovered.tail = Some((Position { segment: id, offset }, 0));
+                    recovered.tail = Some((
+                        Position {
+                            segment: id,
+                            offset,
+                        },
+                        0,
+                    ));
                 }
                 tail_count += 1;
             }

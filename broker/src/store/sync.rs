@@ -73,7 +73,7 @@ impl SyncShared {
 #[derive(Debug)]
 pub(super) struct Syncer {
     shared: Arc<SyncShared>,
-    thread: Option<JoinHandle<()>>,
+    thread: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl Syncer {
@@ -101,8 +101,18 @@ impl Syncer {
             })?;
         Ok(Syncer {
             shared,
-            thread: Some(thread),
+            thread: Mutex::new(Some(thread)),
         })
+    }
+
+    /// Writes and fsyncs everything appended so far, then stops the thread. Later appends are
+    /// never made durable: call it when nothing appends any more.
+    pub(super) fn stop(&self) {
+        self.shared.state.lock().shutdown = true;
+        self.shared.wake.notify_one();
+        if let Some(thread) = self.thread.lock().take() {
+            let _ = thread.join();
+        }
     }
 
     pub(super) fn shared(&self) -> &Arc<SyncShared> {
@@ -112,11 +122,7 @@ impl Syncer {
 
 impl Drop for Syncer {
     fn drop(&mut self) {
-        self.shared.state.lock().shutdown = true;
-        self.shared.wake.notify_one();
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
+        self.stop();
     }
 }
 
@@ -243,7 +249,10 @@ fn check_disk(shared: &SyncShared) {
                         "free disk space is below the low watermark: refusing persistent publishes"
                     );
                 } else {
-                    tracing::info!(free, "free disk space recovered: accepting persistent publishes");
+                    tracing::info!(
+                        free,
+                        "free disk space recovered: accepting persistent publishes"
+                    );
                 }
             }
         }

@@ -12,8 +12,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use super::log::{Position, QueueLog};
+use super::record::{self, RecordError};
 use super::recovery::{RecoveredMessage, SkipList};
-use super::record::{self, Record, RecordError};
 use super::segment::{Next, SegmentReader};
 
 #[derive(Debug)]
@@ -25,7 +25,12 @@ pub struct DiskTail {
 }
 
 impl DiskTail {
-    pub fn new(log: Arc<QueueLog>, position: Position, remaining: u64, skip: Arc<SkipList>) -> Self {
+    pub fn new(
+        log: Arc<QueueLog>,
+        position: Position,
+        remaining: u64,
+        skip: Arc<SkipList>,
+    ) -> Self {
         DiskTail {
             log,
             position,
@@ -47,7 +52,11 @@ impl DiskTail {
     /// Reads up to `max_messages` (and about `max_bytes` of bodies) from the front. Fewer than
     /// asked with `remaining() > 0` afterwards means the rest is not written yet; an empty
     /// answer with `remaining()` reset to 0 means the log ended early (its end was lost).
-    pub fn read(&mut self, max_messages: usize, max_bytes: u64) -> io::Result<Vec<RecoveredMessage>> {
+    pub fn read(
+        &mut self,
+        max_messages: usize,
+        max_bytes: u64,
+    ) -> io::Result<Vec<RecoveredMessage>> {
         let mut out = Vec::new();
         let mut bytes = 0u64;
         let mut payload = Vec::new();
@@ -114,7 +123,8 @@ impl DiskTail {
         if !self.skip.keeps(self.position.segment, seq, persistent) {
             return Ok(None);
         }
-        let Record::Message(stored) = record::decode(Bytes::copy_from_slice(payload)).map_err(invalid)?
+        let Some(stored) =
+            record::decode_message(Bytes::copy_from_slice(payload)).map_err(invalid)?
         else {
             return Ok(None);
         };

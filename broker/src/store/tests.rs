@@ -74,7 +74,11 @@ fn durable_messages_come_back_without_removed_or_transient_ones() {
     let (_log, recovered) = store.open_queue("orders", 100).unwrap();
     assert_eq!(seqs(&recovered), vec![4, 5, 6, 7, 8, 9]);
     assert_eq!(recovered.next_seq, 10);
-    let counts: Vec<u32> = recovered.messages.iter().map(|m| m.delivery_count).collect();
+    let counts: Vec<u32> = recovered
+        .messages
+        .iter()
+        .map(|m| m.delivery_count)
+        .collect();
     assert_eq!(counts, vec![1, 2, 0, 0, 0, 0]);
     assert_eq!(recovered.messages[0].stored.message, message(4, true));
     assert!(recovered.tail.is_none());
@@ -159,7 +163,12 @@ fn a_queue_longer_than_its_window_is_read_back_from_the_tail() {
     assert_eq!(seqs(&recovered), (2..12).collect::<Vec<_>>());
     let (position, remaining) = recovered.tail.unwrap();
     assert_eq!(remaining, 488);
-    let mut tail = DiskTail::new(Arc::clone(&log), position, remaining, Arc::new(recovered.skip));
+    let mut tail = DiskTail::new(
+        Arc::clone(&log),
+        position,
+        remaining,
+        Arc::new(recovered.skip),
+    );
     // Messages appended in this run join the tail.
     for seq in 500..505 {
         append(&log, seq, false);
