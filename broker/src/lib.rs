@@ -71,7 +71,7 @@ impl Broker {
             Ok::<_, StartError>((plugins, plugin_dir, identity))
         })?;
         let users = auth::Users::from_config(&config.users)?;
-        let topology = Arc::new(Topology::new(plugins));
+        let topology = Topology::new(plugins);
         let server = Server::start(config, &identity, Arc::clone(&topology), users)?;
         Ok(Broker {
             server,

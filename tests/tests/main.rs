@@ -4,5 +4,6 @@ mod filters;
 mod hostile_plugins;
 mod hot_reload;
 mod messaging;
+mod policies;
 mod robustness;
 mod standard_routers;

@@ -3,11 +3,14 @@
 //!
 //! A publisher's confirm is sent only after every queue the message was routed to holds it.
 //! A negative confirm (`Reject`) says why: unknown exchange, a routing plugin's fault, an
-//! oversized message, … Above the memory watermark the stream stops being read (QUIC flow
+//! oversized message, a malformed delay, a full queue with `x-overflow` `reject-publish`, …
+//! A message routed to several queues stays in those that accepted it even when one refused
+//! it; the publisher still gets the negative confirm (RabbitMQ's rule). A duplicate
+//! (deduplication window) is confirmed. Above the memory watermark the stream stops being read (QUIC flow
 //! control then holds the publisher back) until queued bytes fall below it again.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant, SystemTime};
 
 use switchyard_client::framed::{FramedRecv, FramedSend};
 use switchyard_protocol::{
@@ -19,7 +22,7 @@ use super::Shared;
 use super::wire_error::wire_error;
 use crate::error::BrokerError;
 use crate::message::Message;
-use crate::queue::QueuedMessage;
+use crate::queue::{self, QueuedMessage};
 
 /// Publishes handled per batch at most.
 const MAX_BATCH: usize = 1024;
@@ -99,6 +102,11 @@ fn handle(publish: Publish, shared: &Shared) -> Outcome {
         properties: publish.properties,
         body: publish.body,
     };
+    let now = Instant::now();
+    let visible_at = match queue::visible_at(&message, now, SystemTime::now()) {
+        Ok(at) => at,
+        Err(error) => return Outcome::Rejected(wire_error(&error)),
+    };
     let routed = match shared.topology.route(&publish.exchange, &message) {
         Ok(routed) => routed,
         Err(error) => return Outcome::Rejected(wire_error(&error)),
@@ -110,13 +118,30 @@ fn handle(publish: Publish, shared: &Shared) -> Outcome {
             Outcome::Routed
         };
     }
-    let exchange: Arc<str> = Arc::from(publish.exchange);
-    let message = Arc::new(message);
+    let (exchange, message, visible_at) = match routed.dead_lettered {
+        // A routing fault dead-lettered it: it is no longer the publisher's delayed message.
+        Some((target, letter)) => (Arc::<str>::from(target), Arc::new(letter), None),
+        None => (
+            Arc::<str>::from(publish.exchange),
+            Arc::new(message),
+            visible_at,
+        ),
+    };
+    // Queues that accept keep the message even when another refuses (as RabbitMQ does); the
+    // publisher hears of any refusal.
+    let mut full = Vec::new();
     for queue in &routed.queues {
-        queue.enqueue([QueuedMessage::new(
-            Arc::clone(&exchange),
-            Arc::clone(&message),
-        )]);
+        let enqueued =
+            queue.enqueue([
+                QueuedMessage::new(Arc::clone(&exchange), Arc::clone(&message))
+                    .visible_at(visible_at),
+            ]);
+        if enqueued.refused > 0 {
+            full.push(queue.name().to_owned());
+        }
+    }
+    if !full.is_empty() {
+        return Outcome::Rejected(wire_error(&BrokerError::QueueFull { queues: full }));
     }
     Outcome::Routed
 }

@@ -16,6 +16,7 @@ pub(crate) fn wire_error(error: &BrokerError) -> WireError {
         BrokerError::RoutingFault(_) => ErrorCode::RoutingFault,
         BrokerError::Overloaded { .. } => ErrorCode::Overloaded,
         BrokerError::MessageTooLarge { .. } => ErrorCode::MessageTooLarge,
+        BrokerError::QueueFull { .. } => ErrorCode::QueueFull,
     };
     WireError::new(code, error.to_string())
 }
