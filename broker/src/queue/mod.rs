@@ -353,7 +353,8 @@ impl Queue {
         });
     }
 
-    /// Marks the queue used (a redeclare), restarting its `x-expires` clock.
+    /// Marks the queue used (a redeclare), restarting its `x-expires` clock. Never
+    /// dead-letters, so the topology may call it while holding its own lock.
     pub fn touch(&self) {
         self.operate(|state, now| state.touch(now));
     }

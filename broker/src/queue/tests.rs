@@ -299,7 +299,10 @@ fn priorities_deliver_highest_first_and_duplicates_are_not_enqueued() {
 fn a_hundred_thousand_delayed_messages_need_one_timer_entry() {
     let q = queue();
     let later = std::time::Instant::now() + std::time::Duration::from_secs(3600);
-    q.enqueue((0..100_000).map(|i| message(&i.to_string()).visible_at(Some(later))));
+    for i in 0..100_000u64 {
+        let due = later + std::time::Duration::from_millis(i);
+        q.enqueue([message(&i.to_string()).visible_at(Some(due))]);
+    }
     let counts = q.counts();
     assert_eq!((counts.ready, counts.delayed), (0, 100_000));
     assert_eq!(q.context.timer().pending(), 1);
