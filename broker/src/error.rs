@@ -38,6 +38,11 @@ pub enum BrokerError {
     #[error("{reason}")]
     Overloaded { reason: String },
 
+    /// A queue the message was routed to is at its length limit and refuses more
+    /// (`x-overflow` `reject-publish` or `reject-publish-dlx`).
+    #[error("full queue refuses the message (x-overflow reject-publish): {}", .queues.join(", "))]
+    QueueFull { queues: Vec<String> },
+
     /// A message larger than the broker accepts.
     #[error("message of {size} bytes exceeds the limit of {limit} bytes")]
     MessageTooLarge { size: usize, limit: usize },

@@ -1,9 +1,15 @@
 //! Exchanges: a name, the routing plugin that serves its type, and its declared properties.
 //! The plugin holds the exchange's derived index under the exchange's handle; the broker's
 //! authoritative bindings live in the topology.
+//!
+//! Exchange arguments belong to the exchange's plugin, except the two the broker reads itself:
+//! `x-routing-fault` (`reject`, the default, or `dead-letter`) and `x-routing-fault-exchange`
+//! (where `dead-letter` sends the message). Unknown arguments are the plugin's business and
+//! are passed to it unchecked.
 
 use std::sync::Arc;
 
+use crate::error::BrokerError;
 use crate::plugin::RouterPlugin;
 
 /// What a client declares.
@@ -20,6 +26,45 @@ pub struct ExchangeSpec {
     pub arguments: Vec<(String, String)>,
 }
 
+/// What a routing-plugin fault (a trap, an overrun deadline, …) does to the message.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum RoutingFaultPolicy {
+    /// The publisher gets a negative confirm (`ROUTING_FAULT`).
+    #[default]
+    Reject,
+    /// The message is dead-lettered (reason `routing-fault`) to this exchange and the publish
+    /// is confirmed; if that exchange routes it nowhere, the publish is rejected as above.
+    DeadLetter { exchange: String },
+}
+
+impl RoutingFaultPolicy {
+    /// Reads `x-routing-fault` and `x-routing-fault-exchange` from an exchange's arguments.
+    pub fn parse(arguments: &[(String, String)]) -> Result<Self, BrokerError> {
+        let find = |name: &str| {
+            arguments
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.as_str())
+        };
+        let exchange = find("x-routing-fault-exchange");
+        match (find("x-routing-fault"), exchange) {
+            (None | Some("reject"), None) => Ok(RoutingFaultPolicy::Reject),
+            (None | Some("reject"), Some(_)) => Err(BrokerError::invalid(
+                "x-routing-fault-exchange needs x-routing-fault = dead-letter",
+            )),
+            (Some("dead-letter"), Some(exchange)) => Ok(RoutingFaultPolicy::DeadLetter {
+                exchange: exchange.to_owned(),
+            }),
+            (Some("dead-letter"), None) => Err(BrokerError::invalid(
+                "x-routing-fault = dead-letter needs x-routing-fault-exchange",
+            )),
+            (Some(other), _) => Err(BrokerError::invalid(format!(
+                "x-routing-fault is {other:?}; it must be reject or dead-letter"
+            ))),
+        }
+    }
+}
+
 #[derive(Debug)]
 pub struct Exchange {
     pub spec: ExchangeSpec,
@@ -27,10 +72,57 @@ pub struct Exchange {
     /// bound to another exchange.
     pub id: u32,
     pub router: Arc<RouterPlugin>,
+    /// From the spec's `x-routing-fault` arguments.
+    pub on_routing_fault: RoutingFaultPolicy,
 }
 
 impl Exchange {
     pub fn name(&self) -> &str {
         &self.spec.name
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(arguments: &[(&str, &str)]) -> Result<RoutingFaultPolicy, String> {
+        let owned: Vec<(String, String)> = arguments
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect();
+        RoutingFaultPolicy::parse(&owned).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn routing_fault_arguments_parse_or_say_what_is_wrong() {
+        assert_eq!(parse(&[("field", "x")]), Ok(RoutingFaultPolicy::Reject));
+        assert_eq!(
+            parse(&[("x-routing-fault", "reject")]),
+            Ok(RoutingFaultPolicy::Reject)
+        );
+        assert_eq!(
+            parse(&[
+                ("x-routing-fault", "dead-letter"),
+                ("x-routing-fault-exchange", "faults")
+            ]),
+            Ok(RoutingFaultPolicy::DeadLetter {
+                exchange: "faults".into()
+            })
+        );
+        for (arguments, expected) in [
+            (
+                vec![("x-routing-fault", "dead-letter")],
+                "needs x-routing-fault-exchange",
+            ),
+            (
+                vec![("x-routing-fault-exchange", "f")],
+                "needs x-routing-fault = dead-letter",
+            ),
+            (vec![("x-routing-fault", "retry")], "\"retry\""),
+        ] {
+            let error = parse(&arguments).unwrap_err();
+            assert!(error.contains(expected), "{error}");
+        }
     }
 }

@@ -83,11 +83,7 @@ impl Broker {
             tokio::signal::unix::signal(tokio::signal::unix::SignalKind::from_raw(libc::SIGXFSZ));
         let store = tokio::task::block_in_place(|| store::Store::open(config.store_config()))
             .map_err(StartError::Store)?;
-        let topology = Arc::new(Topology::with_store(
-            plugins,
-            Arc::new(store),
-            config.queue_window(),
-        ));
+        let topology = Topology::with_store(plugins, Arc::new(store), config.queue_window());
         let report = tokio::task::block_in_place(|| topology.restore())
             .map_err(|e| StartError::Restore(e.to_string()))?;
         if report.exchanges + report.queues > 0 {

@@ -14,18 +14,26 @@
 //!
 //! The default exchange `""` is not plugin-backed: it routes to the queue named by the routing
 //! key, cannot be declared, deleted or bound, as in AMQP.
+//!
+//! The topology is also its queues' [`QueueHost`]: it routes their dead letters (applying the
+//! dead-letter cycle rule of `queue::dead_letter`) and deletes queues whose `x-expires` ran
+//! out. Queues call it without holding their own locks; it may call queues while holding its
+//! lock, never the other way round.
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Weak};
 
 use parking_lot::RwLock;
 
 use crate::error::BrokerError;
-use crate::exchange::{Exchange, ExchangeSpec};
+use crate::exchange::{Exchange, ExchangeSpec, RoutingFaultPolicy};
 use crate::message::Message;
-use crate::plugin::{BindingSpec, PluginRegistry};
-use crate::queue::{MemoryGauge, Queue, QueueProperties, Window};
+use crate::plugin::{BindingSpec, PluginError, PluginRegistry};
+use crate::queue::{
+    DeathPlace, DeathReason, MemoryGauge, Queue, QueueContext, QueueHost, QueuePolicy,
+    QueueProperties, QueuedMessage, Window, closes_cycle, dead_lettered,
+};
 use crate::store::{BindingDefinition, Definitions, ExchangeDefinition, QueueDefinition, Store};
 
 /// The longest exchange or queue name, in bytes (as AMQP's short strings).
@@ -108,12 +116,16 @@ pub struct RestoreReport {
 #[derive(Debug, Default)]
 pub struct Routed {
     pub queues: Vec<Arc<Queue>>,
+    /// Set when a routing plugin failed and its exchange's `x-routing-fault` dead-lettered the
+    /// message: the exchange it went to and the message as dead-lettered, which is what
+    /// `queues` get instead of the original.
+    pub dead_lettered: Option<(String, Message)>,
 }
 
 #[derive(Debug)]
 pub struct Topology {
     plugins: Arc<PluginRegistry>,
-    memory: Arc<MemoryGauge>,
+    queues_context: Arc<QueueContext>,
     state: RwLock<State>,
     next_handle: AtomicU32,
     store: Option<Arc<Store>>,
@@ -140,27 +152,34 @@ fn check_name(kind: &str, name: &str) -> Result<(), BrokerError> {
 }
 
 impl Topology {
-    /// A topology that keeps nothing on disk.
-    pub fn new(plugins: Arc<PluginRegistry>) -> Self {
-        Topology {
-            plugins,
-            memory: Arc::default(),
-            state: RwLock::new(State::default()),
-            next_handle: AtomicU32::new(1),
-            store: None,
-            window: Window::default(),
-            restoring: Default::default(),
-            unrestored: Default::default(),
-        }
+    /// A topology that keeps nothing on disk; starts the queues' timer thread.
+    pub fn new(plugins: Arc<PluginRegistry>) -> Arc<Self> {
+        Self::build(plugins, None, Window::default())
     }
 
     /// A topology whose durable parts live in `store`; call [`Topology::restore`] next.
-    pub fn with_store(plugins: Arc<PluginRegistry>, store: Arc<Store>, window: Window) -> Self {
-        Topology {
-            store: Some(store),
-            window,
-            ..Topology::new(plugins)
-        }
+    pub fn with_store(
+        plugins: Arc<PluginRegistry>,
+        store: Arc<Store>,
+        window: Window,
+    ) -> Arc<Self> {
+        Self::build(plugins, Some(store), window)
+    }
+
+    fn build(plugins: Arc<PluginRegistry>, store: Option<Arc<Store>>, window: Window) -> Arc<Self> {
+        Arc::new_cyclic(|this: &Weak<Topology>| {
+            let host: Weak<dyn QueueHost> = this.clone();
+            Topology {
+                plugins,
+                queues_context: Arc::new(QueueContext::new(host)),
+                state: RwLock::new(State::default()),
+                next_handle: AtomicU32::new(1),
+                store,
+                window,
+                restoring: Default::default(),
+                unrestored: Default::default(),
+            }
+        })
     }
 
     pub fn store(&self) -> Option<&Arc<Store>> {
@@ -369,7 +388,12 @@ impl Topology {
 
     /// Bytes of message bodies held in all queues.
     pub fn memory(&self) -> &MemoryGauge {
-        &self.memory
+        self.queues_context.memory()
+    }
+
+    /// What every queue shares (the timer, for inspection).
+    pub fn queues_context(&self) -> &QueueContext {
+        &self.queues_context
     }
 
     fn new_handle(&self) -> u32 {
@@ -385,6 +409,7 @@ impl Topology {
                 "the default exchange \"\" cannot be declared",
             ));
         }
+        let on_routing_fault = RoutingFaultPolicy::parse(&spec.arguments)?;
         if let Some(existing) = self.state.read().exchanges.get(&spec.name) {
             if passive || existing.spec == spec {
                 return Ok(());
@@ -416,7 +441,12 @@ impl Topology {
         router
             .create_exchange(id, spec.arguments.clone())
             .map_err(BrokerError::from_admin_plugin_error)?;
-        let exchange = Arc::new(Exchange { spec, id, router });
+        let exchange = Arc::new(Exchange {
+            spec,
+            id,
+            router,
+            on_routing_fault,
+        });
         state
             .by_handle
             .insert(id, Node::Exchange(Arc::clone(&exchange)));
@@ -485,6 +515,7 @@ impl Topology {
                 "an exclusive queue cannot be durable: it ends with its connection",
             ));
         }
+        let policy = QueuePolicy::parse(&spec.arguments)?;
         let properties = QueueProperties {
             durable: spec.durable,
             exclusive_owner: spec.exclusive.then_some(connection),
@@ -495,6 +526,7 @@ impl Topology {
         if let Some(existing) = state.queues.get(&spec.name) {
             Self::check_exclusive(existing, connection)?;
             if passive || *existing.properties() == properties {
+                existing.touch();
                 return Ok(Arc::clone(existing));
             }
             return Err(BrokerError::precondition(format!(
@@ -512,15 +544,18 @@ impl Topology {
         let id = self.new_handle();
         let queue = match (&self.store, spec.durable) {
             (Some(store), true) => {
-                let (log, recovered) =
-                    store
-                        .open_queue(&spec.name, self.window.messages)
-                        .map_err(|e| {
-                            BrokerError::storage(format!(
-                                "opening the log of queue {:?}: {e}",
-                                spec.name
-                            ))
-                        })?;
+                let (log, recovered) = store
+                    .open_queue(
+                        &spec.name,
+                        self.window.messages,
+                        policy.deduplication_window,
+                    )
+                    .map_err(|e| {
+                        BrokerError::storage(format!(
+                            "opening the log of queue {:?}: {e}",
+                            spec.name
+                        ))
+                    })?;
                 if !recovered.messages.is_empty() || recovered.tail.is_some() {
                     tracing::info!(
                         queue = spec.name.as_str(),
@@ -533,17 +568,25 @@ impl Topology {
                     spec.name.clone(),
                     id,
                     properties,
-                    Arc::clone(&self.memory),
+                    policy,
+                    Arc::clone(&self.queues_context),
                     log,
                     recovered,
                     self.window,
                 )
             }
-            _ => Queue::new(spec.name.clone(), id, properties, Arc::clone(&self.memory)),
+            _ => Queue::new(
+                spec.name.clone(),
+                id,
+                properties,
+                policy,
+                Arc::clone(&self.queues_context),
+            ),
         };
-        let queue = Arc::new(queue);
         state.by_handle.insert(id, Node::Queue(Arc::clone(&queue)));
         state.queues.insert(spec.name, Arc::clone(&queue));
+        // Starts the x-expires clock (if any) with the timer.
+        queue.touch();
         if queue.properties().durable {
             self.persist(&state);
         }
@@ -580,10 +623,24 @@ impl Topology {
         if_unused: bool,
         if_empty: bool,
     ) -> Result<u64, BrokerError> {
+        self.delete_queue_if(name, connection, if_unused, if_empty, None)
+    }
+
+    /// [`delete_queue`](Self::delete_queue), only if the queue called `name` is still the one
+    /// with handle `expected` (when given).
+    fn delete_queue_if(
+        &self,
+        name: &str,
+        connection: u64,
+        if_unused: bool,
+        if_empty: bool,
+        expected: Option<u32>,
+    ) -> Result<u64, BrokerError> {
         let mut state = self.state.write();
         let queue = state
             .queues
             .get(name)
+            .filter(|q| expected.is_none_or(|id| q.id() == id))
             .cloned()
             .ok_or_else(|| BrokerError::not_found("queue", name))?;
         Self::check_exclusive(&queue, connection)?;
@@ -747,13 +804,56 @@ impl Topology {
     }
 
     /// The queues `message` goes to when published to `exchange`. Blocks on routing plugins:
-    /// call it off the async runtime.
+    /// call it off the async runtime. A plugin fault rejects the message, or dead-letters it
+    /// when the faulting exchange says so (see [`Routed::dead_lettered`]).
     pub fn route(&self, exchange: &str, message: &Message) -> Result<Routed, BrokerError> {
+        match self.route_through(exchange, message) {
+            Ok(queues) => Ok(Routed {
+                queues,
+                dead_lettered: None,
+            }),
+            Err(RouteFailure::Refused(error)) => Err(error),
+            Err(RouteFailure::Fault {
+                exchange: faulty,
+                error,
+            }) => {
+                let RoutingFaultPolicy::DeadLetter { exchange: target } = &faulty.on_routing_fault
+                else {
+                    return Err(BrokerError::RoutingFault(error));
+                };
+                let letter = dead_lettered(
+                    message,
+                    DeathReason::RoutingFault,
+                    DeathPlace {
+                        queue: "",
+                        exchange,
+                    },
+                    None,
+                );
+                match self.route_through(target, &letter) {
+                    Ok(queues) if !queues.is_empty() => {
+                        tracing::debug!(exchange = faulty.name(), target = target.as_str(), error = %error, "routing fault: message dead-lettered");
+                        Ok(Routed {
+                            queues,
+                            dead_lettered: Some((target.clone(), letter)),
+                        })
+                    }
+                    // Nothing would hold the message: the publisher must know.
+                    _ => Err(BrokerError::RoutingFault(error)),
+                }
+            }
+        }
+    }
+
+    /// Routes through `exchange` and the exchanges bound to it; a plugin fault stops it.
+    fn route_through(
+        &self,
+        exchange: &str,
+        message: &Message,
+    ) -> Result<Vec<Arc<Queue>>, RouteFailure> {
         if exchange.is_empty() {
             let queue = self.state.read().queues.get(&message.routing_key).cloned();
-            return Ok(Routed {
-                queues: queue.into_iter().collect(),
-            });
+            return Ok(queue.into_iter().collect());
         }
         let start = self
             .state
@@ -761,21 +861,26 @@ impl Topology {
             .exchanges
             .get(exchange)
             .cloned()
-            .ok_or_else(|| BrokerError::not_found("exchange", exchange))?;
+            .ok_or_else(|| RouteFailure::Refused(BrokerError::not_found("exchange", exchange)))?;
         if start.spec.internal {
-            return Err(BrokerError::not_allowed(format!(
+            return Err(RouteFailure::Refused(BrokerError::not_allowed(format!(
                 "exchange {exchange:?} is internal: publish to an exchange bound to it"
-            )));
+            ))));
         }
         let mut queues: Vec<Arc<Queue>> = Vec::new();
         let mut visited = vec![start.id];
         let mut frontier = vec![start];
         for _ in 0..MAX_EXCHANGES_PER_ROUTE {
             let Some(current) = frontier.pop() else { break };
-            let handles = current
-                .router
-                .route(current.id, message)
-                .map_err(BrokerError::RoutingFault)?;
+            let handles = match current.router.route(current.id, message) {
+                Ok(handles) => handles,
+                Err(error) => {
+                    return Err(RouteFailure::Fault {
+                        exchange: current,
+                        error,
+                    });
+                }
+            };
             let state = self.state.read();
             for handle in handles.iter() {
                 match state.by_handle.get(handle) {
@@ -791,6 +896,67 @@ impl Topology {
                 }
             }
         }
-        Ok(Routed { queues })
+        Ok(queues)
+    }
+}
+
+/// Why routing stopped.
+enum RouteFailure {
+    /// The request itself is wrong (no such exchange, an internal one).
+    Refused(BrokerError),
+    /// `exchange`'s plugin failed on the message.
+    Fault {
+        exchange: Arc<Exchange>,
+        error: PluginError,
+    },
+}
+
+impl QueueHost for Topology {
+    fn dead_letter(&self, exchange: &str, message: Message) {
+        let routed = match self.route(exchange, &message) {
+            Ok(routed) => routed,
+            Err(error) => {
+                tracing::warn!(exchange, error = %error, "dead letter dropped: its dead-letter exchange cannot route it");
+                return;
+            }
+        };
+        let (exchange, message) = match routed.dead_lettered {
+            Some((target, letter)) => (target, letter),
+            None => (exchange.to_owned(), message),
+        };
+        let exchange: Arc<str> = Arc::from(exchange);
+        let message = Arc::new(message);
+        for queue in routed.queues {
+            if closes_cycle(&message, queue.name()) {
+                tracing::warn!(
+                    queue = queue.name(),
+                    "dead letter not enqueued: it died in this queue before and was never rejected (a dead-letter cycle)"
+                );
+                continue;
+            }
+            let enqueued = queue.enqueue([QueuedMessage::new(
+                Arc::clone(&exchange),
+                Arc::clone(&message),
+            )]);
+            if enqueued.refused > 0 {
+                tracing::debug!(queue = queue.name(), "dead letter refused by a full queue");
+            }
+        }
+    }
+
+    fn queue_unused(&self, queue: &Queue) {
+        let owner = queue.properties().exclusive_owner.unwrap_or(0);
+        match self.delete_queue_if(queue.name(), owner, true, false, Some(queue.id())) {
+            Ok(messages) => {
+                tracing::info!(
+                    queue = queue.name(),
+                    messages,
+                    "queue deleted: unused for its x-expires"
+                );
+            }
+            Err(error) => {
+                tracing::debug!(queue = queue.name(), error = %error, "unused queue not deleted");
+            }
+        }
     }
 }

@@ -112,7 +112,8 @@ error_code_table! {
     /// the plugin's own.
     PluginRefused = 602, "PLUGIN_REFUSED";
     /// Sent as publish `Reject` when a destination queue is at its max-length or max-bytes and
-    /// its overflow policy is `reject-publish`.
+    /// its overflow policy is `reject-publish` or `reject-publish-dlx`. Queues that accepted the
+    /// message keep it.
     QueueFull = 603, "QUEUE_FULL";
     /// Sent as publish `Reject` when a persistent message for a durable queue could not be made
     /// durable: free disk space is below the broker's low watermark, or a write or fsync

@@ -80,7 +80,7 @@ async fn durable_definitions_and_persistent_messages_survive_a_restart() {
         .await
         .unwrap();
     let mut limited = durable();
-    limited.arguments = vec![("x-note".into(), "kept".into())];
+    limited.arguments = vec![("x-max-length".into(), "1000".into())];
     c.declare_queue("orders", limited.clone()).await.unwrap();
     c.declare_queue("scratch", QueueOptions::default())
         .await

@@ -5,5 +5,6 @@ mod filters;
 mod hostile_plugins;
 mod hot_reload;
 mod messaging;
+mod policies;
 mod robustness;
 mod standard_routers;

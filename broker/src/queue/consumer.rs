@@ -1,8 +1,13 @@
 //! A consumer as its queue sees it: credit (prefetch), the deliveries it has not acknowledged,
 //! its optional filter, and the channel its deliveries travel on to the connection.
+//!
+//! A delivery not acknowledged within the queue's consumer timeout is taken back
+//! ([`Consumer::take_timed_out`]); its tag is remembered for a while so that a late ack or nack
+//! of it is accepted and ignored instead of failing the consumer.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
@@ -42,13 +47,35 @@ pub enum DeliveryEvent {
 /// Bounds the filter rejections remembered per consumer (see `rejected`).
 const MAX_REMEMBERED_REJECTIONS: usize = 4096;
 
+/// Bounds the timed-out tags remembered per consumer (see `timed_out`).
+const MAX_REMEMBERED_TIMEOUTS: usize = 4096;
+
+/// A delivery awaiting its ack.
+#[derive(Debug)]
+pub(super) struct Outstanding {
+    pub(super) message: QueuedMessage,
+    pub(super) delivered_at: Instant,
+}
+
+/// What settling a tag found.
+#[derive(Debug, Default)]
+pub(super) struct Settled {
+    /// The messages settled, in delivery order.
+    pub(super) messages: Vec<QueuedMessage>,
+    /// Tags that had timed out and were taken back already: known, with nothing to settle.
+    pub(super) timed_out: usize,
+}
+
 #[derive(Debug)]
 pub(super) struct Consumer {
     pub(super) id: ConsumerId,
     pub(super) spec: ConsumerSpec,
     events: mpsc::Sender<DeliveryEvent>,
-    pub(super) unacked: BTreeMap<u64, QueuedMessage>,
+    /// By delivery tag; tags and delivery times increase together.
+    pub(super) unacked: BTreeMap<u64, Outstanding>,
     next_tag: u64,
+    /// Tags taken back by the consumer timeout and not settled since.
+    timed_out: BTreeSet<u64>,
     /// Sequence numbers of ready messages the filter refused: a filter is a pure function of
     /// the message, so each message is evaluated at most once per consumer.
     rejected: HashSet<u64>,
@@ -69,6 +96,7 @@ impl Consumer {
             events,
             unacked: BTreeMap::new(),
             next_tag: 1,
+            timed_out: BTreeSet::new(),
             rejected: HashSet::new(),
             outbox: Vec::new(),
         }
@@ -86,7 +114,8 @@ impl Consumer {
     }
 
     /// Whether its filter (if any) lets `message` through.
-    pub(super) fn accepts(&mut self, seq: u64, message: &QueuedMessage) -> bool {
+    pub(super) fn accepts(&mut self, message: &QueuedMessage) -> bool {
+        let seq = message.seq;
         let Some(filter) = &self.spec.filter else {
             return true;
         };
@@ -108,8 +137,8 @@ impl Consumer {
 
     /// Delivers `message` (sent by [`Consumer::send_outbox`]); keeps it as unacked unless the
     /// consumer is no-ack. The delivery shows how many times the message was delivered before.
-    pub(super) fn deliver(&mut self, seq: u64, mut message: QueuedMessage) {
-        self.rejected.remove(&seq);
+    pub(super) fn deliver(&mut self, mut message: QueuedMessage, now: Instant) {
+        self.rejected.remove(&message.seq);
         let tag = self.next_tag;
         self.next_tag += 1;
         let delivery = Delivery {
@@ -119,7 +148,13 @@ impl Consumer {
         message.delivery_count += 1;
         self.outbox.push(DeliveryEvent::Deliver(delivery));
         if !self.spec.no_ack {
-            self.unacked.insert(tag, message);
+            self.unacked.insert(
+                tag,
+                Outstanding {
+                    message,
+                    delivered_at: now,
+                },
+            );
         }
     }
 
@@ -132,6 +167,65 @@ impl Consumer {
                 // message stays unacked, to come back.
             }
         }
+    }
+
+    /// Takes `tag` (and with `multiple` every earlier tag) out of the unacked set.
+    pub(super) fn settle(&mut self, tag: u64, multiple: bool) -> Settled {
+        if multiple {
+            let rest = self.unacked.split_off(&(tag.saturating_add(1)));
+            let settled = std::mem::replace(&mut self.unacked, rest);
+            let timed_out_rest = self.timed_out.split_off(&(tag.saturating_add(1)));
+            let timed_out = std::mem::replace(&mut self.timed_out, timed_out_rest);
+            Settled {
+                messages: settled.into_values().map(|o| o.message).collect(),
+                timed_out: timed_out.len(),
+            }
+        } else {
+            Settled {
+                messages: self
+                    .unacked
+                    .remove(&tag)
+                    .into_iter()
+                    .map(|o| o.message)
+                    .collect(),
+                timed_out: usize::from(self.timed_out.remove(&tag)),
+            }
+        }
+    }
+
+    /// When its oldest unacked delivery was sent.
+    pub(super) fn oldest_delivery(&self) -> Option<Instant> {
+        self.unacked.values().next().map(|o| o.delivered_at)
+    }
+
+    /// Takes back the deliveries sent `timeout` or longer before `now`, oldest first.
+    pub(super) fn take_timed_out(&mut self, now: Instant, timeout: Duration) -> Vec<QueuedMessage> {
+        let mut taken = Vec::new();
+        while let Some(entry) = self.unacked.first_entry() {
+            if entry.get().delivered_at + timeout > now {
+                break;
+            }
+            let tag = *entry.key();
+            taken.push(entry.remove().message);
+            if self.timed_out.len() >= MAX_REMEMBERED_TIMEOUTS {
+                self.timed_out.pop_first();
+            }
+            self.timed_out.insert(tag);
+            tracing::debug!(
+                consumer = self.spec.tag.as_str(),
+                tag,
+                "delivery not acked within the consumer timeout; returned to the queue"
+            );
+        }
+        taken
+    }
+
+    /// Its unacked messages, in delivery order, leaving none.
+    pub(super) fn take_unacked(&mut self) -> Vec<QueuedMessage> {
+        std::mem::take(&mut self.unacked)
+            .into_values()
+            .map(|o| o.message)
+            .collect()
     }
 
     pub(super) fn cancel(&self, reason: Cancellation) {

@@ -45,18 +45,18 @@ pub(super) struct Durability {
     window: Window,
     /// Messages delivered since the last flush; recorded in one "delivered" record.
     delivered: Vec<u64>,
-    /// The LSN of the newest persistent append (what a publisher waits for).
-    last_persistent_lsn: u64,
+    /// The LSN of the persistent appends since the last [`Durability::take_lsn`].
+    pending_lsn: Option<u64>,
 }
 
 impl Durability {
-    pub(super) fn new(log: Arc<QueueLog>, tail: Option<DiskTail>, window: Window) -> Self {
+    pub(super) fn new(log: Arc<QueueLog>, window: Window) -> Self {
         Durability {
             log,
-            tail,
+            tail: None,
             window,
             delivered: Vec::new(),
-            last_persistent_lsn: 0,
+            pending_lsn: None,
         }
     }
 
@@ -69,36 +69,38 @@ impl Durability {
         self.tail.as_ref().map_or(0, DiskTail::remaining)
     }
 
-    /// Takes an arriving message with queue sequence number `seq`, given the ready list's size.
-    /// Returns where it goes and, for a persistent message, the LSN that makes it durable.
+    /// Takes an arriving message (its `seq` given), given the ready list's size. `may_page`
+    /// is false for messages that must stay in memory (delayed ones, those of priority and
+    /// length-limited queues). Returns where it goes; a persistent message's LSN is kept for
+    /// [`Durability::take_lsn`].
     pub(super) fn admit(
         &mut self,
-        seq: u64,
         mut message: QueuedMessage,
+        may_page: bool,
         ready_len: usize,
         ready_bytes: u64,
-    ) -> (Admit, Option<u64>) {
+    ) -> Admit {
         let persistent = message.message.properties.persistent;
-        let paging = self.on_disk() > 0
-            || ready_len >= self.window.messages
-            || ready_bytes >= self.window.bytes;
+        let paging = may_page
+            && (self.on_disk() > 0
+                || ready_len >= self.window.messages
+                || ready_bytes >= self.window.bytes);
         if !persistent && !paging {
-            return (Admit::Memory(message), None);
+            return Admit::Memory(message);
         }
         let (position, lsn) = self.log.append_message(&StoredMessageRef {
-            seq,
+            seq: message.seq,
             enqueued_at_ms: store::now_ms(),
             persistent,
             exchange: &message.exchange,
             message: &message.message,
         });
         if persistent {
-            self.last_persistent_lsn = lsn;
+            self.pending_lsn = Some(lsn);
         }
-        let lsn = persistent.then_some(lsn);
-        message.stored_seq = Some(seq);
+        message.stored = true;
         if !paging {
-            return (Admit::Memory(message), lsn);
+            return Admit::Memory(message);
         }
         match &mut self.tail {
             Some(tail) if tail.remaining() > 0 => tail.push(),
@@ -113,11 +115,26 @@ impl Durability {
                 self.tail = Some(tail);
             }
         }
-        (Admit::Disk, lsn)
+        Admit::Disk
     }
 
-    /// Refills the window from the tail when it has fallen below half.
-    pub(super) fn page_in(&mut self, ready_len: usize, ready_bytes: u64) -> Vec<QueuedMessage> {
+    /// The LSN of the persistent messages admitted since the last call.
+    pub(super) fn take_lsn(&mut self) -> Option<u64> {
+        self.pending_lsn.take()
+    }
+
+    /// Starts reading recovered messages beyond the window from the log.
+    pub(super) fn set_tail(&mut self, tail: DiskTail) {
+        self.tail = Some(tail);
+    }
+
+    /// Refills the window from the tail when it has fallen below half; each message comes
+    /// with when it was enqueued (ms since the epoch).
+    pub(super) fn page_in(
+        &mut self,
+        ready_len: usize,
+        ready_bytes: u64,
+    ) -> Vec<(QueuedMessage, u64)> {
         let Some(tail) = &mut self.tail else {
             return Vec::new();
         };
@@ -140,8 +157,8 @@ impl Durability {
 
     /// Notes a delivery of a message in the log (written with the next flush).
     pub(super) fn delivered(&mut self, message: &QueuedMessage) {
-        if let Some(seq) = message.stored_seq {
-            self.delivered.push(seq);
+        if message.stored {
+            self.delivered.push(message.seq);
         }
     }
 
@@ -159,7 +176,11 @@ impl Durability {
 
     /// Records that messages left the queue for good.
     pub(super) fn removed<'a>(&mut self, messages: impl IntoIterator<Item = &'a QueuedMessage>) {
-        let seqs: Vec<u64> = messages.into_iter().filter_map(|m| m.stored_seq).collect();
+        let seqs: Vec<u64> = messages
+            .into_iter()
+            .filter(|m| m.stored)
+            .map(|m| m.seq)
+            .collect();
         if !seqs.is_empty() {
             self.flush_delivered();
             self.log.removed(&seqs);
@@ -187,19 +208,20 @@ impl Durability {
     }
 }
 
-/// A message read back from the log, as the queue holds it.
-pub(super) fn from_recovered(recovered: RecoveredMessage) -> QueuedMessage {
+/// A message read back from the log, as the queue holds it, and when it was enqueued (ms since
+/// the epoch).
+pub(super) fn from_recovered(recovered: RecoveredMessage) -> (QueuedMessage, u64) {
     let store::StoredMessage {
         seq,
         exchange,
         message,
+        enqueued_at_ms,
         ..
     } = recovered.stored;
-    QueuedMessage {
-        exchange: Arc::from(exchange),
-        message: Arc::new(message),
-        redelivered: recovered.delivery_count > 0,
-        delivery_count: recovered.delivery_count,
-        stored_seq: Some(seq),
-    }
+    let mut queued = QueuedMessage::new(Arc::from(exchange), Arc::new(message));
+    queued.redelivered = recovered.delivery_count > 0;
+    queued.delivery_count = recovered.delivery_count;
+    queued.seq = seq;
+    queued.stored = true;
+    (queued, enqueued_at_ms)
 }

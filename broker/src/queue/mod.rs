@@ -1,42 +1,63 @@
 //! Queues: the messages waiting for consumers, the deliveries awaiting acknowledgement, the
-//! consumers with their credit, and dispatch between them.
+//! consumers with their credit, dispatch between them, and the queue policies (TTL,
+//! dead-lettering, length limits, delivery limit, consumer timeout, delayed delivery,
+//! deduplication, priorities — see `docs/queues.md`).
 //!
-//! One [`Queue`] is one mutex-protected [`QueueState`]; every operation takes the lock, changes
+//! One [`Queue`] is one mutex-protected `QueueState`; every operation takes the lock, changes
 //! the state and then dispatches: while a ready message and a consumer with credit exist, the
 //! message goes to the next such consumer in round-robin order whose filter (if any) accepts it.
 //! Delivery is at-least-once: a message leaves the queue only when acked (or when delivered to
-//! a no-ack consumer); a nack with requeue, a cancelled consumer or a lost connection puts its
-//! unacked messages back at the head of the queue, marked redelivered.
+//! a no-ack consumer); a nack with requeue, a cancelled consumer, a lost connection or the
+//! consumer timeout puts its unacked messages back at the head of the queue, marked
+//! redelivered.
 //!
-//! Filters are WebAssembly calls that block for up to their deadline, so operations that may
-//! dispatch must run off the async runtime's worker threads (the server wraps them in
-//! `block_in_place`).
+//! Lock order: a queue never holds its lock while calling out of the queue. Dead letters are
+//! collected under the lock and routed (through the [`QueueHost`], i.e. the topology) after
+//! it is released; only then are they removed from the source. The topology may call into a
+//! queue while holding its own lock; the queue never calls the topology while holding its own.
 //!
-//! A durable queue also writes to its log in the store (`durable.rs`): persistent messages as
-//! they arrive, deliveries, and messages leaving for good; its ready list is kept in memory only
-//! up to a window, the rest read back from the log when due.
+//! Time: one broker-wide [`QueueTimer`] thread wakes each queue at its next deadline.
+//!
+//! Filters and routing plugins are WebAssembly calls that block for up to their deadline, so
+//! operations that may dispatch or dead-letter must run off the async runtime's worker threads
+//! (the server wraps them in `block_in_place`; the timer is its own thread).
+//!
+//! The ready list lives in memory (`ready.rs`). A durable queue also writes to its log in the
+//! store (`durable.rs`), hooked into `QueueState::admit` (persistent messages as they arrive),
+//! `QueueState::remove_for_good` (messages leaving), and dispatch (deliveries); its ready list
+//! is kept in memory only up to a window, the rest read back from the log when due.
 
 mod consumer;
+mod dead_letter;
+mod dedup;
+mod delay;
 mod durable;
 mod memory;
+mod policy;
+mod ready;
 mod state;
 #[cfg(test)]
 mod tests;
+mod timer;
 
 pub use consumer::{ConsumerId, ConsumerSpec, Delivery, DeliveryEvent};
+pub use dead_letter::{DeathPlace, DeathReason, closes_cycle, dead_lettered};
+pub use delay::visible_at;
 pub use durable::Window;
 pub use memory::MemoryGauge;
-pub use state::QueueCounts;
+pub use policy::{KNOWN_ARGUMENTS, Overflow, QueuePolicy};
+pub use state::{Admission, QueueCounts};
+pub use timer::QueueTimer;
 
-use std::collections::VecDeque;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Instant;
 
-use parking_lot::Mutex;
+use parking_lot::{Mutex, MutexGuard};
 use tokio::sync::mpsc;
 
 use crate::message::Message;
-use crate::store::{DiskTail, QueueLog, Recovered};
+use crate::store::{QueueLog, Recovered};
 use durable::Durability;
 use state::QueueState;
 
@@ -50,8 +71,14 @@ pub struct QueuedMessage {
     pub redelivered: bool,
     /// How many times it has been delivered.
     pub delivery_count: u32,
-    /// Its sequence number in the queue's log, when it was written there.
-    pub stored_seq: Option<u64>,
+    /// Its number in this queue, given on arrival, kept through redeliveries.
+    pub seq: u64,
+    /// A delayed message becomes visible at this time.
+    pub not_before: Option<Instant>,
+    /// When it expires (set when it becomes ready, from the queue's and its own TTL).
+    pub expires_at: Option<Instant>,
+    /// Whether it is in the queue's log (under `seq`).
+    pub stored: bool,
 }
 
 impl QueuedMessage {
@@ -61,12 +88,25 @@ impl QueuedMessage {
             message,
             redelivered: false,
             delivery_count: 0,
-            stored_seq: None,
+            seq: 0,
+            not_before: None,
+            expires_at: None,
+            stored: false,
         }
+    }
+
+    /// The same message, invisible until `at` (if given).
+    pub fn visible_at(mut self, at: Option<Instant>) -> Self {
+        self.not_before = at;
+        self
     }
 
     fn body_len(&self) -> u64 {
         self.message.body.len() as u64
+    }
+
+    fn is_expired(&self, now: Instant) -> bool {
+        self.expires_at.is_some_and(|at| at <= now)
     }
 }
 
@@ -86,67 +126,108 @@ pub enum Cancellation {
     QueueDeleted,
 }
 
+/// What a queue needs from the broker around it. The topology implements it; a queue calls
+/// it only with its own lock released.
+pub trait QueueHost: Send + Sync + std::fmt::Debug {
+    /// Publishes a dead-lettered `message` to `exchange` and enqueues it where it routes,
+    /// except in queues where it would close a dead-letter cycle.
+    fn dead_letter(&self, exchange: &str, message: Message);
+
+    /// `queue` has been unused for its `x-expires`: delete it if it still is.
+    fn queue_unused(&self, queue: &Queue);
+}
+
+/// What every queue of a broker shares: the memory gauge, the timer and the host.
+#[derive(Debug)]
+pub struct QueueContext {
+    memory: Arc<MemoryGauge>,
+    timer: QueueTimer,
+    host: Weak<dyn QueueHost>,
+}
+
+impl QueueContext {
+    /// Starts the timer thread; `host` receives dead letters and expired queues.
+    pub fn new(host: Weak<dyn QueueHost>) -> Self {
+        QueueContext {
+            memory: Arc::default(),
+            timer: QueueTimer::start(),
+            host,
+        }
+    }
+
+    /// Bytes of message bodies held in all queues.
+    pub fn memory(&self) -> &MemoryGauge {
+        &self.memory
+    }
+
+    pub fn timer(&self) -> &QueueTimer {
+        &self.timer
+    }
+}
+
+/// What a queue did with the messages of one [`Queue::enqueue`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Enqueued {
+    pub accepted: usize,
+    pub duplicates: usize,
+    /// Refused by a length limit (`reject-publish`, `reject-publish-dlx`).
+    pub refused: usize,
+    /// The log position that makes the persistent ones durable, when any was written.
+    pub durable_lsn: Option<u64>,
+}
+
 #[derive(Debug)]
 pub struct Queue {
     name: String,
     /// The destination handle routing plugins answer for this queue.
     id: u32,
     properties: QueueProperties,
+    policy: QueuePolicy,
+    context: Arc<QueueContext>,
+    /// This queue, for the timer to hold weakly.
+    this: Weak<Queue>,
     state: Mutex<QueueState>,
     next_consumer: AtomicU64,
 }
 
 impl Queue {
-    /// A queue whose message bytes count towards `memory`.
+    /// A queue governed by `policy` (parsed from `properties.arguments`).
     pub fn new(
         name: String,
         id: u32,
         properties: QueueProperties,
-        memory: Arc<MemoryGauge>,
-    ) -> Self {
-        Queue {
+        policy: QueuePolicy,
+        context: Arc<QueueContext>,
+    ) -> Arc<Self> {
+        Arc::new_cyclic(|this| Queue {
             name,
             id,
             properties,
-            state: Mutex::new(QueueState::new(memory)),
+            state: Mutex::new(QueueState::new(Arc::clone(&context), policy.clone())),
+            policy,
+            context,
+            this: this.clone(),
             next_consumer: AtomicU64::new(1),
-        }
+        })
     }
 
     /// A durable queue over its log, holding what recovery found.
+    #[expect(clippy::too_many_arguments, reason = "a queue is made of these parts")]
     pub fn durable(
         name: String,
         id: u32,
         properties: QueueProperties,
-        memory: Arc<MemoryGauge>,
+        policy: QueuePolicy,
+        context: Arc<QueueContext>,
         log: Arc<QueueLog>,
         recovered: Recovered,
         window: Window,
-    ) -> Self {
-        let Recovered {
-            next_seq,
-            messages,
-            tail,
-            skip,
-            ..
-        } = recovered;
-        let tail = tail.map(|(position, remaining)| {
-            DiskTail::new(Arc::clone(&log), position, remaining, Arc::new(skip))
+    ) -> Arc<Self> {
+        let queue = Queue::new(name, id, properties, policy, context);
+        queue.operate(|state, now| {
+            state.restore(Durability::new(log, window), recovered, now);
         });
-        let durability = Durability::new(log, tail, window);
-        let mut state = QueueState::new(memory);
-        state.restore(
-            next_seq,
-            messages.into_iter().map(durable::from_recovered),
-            durability,
-        );
-        Queue {
-            name,
-            id,
-            properties,
-            state: Mutex::new(state),
-            next_consumer: AtomicU64::new(1),
-        }
+        queue
     }
 
     /// The queue's log, when it is durable.
@@ -166,24 +247,90 @@ impl Queue {
         &self.properties
     }
 
+    pub fn policy(&self) -> &QueuePolicy {
+        &self.policy
+    }
+
     pub fn counts(&self) -> QueueCounts {
         self.state.lock().counts()
     }
 
-    /// Appends messages and delivers what consumers can take. A queue deleted meanwhile (a
-    /// publish racing a delete) takes nothing, as if the publish had come after the delete.
-    /// Returns the log LSN that makes the persistent ones durable, if any was written.
-    pub fn enqueue(&self, messages: impl IntoIterator<Item = QueuedMessage>) -> Option<u64> {
+    /// Runs `operation` under the lock, then asks the timer for the next deadline, releases
+    /// the lock and routes the dead letters the operation produced.
+    fn operate<R>(&self, operation: impl FnOnce(&mut QueueState, Instant) -> R) -> R {
+        let now = Instant::now();
         let mut state = self.state.lock();
-        if state.deleted {
-            return None;
+        let result = operation(&mut state, now);
+        self.finish(state);
+        result
+    }
+
+    fn finish(&self, mut state: MutexGuard<'_, QueueState>) {
+        if !state.deleted
+            && state.may_have_deadlines()
+            && let Some(at) = state.next_deadline()
+            && state.scheduled.is_none_or(|scheduled| at < scheduled)
+        {
+            state.scheduled = Some(at);
+            self.context.timer.schedule(at, self.this.clone());
         }
-        let mut lsn = None;
-        for message in messages {
-            lsn = state.push_ready(message).or(lsn);
+        let letters = std::mem::take(&mut state.dead_letters);
+        drop(state);
+        self.route_dead_letters(letters);
+    }
+
+    /// Routes dead letters to the dead-letter exchange, then lets go of them: at-least-once,
+    /// the source holds a message until its target does.
+    fn route_dead_letters(&self, letters: Vec<(QueuedMessage, DeathReason)>) {
+        if letters.is_empty() {
+            return;
         }
-        state.dispatch();
-        lsn
+        let exchange = self
+            .policy
+            .dead_letter_exchange
+            .as_deref()
+            .expect("dead letters are only collected with a dead-letter exchange");
+        let host = self.context.host.upgrade();
+        let mut done = Vec::with_capacity(letters.len());
+        for (queued, reason) in letters {
+            if let Some(host) = &host {
+                let message = dead_lettered(
+                    &queued.message,
+                    reason,
+                    DeathPlace {
+                        queue: &self.name,
+                        exchange: &queued.exchange,
+                    },
+                    self.policy.dead_letter_routing_key.as_deref(),
+                );
+                host.dead_letter(exchange, message);
+            }
+            done.push(queued);
+        }
+        self.state
+            .lock()
+            .remove_for_good(&done, state::Removal::DeadLettered);
+    }
+
+    /// Offers messages and delivers what consumers can take. A queue deleted meanwhile (a
+    /// publish racing a delete) takes nothing, as if the publish had come after the delete.
+    pub fn enqueue(&self, messages: impl IntoIterator<Item = QueuedMessage>) -> Enqueued {
+        self.operate(|state, now| {
+            let mut outcome = Enqueued::default();
+            if state.deleted {
+                return outcome;
+            }
+            for message in messages {
+                match state.admit(message, now) {
+                    Admission::Accepted => outcome.accepted += 1,
+                    Admission::Duplicate => outcome.duplicates += 1,
+                    Admission::Refused => outcome.refused += 1,
+                }
+            }
+            outcome.durable_lsn = state.take_durable_lsn();
+            state.dispatch(now);
+            outcome
+        })
     }
 
     /// Adds a consumer; deliveries and the end of the subscription arrive on `events`.
@@ -193,90 +340,108 @@ impl Queue {
         events: mpsc::Sender<DeliveryEvent>,
     ) -> Result<ConsumerId, Cancellation> {
         let id = ConsumerId(self.next_consumer.fetch_add(1, Ordering::Relaxed));
-        let mut state = self.state.lock();
-        if state.deleted {
-            return Err(Cancellation::QueueDeleted);
-        }
-        state.add_consumer(id, spec, events);
-        state.dispatch();
-        Ok(id)
+        self.operate(|state, now| {
+            if state.deleted {
+                return Err(Cancellation::QueueDeleted);
+            }
+            state.add_consumer(id, spec, events);
+            state.touch(now);
+            state.dispatch(now);
+            Ok(id)
+        })
     }
 
     /// Changes a consumer's prefetch (0 = unlimited).
     pub fn set_prefetch(&self, consumer: ConsumerId, prefetch: u32) {
-        let mut state = self.state.lock();
-        state.set_prefetch(consumer, prefetch);
-        state.dispatch();
+        self.operate(|state, now| {
+            state.set_prefetch(consumer, prefetch);
+            state.dispatch(now);
+        });
     }
 
-    /// Acknowledges `tag` (and every earlier one when `multiple`). Returns how many messages
-    /// were acknowledged; 0 means the tag was unknown.
+    /// Acknowledges `tag` (and every earlier one when `multiple`). Returns how many tags were
+    /// known; 0 means the tag was unknown. A tag the consumer timeout took back counts as
+    /// known: its late ack is accepted and changes nothing.
     pub fn ack(&self, consumer: ConsumerId, tag: u64, multiple: bool) -> usize {
-        let mut state = self.state.lock();
-        let settled = state.settle(consumer, tag, multiple);
-        let count = settled.len();
-        state.forget(&settled);
-        state.dispatch();
-        count
+        self.operate(|state, now| {
+            let known = state.ack(consumer, tag, multiple);
+            state.dispatch(now);
+            known
+        })
     }
 
     /// Negatively acknowledges; requeued messages go back to the head of the queue marked
-    /// redelivered, the others are dropped. Returns how many messages were settled.
+    /// redelivered (or are dead-lettered at the delivery limit), the others are
+    /// dead-lettered (reason `rejected`) or dropped. Returns how many tags were known.
     pub fn nack(&self, consumer: ConsumerId, tag: u64, multiple: bool, requeue: bool) -> usize {
-        let mut state = self.state.lock();
-        let settled = state.settle(consumer, tag, multiple);
-        let count = settled.len();
-        if requeue {
-            state.requeue_front(settled);
-        } else {
-            state.forget(&settled);
-        }
-        state.dispatch();
-        count
+        self.operate(|state, now| {
+            let known = state.nack(consumer, tag, multiple, requeue);
+            state.dispatch(now);
+            known
+        })
     }
 
     /// Removes a consumer; its unacked messages return to the head of the queue.
     pub fn unsubscribe(&self, consumer: ConsumerId) {
-        let mut state = self.state.lock();
-        if let Some(unacked) = state.remove_consumer(consumer) {
-            state.requeue_front(unacked);
-        }
-        state.dispatch();
+        self.operate(|state, now| {
+            state.remove_consumer(consumer, now);
+            state.dispatch(now);
+        });
+    }
+
+    /// Marks the queue used (a redeclare), restarting its `x-expires` clock. Never
+    /// dead-letters, so the topology may call it while holding its own lock.
+    pub fn touch(&self) {
+        self.operate(|state, now| state.touch(now));
     }
 
     /// Delivers what consumers can take now. A consumer's connection calls this after draining
     /// its delivery channel, since a full channel holds messages back.
     pub fn dispatch(&self) {
-        self.state.lock().dispatch();
+        self.operate(|state, now| state.dispatch(now));
     }
 
-    /// Drops every ready message; returns how many.
+    /// The timer's wake-up: delayed messages due become ready, expired ones leave, timed-out
+    /// deliveries return, and an unused queue past its `x-expires` is deleted.
+    fn on_timer(&self) {
+        let unused = self.operate(|state, now| {
+            state.scheduled = None;
+            if state.deleted {
+                return false;
+            }
+            let unused = state.run_due(now);
+            state.dispatch(now);
+            unused
+        });
+        if unused && let Some(host) = self.context.host.upgrade() {
+            host.queue_unused(self);
+        }
+    }
+
+    /// Drops every ready and delayed message; returns how many.
     pub fn purge(&self) -> u64 {
-        self.state.lock().purge()
+        self.operate(|state, _| state.purge())
     }
 
     /// Marks the queue deleted, cancels its consumers and returns how many messages it held.
     pub fn delete(&self) -> u64 {
         let mut state = self.state.lock();
-        state.deleted = true;
-        let held = state.counts().ready + state.counts().unacked;
-        let unacked = state.cancel_all(Cancellation::QueueDeleted);
-        state.forget_in_memory(&unacked);
-        state.drop_ready();
+        let counts = state.counts();
+        state.delete();
         if let Some(log) = state.log()
             && let Err(error) = log.delete()
         {
             tracing::error!(queue = %self.name, %error, "deleting the queue's log failed");
         }
-        held
+        counts.ready + counts.unacked + counts.delayed
     }
 
     pub fn is_deleted(&self) -> bool {
         self.state.lock().deleted
     }
 
-    /// The messages ready for delivery, oldest first (for tests and inspection).
-    pub fn peek_ready(&self, max: usize) -> VecDeque<QueuedMessage> {
+    /// The messages ready for delivery, in delivery order (for tests and inspection).
+    pub fn peek_ready(&self, max: usize) -> Vec<QueuedMessage> {
         self.state.lock().peek_ready(max)
     }
 }

@@ -1,15 +1,25 @@
-//! The state behind a queue's lock and the dispatch loop. See `mod.rs` for the rules.
+//! The state behind a queue's lock: where its messages are, the policy decisions about them,
+//! and the dispatch loop. See `mod.rs` for the rules.
+//!
+//! Every message enters through [`QueueState::admit`] and leaves for good through
+//! [`QueueState::remove_for_good`] — acked, dropped, dead-lettered, purged or deleted; a durable
+//! store hooks those two. Dead letters are only collected here (`dead_letters`): the queue
+//! routes them after releasing its lock and then removes them for good, so the source lets go
+//! of a message only once the dead-letter target holds it.
 
-use std::collections::VecDeque;
 use std::sync::Arc;
+use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use tokio::sync::mpsc;
 
-use super::consumer::{Consumer, ConsumerId, ConsumerSpec, DeliveryEvent};
-use super::durable::{Admit, Durability};
-use super::memory::MemoryGauge;
-use super::{Cancellation, QueuedMessage};
-use crate::store::QueueLog;
+use super::consumer::{Consumer, ConsumerId, ConsumerSpec, DeliveryEvent, Settled};
+use super::dead_letter::DeathReason;
+use super::dedup::Deduplication;
+use super::durable::{self, Admit, Durability};
+use super::policy::{Overflow, QueuePolicy};
+use super::ready::ReadyList;
+use super::{Cancellation, QueueContext, QueuedMessage};
+use crate::store::{self, DiskTail, QueueLog, Recovered};
 
 /// How far past the head dispatch looks for a message a filtering consumer accepts.
 const FILTER_LOOKAHEAD: usize = 256;
@@ -21,6 +31,8 @@ pub struct QueueCounts {
     pub unacked: u64,
     pub consumers: u32,
     pub ready_bytes: u64,
+    /// Delayed messages not visible yet.
+    pub delayed: u64,
 }
 
 impl QueueCounts {
@@ -31,69 +43,150 @@ impl QueueCounts {
     }
 }
 
+/// What a queue did with a message offered to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    /// It holds the message (ready, delayed, or already delivered).
+    Accepted,
+    /// Its message-id was enqueued within the deduplication window; not enqueued again.
+    Duplicate,
+    /// A length limit with `reject-publish`/`reject-publish-dlx` refused it.
+    Refused,
+}
+
+/// Why a message left a queue for good.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Removal {
+    /// Acknowledged, or delivered to a no-ack consumer.
+    Acked,
+    /// Discarded by a policy with no dead-letter exchange to send it to (the reason says
+    /// which), or refused at the door.
+    Dropped(DeathReason),
+    /// Its dead-letter exchange has it.
+    DeadLettered,
+    Purged,
+    /// The queue was deleted.
+    Deleted,
+}
+
 #[derive(Debug)]
 pub(super) struct QueueState {
-    /// Bytes of every message this queue holds, ready or unacked, counted broker-wide.
-    memory: Arc<MemoryGauge>,
-    /// Ready messages with their queue sequence numbers, oldest first.
-    ready: VecDeque<(u64, QueuedMessage)>,
-    ready_bytes: u64,
+    context: Arc<QueueContext>,
+    policy: QueuePolicy,
+    ready: ReadyList,
     next_seq: u64,
     consumers: Vec<Consumer>,
     /// Round-robin position: the consumer tried first by the next dispatch.
     cursor: usize,
+    dedup: Option<Deduplication>,
+    /// Collected under the lock, routed by the queue after releasing it.
+    pub(super) dead_letters: Vec<(QueuedMessage, DeathReason)>,
+    /// The earliest wake-up asked of the timer and not yet run.
+    pub(super) scheduled: Option<Instant>,
+    /// Since when nobody has used the queue (for `x-expires`); meaningful without consumers.
+    last_used: Instant,
     pub(super) deleted: bool,
-    /// Present for a durable queue.
+    /// Present for a durable queue: its log, and the part of it only on disk.
     durable: Option<Durability>,
 }
 
 impl QueueState {
-    pub(super) fn new(memory: Arc<MemoryGauge>) -> Self {
+    pub(super) fn new(context: Arc<QueueContext>, policy: QueuePolicy) -> Self {
         QueueState {
-            memory,
-            ready: VecDeque::new(),
-            ready_bytes: 0,
+            context,
+            ready: ReadyList::new(policy.max_priority),
+            dedup: policy.deduplication_window.map(Deduplication::new),
+            policy,
             next_seq: 0,
             consumers: Vec::new(),
             cursor: 0,
+            dead_letters: Vec::new(),
+            scheduled: None,
+            last_used: Instant::now(),
             deleted: false,
             durable: None,
         }
     }
 
-    /// Sets up a durable queue from what recovery found.
+    /// Makes this a durable queue over `durability`'s log, holding what recovery found: the
+    /// first messages in memory, the rest behind a disk tail.
     pub(super) fn restore(
         &mut self,
-        next_seq: u64,
-        messages: impl Iterator<Item = QueuedMessage>,
-        durability: Durability,
+        mut durability: Durability,
+        recovered: Recovered,
+        now: Instant,
     ) {
-        for message in messages {
-            self.memory.add(message.body_len());
-            self.ready_bytes += message.body_len();
-            let seq = message.stored_seq.unwrap_or(self.next_seq);
-            self.ready.push_back((seq, message));
-        }
+        let Recovered {
+            next_seq,
+            messages,
+            tail,
+            skip,
+            dedup_ids,
+            ..
+        } = recovered;
         self.next_seq = next_seq;
+        if let Some((position, remaining)) = tail {
+            let log = Arc::clone(durability.log());
+            durability.set_tail(DiskTail::new(log, position, remaining, Arc::new(skip)));
+        }
         self.durable = Some(durability);
+        let now_ms = store::now_ms();
+        if let Some(dedup) = &mut self.dedup {
+            for (id, enqueued_ms) in dedup_ids {
+                dedup.record(&id, instant_of(enqueued_ms, now, now_ms));
+            }
+        }
+        for recovered in messages {
+            let (message, enqueued_ms) = durable::from_recovered(recovered);
+            self.take_back(message, enqueued_ms, now, now_ms);
+        }
+    }
+
+    /// Takes a message read back from the log: its delay and TTL count from when it was
+    /// enqueued, not from now.
+    fn take_back(
+        &mut self,
+        mut message: QueuedMessage,
+        enqueued_ms: u64,
+        now: Instant,
+        now_ms: u64,
+    ) {
+        self.context.memory.add(message.body_len());
+        let enqueued = instant_of(enqueued_ms, now, now_ms);
+        let wall = UNIX_EPOCH + Duration::from_millis(enqueued_ms);
+        match super::visible_at(&message.message, enqueued, wall) {
+            Ok(Some(due)) if due > now => {
+                message.not_before = Some(due);
+                self.ready.push_delayed(due, message);
+            }
+            _ => {
+                self.make_ready(message, enqueued, false);
+            }
+        }
     }
 
     pub(super) fn log(&self) -> Option<&Arc<QueueLog>> {
         self.durable.as_ref().map(Durability::log)
     }
 
-    /// Messages that have left the queue for good.
-    pub(super) fn forget(&mut self, messages: &[QueuedMessage]) {
-        self.forget_in_memory(messages);
-        if let Some(durable) = &mut self.durable {
-            durable.removed(messages);
-        }
+    /// The LSN that makes the persistent messages admitted since the last call durable.
+    pub(super) fn take_durable_lsn(&mut self) -> Option<u64> {
+        self.durable.as_mut().and_then(Durability::take_lsn)
     }
 
-    /// Releases the memory of messages that left, without recording it (the log goes too).
-    pub(super) fn forget_in_memory(&self, messages: &[QueuedMessage]) {
-        self.memory
-            .sub(messages.iter().map(QueuedMessage::body_len).sum());
+    /// Refills a durable queue's in-memory window from its log.
+    fn page_in(&mut self, now: Instant) {
+        let Some(durable) = &mut self.durable else {
+            return;
+        };
+        let paged = durable.page_in(self.ready.len(), self.ready.bytes());
+        if paged.is_empty() {
+            return;
+        }
+        let now_ms = store::now_ms();
+        for (message, enqueued_ms) in paged {
+            self.take_back(message, enqueued_ms, now, now_ms);
+        }
     }
 
     pub(super) fn counts(&self) -> QueueCounts {
@@ -102,49 +195,185 @@ impl QueueState {
             ready: self.ready.len() as u64 + on_disk,
             unacked: self.consumers.iter().map(|c| c.unacked.len() as u64).sum(),
             consumers: self.consumers.len() as u32,
-            ready_bytes: self.ready_bytes,
+            ready_bytes: self.ready.bytes(),
+            delayed: self.ready.delayed_len() as u64,
         }
     }
 
-    /// Takes an arriving message; returns the LSN that makes it durable when it was written.
-    pub(super) fn push_ready(&mut self, message: QueuedMessage) -> Option<u64> {
-        let seq = self.next_seq;
+    /// Takes a published (or dead-lettered) message: deduplicates, numbers it, then holds it
+    /// until it is due or makes it ready under the length limits.
+    pub(super) fn admit(&mut self, mut message: QueuedMessage, now: Instant) -> Admission {
+        let id = message.message.properties.message_id.clone();
+        if let (Some(dedup), Some(id)) = (&mut self.dedup, &id)
+            && dedup.is_duplicate(id, now)
+        {
+            return Admission::Duplicate;
+        }
+        message.seq = self.next_seq;
         self.next_seq += 1;
-        let (message, lsn) = match &mut self.durable {
-            Some(durable) => {
-                match durable.admit(seq, message, self.ready.len(), self.ready_bytes) {
-                    (Admit::Memory(message), lsn) => (message, lsn),
-                    (Admit::Disk, lsn) => return lsn,
+        let delayed = message.not_before.is_some_and(|due| due > now);
+        if let Some(durable) = &mut self.durable {
+            // Only plain FIFO queues page to disk: a priority or length-limited queue, or a
+            // delayed message, needs every message at hand.
+            let may_page = !delayed
+                && self.policy.max_priority.is_none()
+                && self.policy.max_length.is_none()
+                && self.policy.max_length_bytes.is_none();
+            match durable.admit(message, may_page, self.ready.len(), self.ready.bytes()) {
+                Admit::Memory(kept) => message = kept,
+                Admit::Disk => {
+                    if let (Some(dedup), Some(id)) = (&mut self.dedup, &id) {
+                        dedup.record(id, now);
+                    }
+                    return Admission::Accepted;
                 }
             }
-            None => (message, None),
+        }
+        self.context.memory.add(message.body_len());
+        let admission = match message.not_before {
+            Some(due) if due > now => {
+                self.ready.push_delayed(due, message);
+                Admission::Accepted
+            }
+            _ => self.make_ready(message, now, true),
         };
-        self.memory.add(message.body_len());
-        self.ready_bytes += message.body_len();
-        self.ready.push_back((seq, message));
-        lsn
+        if let (Some(dedup), Some(id), Admission::Accepted) = (&mut self.dedup, &id, admission) {
+            dedup.record(id, now);
+        }
+        admission
     }
 
-    /// Refills the in-memory window of a durable queue from its log.
-    fn page_in(&mut self) {
-        let Some(durable) = &mut self.durable else {
-            return;
+    /// Starts a message's life as a ready message: its TTL clock starts, and the length
+    /// limits apply. A message `published` now can be refused; a delayed one coming due was
+    /// confirmed long ago, so where a publish would be refused it is dead-lettered instead.
+    fn make_ready(
+        &mut self,
+        mut message: QueuedMessage,
+        now: Instant,
+        published: bool,
+    ) -> Admission {
+        let ttl = match (
+            self.policy.message_ttl,
+            message.message.properties.expiration,
+        ) {
+            (Some(queue), Some(own)) => Some(queue.min(std::time::Duration::from_millis(own))),
+            (queue, own) => queue.or(own.map(std::time::Duration::from_millis)),
         };
-        for message in durable.page_in(self.ready.len(), self.ready_bytes) {
-            self.memory.add(message.body_len());
-            self.ready_bytes += message.body_len();
-            let seq = message.stored_seq.unwrap_or(self.next_seq);
-            self.ready.push_back((seq, message));
+        message.expires_at = ttl.map(|ttl| now + ttl);
+        let would_overflow = self.policy.is_over(
+            self.ready.len() as u64 + 1,
+            self.ready.bytes() + message.body_len(),
+        );
+        if would_overflow {
+            match self.policy.overflow {
+                Overflow::DropHead => {}
+                Overflow::RejectPublish if published => {
+                    self.remove_for_good(&[message], Removal::Dropped(DeathReason::MaxLen));
+                    return Admission::Refused;
+                }
+                Overflow::RejectPublish => {
+                    self.dead_letter(message, DeathReason::MaxLen);
+                    return Admission::Refused;
+                }
+                Overflow::RejectPublishDlx => {
+                    self.dead_letter(message, DeathReason::MaxLen);
+                    return Admission::Refused;
+                }
+            }
+        }
+        self.ready.push_back(message);
+        while self
+            .policy
+            .is_over(self.ready.len() as u64, self.ready.bytes())
+        {
+            let Some(head) = self.ready.pop_head_for_overflow() else {
+                break;
+            };
+            self.dead_letter(head, DeathReason::MaxLen);
+        }
+        Admission::Accepted
+    }
+
+    /// The one exit: `messages` have left the queue for good (a durable queue records it).
+    pub(super) fn remove_for_good(&mut self, messages: &[QueuedMessage], why: Removal) {
+        if messages.is_empty() {
+            return;
+        }
+        self.context
+            .memory
+            .sub(messages.iter().map(QueuedMessage::body_len).sum());
+        if let Some(durable) = &mut self.durable
+            && why != Removal::Deleted
+        {
+            durable.removed(messages);
+        }
+        tracing::trace!(count = messages.len(), why = ?why, "messages left the queue");
+    }
+
+    /// Sends a message to the dead-letter exchange, or drops it when the queue has none.
+    fn dead_letter(&mut self, message: QueuedMessage, reason: DeathReason) {
+        if self.policy.dead_letter_exchange.is_some() {
+            self.dead_letters.push((message, reason));
+            return;
+        }
+        if reason == DeathReason::DeliveryLimit {
+            tracing::warn!(
+                seq = message.seq,
+                deliveries = message.delivery_count,
+                "message dropped: delivered x-delivery-limit times and the queue has no dead-letter exchange"
+            );
+        }
+        self.remove_for_good(&[message], Removal::Dropped(reason));
+    }
+
+    /// Puts returned messages back at the head, in their original order, marked redelivered —
+    /// except those delivered `x-delivery-limit` times, which are dead-lettered.
+    pub(super) fn requeue_front(&mut self, messages: Vec<QueuedMessage>) {
+        let limit = self.policy.delivery_limit;
+        let (spent, returned): (Vec<_>, Vec<_>) = messages
+            .into_iter()
+            .partition(|m| limit.is_some_and(|limit| m.delivery_count >= limit));
+        for message in spent {
+            self.dead_letter(message, DeathReason::DeliveryLimit);
+        }
+        for mut message in returned.into_iter().rev() {
+            message.redelivered = true;
+            self.ready.push_front(message);
         }
     }
 
-    /// Puts settled messages back at the head, in their original order, marked redelivered.
-    pub(super) fn requeue_front(&mut self, messages: Vec<QueuedMessage>) {
-        for mut message in messages.into_iter().rev() {
-            message.redelivered = true;
-            self.ready_bytes += message.body_len();
-            self.ready.push_front((self.next_seq, message));
-            self.next_seq += 1;
+    /// Acks: the settled messages leave for good. Returns how many tags were known.
+    pub(super) fn ack(&mut self, id: ConsumerId, tag: u64, multiple: bool) -> usize {
+        let settled = self.settle(id, tag, multiple);
+        self.remove_for_good(&settled.messages, Removal::Acked);
+        settled.messages.len() + settled.timed_out
+    }
+
+    /// Nacks: requeued, or dead-lettered with reason `rejected`. Returns how many tags were
+    /// known.
+    pub(super) fn nack(
+        &mut self,
+        id: ConsumerId,
+        tag: u64,
+        multiple: bool,
+        requeue: bool,
+    ) -> usize {
+        let settled = self.settle(id, tag, multiple);
+        let known = settled.messages.len() + settled.timed_out;
+        if requeue {
+            self.requeue_front(settled.messages);
+        } else {
+            for message in settled.messages {
+                self.dead_letter(message, DeathReason::Rejected);
+            }
+        }
+        known
+    }
+
+    fn settle(&mut self, id: ConsumerId, tag: u64, multiple: bool) -> Settled {
+        match self.consumers.iter_mut().find(|c| c.id == id) {
+            Some(consumer) => consumer.settle(tag, multiple),
+            None => Settled::default(),
         }
     }
 
@@ -163,84 +392,119 @@ impl QueueState {
         }
     }
 
-    /// Removes a consumer; returns its unacked messages in delivery order.
-    pub(super) fn remove_consumer(&mut self, id: ConsumerId) -> Option<Vec<QueuedMessage>> {
-        let index = self.consumers.iter().position(|c| c.id == id)?;
-        let consumer = self.consumers.remove(index);
+    /// Removes a consumer; its unacked messages go back to the queue.
+    pub(super) fn remove_consumer(&mut self, id: ConsumerId, now: Instant) {
+        let Some(index) = self.consumers.iter().position(|c| c.id == id) else {
+            return;
+        };
+        let mut consumer = self.consumers.remove(index);
         if self.cursor > index {
             self.cursor -= 1;
         }
-        Some(consumer.unacked.into_values().collect())
+        self.requeue_front(consumer.take_unacked());
+        self.touch(now);
     }
 
-    /// Takes `tag` (and with `multiple` every earlier tag) out of the consumer's unacked set.
-    pub(super) fn settle(
-        &mut self,
-        id: ConsumerId,
-        tag: u64,
-        multiple: bool,
-    ) -> Vec<QueuedMessage> {
-        let Some(consumer) = self.consumers.iter_mut().find(|c| c.id == id) else {
-            return Vec::new();
-        };
-        if multiple {
-            let rest = consumer.unacked.split_off(&(tag + 1));
-            let settled = std::mem::replace(&mut consumer.unacked, rest);
-            settled.into_values().collect()
-        } else {
-            consumer.unacked.remove(&tag).into_iter().collect()
-        }
+    /// Marks the queue used now (for `x-expires`).
+    pub(super) fn touch(&mut self, now: Instant) {
+        self.last_used = now;
     }
 
-    /// Drops every ready message, in memory and on disk; returns how many.
+    /// Drops every ready and delayed message; returns how many.
     pub(super) fn purge(&mut self) -> u64 {
-        let ready: Vec<QueuedMessage> = self.ready.iter().map(|(_, m)| m.clone()).collect();
-        let count = self.drop_ready();
-        match &mut self.durable {
-            Some(durable) => {
-                durable.removed(&ready);
-                count + durable.purge_tail()
+        let all = self.ready.take_all();
+        self.remove_for_good(&all, Removal::Purged);
+        let on_disk = self.durable.as_mut().map_or(0, Durability::purge_tail);
+        all.len() as u64 + on_disk
+    }
+
+    /// Marks the queue deleted, cancels every consumer and lets go of every message.
+    pub(super) fn delete(&mut self) {
+        self.deleted = true;
+        let mut held = self.ready.take_all();
+        for mut consumer in self.consumers.drain(..) {
+            consumer.cancel(Cancellation::QueueDeleted);
+            held.extend(consumer.take_unacked());
+        }
+        self.remove_for_good(&held, Removal::Deleted);
+    }
+
+    pub(super) fn peek_ready(&self, max: usize) -> Vec<QueuedMessage> {
+        self.ready.iter().take(max).cloned().collect()
+    }
+
+    /// Does what is due at `now`: delayed messages become ready, expired ones leave, timed-out
+    /// deliveries come back. Returns whether the queue has been unused for `x-expires`.
+    pub(super) fn run_due(&mut self, now: Instant) -> bool {
+        for message in self.ready.take_due(now) {
+            self.make_ready(message, now, false);
+        }
+        self.expire(now);
+        if let Some(timeout) = self.policy.consumer_timeout {
+            let mut returned = Vec::new();
+            for consumer in &mut self.consumers {
+                returned.extend(consumer.take_timed_out(now, timeout));
             }
-            None => count,
+            returned.sort_by_key(|m| m.seq);
+            self.requeue_front(returned);
+        }
+        let unused = self.unused_until().is_some_and(|until| until <= now);
+        if unused {
+            // The host deletes the queue; should it not (a consumer came meanwhile), the
+            // clock starts again rather than waking the timer in a loop.
+            self.touch(now);
+        }
+        unused
+    }
+
+    fn unused_until(&self) -> Option<Instant> {
+        let expires = self.policy.expires?;
+        self.consumers.is_empty().then(|| self.last_used + expires)
+    }
+
+    fn expire(&mut self, now: Instant) {
+        for message in self.ready.take_expired(now) {
+            self.dead_letter(message, DeathReason::Expired);
         }
     }
 
-    /// Drops the ready messages held in memory, recording nothing; returns how many.
-    pub(super) fn drop_ready(&mut self) -> u64 {
-        let count = self.ready.len() as u64;
-        self.ready.clear();
-        self.memory.sub(self.ready_bytes);
-        self.ready_bytes = 0;
-        count
-    }
-
-    /// Cancels every consumer; returns their unacked messages.
-    pub(super) fn cancel_all(&mut self, reason: Cancellation) -> Vec<QueuedMessage> {
-        let mut unacked = Vec::new();
-        for consumer in self.consumers.drain(..) {
-            consumer.cancel(reason.clone());
-            unacked.extend(consumer.unacked.into_values());
+    /// When the timer should next wake this queue.
+    pub(super) fn next_deadline(&self) -> Option<Instant> {
+        let mut next = self.ready.next_due();
+        let mut consider = |at: Option<Instant>| {
+            if let Some(at) = at {
+                next = Some(next.map_or(at, |n| n.min(at)));
+            }
+        };
+        consider(self.ready.next_expiry());
+        if let Some(timeout) = self.policy.consumer_timeout {
+            for consumer in &self.consumers {
+                consider(consumer.oldest_delivery().map(|at| at + timeout));
+            }
         }
-        unacked
+        consider(self.unused_until());
+        next
     }
 
-    pub(super) fn peek_ready(&self, max: usize) -> VecDeque<QueuedMessage> {
-        self.ready
-            .iter()
-            .take(max)
-            .map(|(_, m)| m.clone())
-            .collect()
+    /// Whether this queue can have deadlines at all (so the hot path can skip asking).
+    pub(super) fn may_have_deadlines(&self) -> bool {
+        self.policy.has_deadlines()
+            || self.ready.delayed_len() > 0
+            || self.ready.next_expiry().is_some()
     }
 
     /// Delivers ready messages to consumers with credit, round-robin, until one runs out.
-    pub(super) fn dispatch(&mut self) {
-        self.page_in();
+    /// Expired messages met on the way are removed, never delivered.
+    /// A durable queue records the deliveries (written out, not fsynced) before they leave.
+    pub(super) fn dispatch(&mut self, now: Instant) {
+        self.expire(now);
+        self.page_in(now);
         while !self.ready.is_empty() && !self.consumers.is_empty() {
-            if !self.deliver_one() {
+            if !self.deliver_one(now) {
                 break;
             }
             if self.ready.is_empty() {
-                self.page_in();
+                self.page_in(now);
             }
         }
         if let Some(durable) = &mut self.durable {
@@ -253,7 +517,7 @@ impl QueueState {
 
     /// Finds the next consumer (from the cursor) with credit that accepts one of the first
     /// messages, and delivers it. Returns false when nobody can take anything.
-    fn deliver_one(&mut self) -> bool {
+    fn deliver_one(&mut self, now: Instant) -> bool {
         let count = self.consumers.len();
         for offset in 0..count {
             let index = (self.cursor + offset) % count;
@@ -262,28 +526,35 @@ impl QueueState {
                 continue;
             }
             let window = self.ready.len().min(FILTER_LOOKAHEAD);
-            let Some(position) = (0..window).find(|&i| {
-                let (seq, message) = &self.ready[i];
-                consumer.accepts(*seq, message)
-            }) else {
+            let Some(position) = self
+                .ready
+                .iter()
+                .take(window)
+                .position(|message| consumer.accepts(message))
+            else {
                 continue;
             };
-            let (seq, message) = self.ready.remove(position).expect("position within ready");
-            self.ready_bytes -= message.body_len();
-            if let Some(durable) = &mut self.durable {
-                if consumer.spec.no_ack {
-                    durable.removed([&message]);
-                } else {
-                    durable.delivered(&message);
-                }
+            let message = self.ready.remove(position).expect("position within ready");
+            if message.is_expired(now) {
+                // A per-message TTL shorter than the head's: caught here instead.
+                self.dead_letter(message, DeathReason::Expired);
+                return true;
             }
-            if consumer.spec.no_ack {
-                self.memory.sub(message.body_len());
+            if self.consumers[index].spec.no_ack {
+                self.remove_for_good(std::slice::from_ref(&message), Removal::Acked);
+            } else if let Some(durable) = &mut self.durable {
+                durable.delivered(&message);
             }
-            consumer.deliver(seq, message);
+            self.consumers[index].deliver(message, now);
             self.cursor = (index + 1) % count;
             return true;
         }
         false
     }
+}
+
+/// The monotonic instant of a wall-clock time (ms since the epoch), given both clocks now.
+fn instant_of(at_ms: u64, now: Instant, now_ms: u64) -> Instant {
+    let age = Duration::from_millis(now_ms.saturating_sub(at_ms));
+    now.checked_sub(age).unwrap_or(now)
 }

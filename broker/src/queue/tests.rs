@@ -6,7 +6,27 @@ use tokio::sync::mpsc;
 
 use super::*;
 
-fn queue() -> Queue {
+/// Records dead letters instead of routing them.
+#[derive(Debug, Default)]
+struct RecordingHost {
+    letters: parking_lot::Mutex<Vec<(String, Message)>>,
+}
+
+impl QueueHost for RecordingHost {
+    fn dead_letter(&self, exchange: &str, message: Message) {
+        self.letters.lock().push((exchange.to_owned(), message));
+    }
+
+    fn queue_unused(&self, _queue: &Queue) {}
+}
+
+fn queue_with(arguments: &[(&str, &str)], host: &Arc<RecordingHost>) -> Arc<Queue> {
+    let arguments: Vec<(String, String)> = arguments
+        .iter()
+        .map(|(n, v)| (n.to_string(), v.to_string()))
+        .collect();
+    let policy = QueuePolicy::parse(&arguments).unwrap();
+    let host: Arc<dyn QueueHost> = host.clone();
     Queue::new(
         "q".into(),
         1,
@@ -14,10 +34,31 @@ fn queue() -> Queue {
             durable: false,
             exclusive_owner: None,
             auto_delete: false,
-            arguments: Vec::new(),
+            arguments,
         },
-        Arc::default(),
+        policy,
+        Arc::new(QueueContext::new(Arc::downgrade(&host))),
     )
+}
+
+fn queue() -> Arc<Queue> {
+    queue_with(&[], &Arc::default())
+}
+
+fn reasons(host: &RecordingHost) -> Vec<(String, String)> {
+    host.letters
+        .lock()
+        .iter()
+        .map(|(_, m)| {
+            let reason = m
+                .headers
+                .iter()
+                .find(|(n, _)| n == "x-death-reason")
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default();
+            (String::from_utf8_lossy(&m.body).into_owned(), reason)
+        })
+        .collect()
 }
 
 fn message(key: &str) -> QueuedMessage {
@@ -168,4 +209,101 @@ fn a_full_channel_holds_messages_in_the_queue() {
         "one slot stays free for a cancellation"
     );
     assert_eq!(q.counts().ready, 7);
+}
+
+#[test]
+fn rejected_and_delivery_limited_messages_are_dead_lettered_and_leave() {
+    let host = Arc::new(RecordingHost::default());
+    let q = queue_with(
+        &[("x-dead-letter-exchange", "dlx"), ("x-delivery-limit", "2")],
+        &host,
+    );
+    let (id, mut rx) = consumer(&q, 0, false);
+    q.enqueue(["a", "b"].map(message));
+    let first = delivered(&mut rx);
+    assert_eq!(q.nack(id, first[0].0, false, false), 1);
+    assert_eq!(q.nack(id, first[1].0, false, true), 1);
+    let second = delivered(&mut rx);
+    assert_eq!(keys(&second), ["b"]);
+    assert_eq!(q.nack(id, second[0].0, false, true), 1);
+    assert!(delivered(&mut rx).is_empty(), "delivered twice: the limit");
+    assert_eq!(
+        reasons(&host),
+        [
+            ("a".into(), "rejected".into()),
+            ("b".into(), "delivery-limit".into())
+        ]
+    );
+    assert_eq!(q.counts(), QueueCounts::default().with_consumers(1));
+    assert_eq!(
+        q.context.memory().bytes(),
+        0,
+        "dead letters left the source"
+    );
+}
+
+#[test]
+fn drop_head_dead_letters_the_oldest_and_reject_publish_refuses() {
+    let host = Arc::new(RecordingHost::default());
+    let q = queue_with(
+        &[("x-max-length", "2"), ("x-dead-letter-exchange", "dlx")],
+        &host,
+    );
+    q.enqueue(["1", "2", "3"].map(message));
+    assert_eq!(reasons(&host), [("1".into(), "maxlen".into())]);
+    assert_eq!(
+        q.peek_ready(9)
+            .iter()
+            .map(|m| m.message.routing_key.as_str())
+            .collect::<Vec<_>>(),
+        ["2", "3"]
+    );
+    let strict = queue_with(
+        &[
+            ("x-max-length-bytes", "2"),
+            ("x-overflow", "reject-publish"),
+        ],
+        &Arc::default(),
+    );
+    let outcome = strict.enqueue(["1", "2", "3"].map(message));
+    assert_eq!((outcome.accepted, outcome.refused), (2, 1));
+}
+
+#[test]
+fn priorities_deliver_highest_first_and_duplicates_are_not_enqueued() {
+    let q = queue_with(
+        &[
+            ("x-max-priority", "10"),
+            ("x-deduplication-window", "60000"),
+        ],
+        &Arc::default(),
+    );
+    let with = |key: &str, priority: u8, id: &str| {
+        let mut inner = Message::new(key, key.to_owned());
+        inner.properties.priority = priority;
+        inner.properties.message_id = Some(id.into());
+        QueuedMessage::new(Arc::from("ex"), Arc::new(inner))
+    };
+    let outcome = q.enqueue([
+        with("low", 1, "1"),
+        with("high", 9, "2"),
+        with("high-again", 9, "2"),
+        with("mid", 5, "3"),
+    ]);
+    assert_eq!((outcome.accepted, outcome.duplicates), (3, 1));
+    let (_, mut rx) = consumer(&q, 0, false);
+    assert_eq!(keys(&delivered(&mut rx)), ["high", "mid", "low"]);
+}
+
+#[test]
+fn a_hundred_thousand_delayed_messages_need_one_timer_entry() {
+    let q = queue();
+    let later = std::time::Instant::now() + std::time::Duration::from_secs(3600);
+    for i in 0..100_000u64 {
+        let due = later + std::time::Duration::from_millis(i);
+        q.enqueue([message(&i.to_string()).visible_at(Some(due))]);
+    }
+    let counts = q.counts();
+    assert_eq!((counts.ready, counts.delayed), (0, 100_000));
+    assert_eq!(q.context.timer().pending(), 1);
 }

@@ -5,12 +5,18 @@
 //! and, for a persistent message routed to durable queues, after their logs made it durable
 //! (the store's fsync policy says when that is). The stream's reader goes on reading and
 //! routing while earlier batches wait for their fsync: a writer task sends outcomes in order as
-//! they become final, so one fsync covers many batches. A negative confirm (`Reject`) says why: unknown exchange, a routing plugin's fault, an
-//! oversized message, … Above the memory watermark the stream stops being read (QUIC flow
+//! they become final, so one fsync covers many batches.
+//!
+//! A negative confirm (`Reject`) says why: unknown exchange, a routing plugin's fault, an
+//! oversized message, a malformed delay, a full queue with `x-overflow` `reject-publish`, the
+//! disk below its watermark or a failed write, … A message routed to several queues stays in
+//! those that accepted it even when one refused it; the publisher still gets the negative
+//! confirm (RabbitMQ's rule). A duplicate (deduplication window) is confirmed. Above the memory
+//! watermark the stream stops being read (QUIC flow
 //! control then holds the publisher back) until queued bytes fall below it again.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::mpsc;
 
@@ -24,7 +30,7 @@ use super::Shared;
 use super::wire_error::wire_error;
 use crate::error::BrokerError;
 use crate::message::Message;
-use crate::queue::QueuedMessage;
+use crate::queue::{self, QueuedMessage};
 use crate::store::{LsnStatus, QueueLog, wait_durable};
 
 /// Publishes handled per batch at most.
@@ -192,6 +198,11 @@ fn handle(publish: Publish, shared: &Shared, durable: &mut Vec<(Arc<QueueLog>, u
         properties: publish.properties,
         body: publish.body,
     };
+    let now = Instant::now();
+    let visible_at = match queue::visible_at(&message, now, SystemTime::now()) {
+        Ok(at) => at,
+        Err(error) => return Outcome::Rejected(wire_error(&error)),
+    };
     let routed = match shared.topology.route(&publish.exchange, &message) {
         Ok(routed) => routed,
         Err(error) => return Outcome::Rejected(wire_error(&error)),
@@ -210,16 +221,33 @@ fn handle(publish: Publish, shared: &Shared, durable: &mut Vec<(Arc<QueueLog>, u
     {
         return Outcome::Rejected(wire_error(&BrokerError::storage(refusal.to_string())));
     }
-    let exchange: Arc<str> = Arc::from(publish.exchange);
-    let message = Arc::new(message);
+    let (exchange, message, visible_at) = match routed.dead_lettered {
+        // A routing fault dead-lettered it: it is no longer the publisher's delayed message.
+        Some((target, letter)) => (Arc::<str>::from(target), Arc::new(letter), None),
+        None => (
+            Arc::<str>::from(publish.exchange),
+            Arc::new(message),
+            visible_at,
+        ),
+    };
+    // Queues that accept keep the message even when another refuses (as RabbitMQ does); the
+    // publisher hears of any refusal.
+    let mut full = Vec::new();
     for queue in &routed.queues {
-        let lsn = queue.enqueue([QueuedMessage::new(
-            Arc::clone(&exchange),
-            Arc::clone(&message),
-        )]);
-        if let (Some(lsn), Some(log)) = (lsn, queue.log()) {
+        let enqueued =
+            queue.enqueue([
+                QueuedMessage::new(Arc::clone(&exchange), Arc::clone(&message))
+                    .visible_at(visible_at),
+            ]);
+        if enqueued.refused > 0 {
+            full.push(queue.name().to_owned());
+        }
+        if let (Some(lsn), Some(log)) = (enqueued.durable_lsn, queue.log()) {
             durable.push((log, lsn));
         }
+    }
+    if !full.is_empty() {
+        return Outcome::Rejected(wire_error(&BrokerError::QueueFull { queues: full }));
     }
     Outcome::Routed
 }

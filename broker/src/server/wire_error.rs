@@ -17,6 +17,7 @@ pub(crate) fn wire_error(error: &BrokerError) -> WireError {
         BrokerError::Overloaded { .. } => ErrorCode::Overloaded,
         BrokerError::MessageTooLarge { .. } => ErrorCode::MessageTooLarge,
         BrokerError::Storage { .. } => ErrorCode::StorageFailed,
+        BrokerError::QueueFull { .. } => ErrorCode::QueueFull,
     };
     WireError::new(code, error.to_string())
 }

@@ -40,6 +40,8 @@ pub(super) struct SegmentInfo {
     pub(super) first_seq: u64,
     /// Messages in the segment that are still in the queue.
     pub(super) live: u64,
+    /// When its newest message was enqueued (ms since the epoch).
+    pub(super) last_enqueued_ms: u64,
 }
 
 /// Whether the bytes up to an LSN are durable.
@@ -98,6 +100,9 @@ pub struct QueueLog {
     write_lock: Mutex<Files>,
     pub(super) dirty: AtomicBool,
     sync: Arc<SyncShared>,
+    /// Drained segments are kept this long after their newest message was enqueued (a
+    /// queue's deduplication window: recovery reads message ids from them).
+    retain_ms: u64,
 }
 
 /// What the syncer must do after writing a log: fsync these files (and the directory, when a
@@ -118,6 +123,7 @@ impl QueueLog {
         segments: VecDeque<SegmentInfo>,
         next_seq_floor: u64,
         sync: Arc<SyncShared>,
+        retain_ms: u64,
     ) -> Self {
         let current = segments.back().map_or(0, |s| s.id + 1);
         let mut written = HashMap::new();
@@ -129,6 +135,7 @@ impl QueueLog {
             id: current,
             first_seq: next_seq_floor,
             live: 0,
+            last_enqueued_ms: 0,
         });
         QueueLog {
             dir,
@@ -150,6 +157,7 @@ impl QueueLog {
             write_lock: Mutex::new(Files::default()),
             dirty: AtomicBool::new(false),
             sync,
+            retain_ms,
         }
     }
 
@@ -176,6 +184,7 @@ impl QueueLog {
             inner.next_seq_floor = stored.seq + 1;
             if let Some(segment) = inner.segment_mut(stored.seq) {
                 segment.live += 1;
+                segment.last_enqueued_ms = segment.last_enqueued_ms.max(stored.enqueued_at_ms);
             }
             (position, inner.appended_lsn)
         };
@@ -393,9 +402,12 @@ impl QueueLog {
 
     fn delete_drained_segments(&self, inner: &mut Inner) {
         let first_pending = inner.pending.front().map(|c| c.segment);
+        let now_ms = super::now_ms();
         while let Some(oldest) = inner.segments.front().copied() {
             let unwritten = first_pending.is_some_and(|pending| oldest.id >= pending);
-            if oldest.live > 0 || oldest.id == inner.current || unwritten {
+            let retained = self.retain_ms > 0
+                && oldest.last_enqueued_ms.saturating_add(self.retain_ms) > now_ms;
+            if oldest.live > 0 || oldest.id == inner.current || unwritten || retained {
                 break;
             }
             inner.segments.pop_front();
@@ -435,6 +447,7 @@ impl Inner {
                 id: self.current,
                 first_seq: seq.unwrap_or(self.next_seq_floor),
                 live: 0,
+                last_enqueued_ms: 0,
             });
         }
         let position = Position {

@@ -110,8 +110,14 @@ impl Store {
     }
 
     /// Opens (creating if needed) the log of durable queue `name` and recovers what it holds,
-    /// loading at most `window` messages into memory.
-    pub fn open_queue(&self, name: &str, window: usize) -> io::Result<(Arc<QueueLog>, Recovered)> {
+    /// loading at most `window` messages into memory. With a deduplication window, drained
+    /// segments are kept that long and the ids enqueued within it are recovered.
+    pub fn open_queue(
+        &self,
+        name: &str,
+        window: usize,
+        dedup_window: Option<std::time::Duration>,
+    ) -> io::Result<(Arc<QueueLog>, Recovered)> {
         let dir = self.queue_dir(name);
         std::fs::create_dir_all(&dir)?;
         let name_file = dir.join("name");
@@ -120,7 +126,9 @@ impl Store {
             segment::sync_dir(&dir)?;
             segment::sync_dir(&self.config.dir.join("queues"))?;
         }
-        let mut recovered = recovery::recover(&dir, window)?;
+        let retain_ms = dedup_window.map_or(0, |w| w.as_millis() as u64);
+        let since = dedup_window.map(|_| now_ms().saturating_sub(retain_ms));
+        let mut recovered = recovery::recover(&dir, window, since)?;
         for repair in &recovered.repairs {
             tracing::warn!(queue = name, "{repair}");
         }
@@ -131,6 +139,7 @@ impl Store {
             std::mem::take(&mut recovered.segments),
             recovered.next_seq,
             Arc::clone(self.syncer.shared()),
+            retain_ms,
         ));
         Ok((log, recovered))
     }

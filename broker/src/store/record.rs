@@ -184,7 +184,11 @@ pub fn decode_frame_header(header: [u8; FRAME_HEADER_BYTES]) -> Result<(u32, u32
 /// decoding a message's metadata or copying its body (recovery's first pass).
 #[derive(Debug, Clone)]
 pub enum RecordSummary {
-    Message { seq: u64, persistent: bool },
+    Message {
+        seq: u64,
+        enqueued_at_ms: u64,
+        persistent: bool,
+    },
     Removed(Vec<SeqRun>),
     Delivered(Vec<SeqRun>),
 }
@@ -198,10 +202,11 @@ pub fn summarize(payload: &[u8], crc: u32) -> Result<RecordSummary, RecordError>
     match take_u8(&mut buf)? {
         KIND_MESSAGE => {
             let seq = take_u64(&mut buf)?;
-            let _enqueued_at = take_u64(&mut buf)?;
+            let enqueued_at_ms = take_u64(&mut buf)?;
             let flags = take_u8(&mut buf)?;
             Ok(RecordSummary::Message {
                 seq,
+                enqueued_at_ms,
                 persistent: flags & FLAG_PERSISTENT != 0,
             })
         }
@@ -327,6 +332,7 @@ mod tests {
             summarize(&payload, crc).unwrap(),
             RecordSummary::Message {
                 seq: 42,
+                enqueued_at_ms: 7,
                 persistent: true
             }
         ));

@@ -58,10 +58,14 @@ pub struct Recovered {
     pub skip: SkipList,
     /// Damage found and repaired, one line each.
     pub repairs: Vec<String>,
+    /// Message ids enqueued since the deduplication horizon asked for, with when (ms since the
+    /// epoch), whether or not the messages are still queued.
+    pub dedup_ids: Vec<(String, u64)>,
 }
 
-/// Recovers the log in `dir` (which must exist), loading at most `window` messages.
-pub fn recover(dir: &Path, window: usize) -> io::Result<Recovered> {
+/// Recovers the log in `dir` (which must exist), loading at most `window` messages, and
+/// collecting the ids of messages enqueued since `dedup_since_ms` when given.
+pub fn recover(dir: &Path, window: usize, dedup_since_ms: Option<u64>) -> io::Result<Recovered> {
     let mut recovered = Recovered::default();
     let mut ids = segment::list_segments(dir)?;
     let mut payload = Vec::new();
@@ -130,13 +134,26 @@ pub fn recover(dir: &Path, window: usize) -> io::Result<Recovered> {
             id,
             first_seq: u64::MAX,
             live: 0,
+            last_enqueued_ms: 0,
         };
         while let Next::Record { offset, crc } = reader.next(&mut payload)? {
-            let Ok(RecordSummary::Message { seq, persistent }) = record::summarize(&payload, crc)
+            let Ok(RecordSummary::Message {
+                seq,
+                enqueued_at_ms,
+                persistent,
+            }) = record::summarize(&payload, crc)
             else {
                 continue;
             };
             info.first_seq = info.first_seq.min(seq);
+            info.last_enqueued_ms = info.last_enqueued_ms.max(enqueued_at_ms);
+            if persistent
+                && dedup_since_ms.is_some_and(|since| enqueued_at_ms >= since)
+                && let Ok(Some(stored)) = record::decode_message(Bytes::copy_from_slice(&payload))
+                && let Some(id) = stored.message.properties.message_id
+            {
+                recovered.dedup_ids.push((id, enqueued_at_ms));
+            }
             if !recovered.skip.keeps(id, seq, persistent) {
                 continue;
             }

@@ -117,7 +117,10 @@ impl DiskTail {
 
     fn decode(&self, payload: &[u8], crc: u32) -> io::Result<Option<RecoveredMessage>> {
         let summary = record::summarize(payload, crc).map_err(invalid)?;
-        let record::RecordSummary::Message { seq, persistent } = summary else {
+        let record::RecordSummary::Message {
+            seq, persistent, ..
+        } = summary
+        else {
             return Ok(None);
         };
         if !self.skip.keeps(self.position.segment, seq, persistent) {

@@ -60,7 +60,7 @@ fn durable_messages_come_back_without_removed_or_transient_ones() {
     let dir = tempfile::tempdir().unwrap();
     {
         let store = open_store(dir.path(), 1 << 20);
-        let (log, recovered) = store.open_queue("orders", 100).unwrap();
+        let (log, recovered) = store.open_queue("orders", 100, None).unwrap();
         assert!(recovered.messages.is_empty());
         for seq in 0..10 {
             append(&log, seq, seq != 3);
@@ -71,7 +71,7 @@ fn durable_messages_come_back_without_removed_or_transient_ones() {
         assert!(wait(&store, &log, lsn));
     }
     let store = open_store(dir.path(), 1 << 20);
-    let (_log, recovered) = store.open_queue("orders", 100).unwrap();
+    let (_log, recovered) = store.open_queue("orders", 100, None).unwrap();
     assert_eq!(seqs(&recovered), vec![4, 5, 6, 7, 8, 9]);
     assert_eq!(recovered.next_seq, 10);
     let counts: Vec<u32> = recovered
@@ -90,7 +90,7 @@ fn a_torn_and_garbled_tail_is_cut_off_and_everything_before_is_served() {
     let queue_dir;
     {
         let store = open_store(dir.path(), 1 << 20);
-        let (log, _) = store.open_queue("q", 100).unwrap();
+        let (log, _) = store.open_queue("q", 100, None).unwrap();
         let mut lsn = 0;
         for seq in 0..20 {
             lsn = append(&log, seq, true);
@@ -109,7 +109,7 @@ fn a_torn_and_garbled_tail_is_cut_off_and_everything_before_is_served() {
     std::fs::write(&segment, bytes).unwrap();
 
     let store = open_store(dir.path(), 1 << 20);
-    let (log, recovered) = store.open_queue("q", 100).unwrap();
+    let (log, recovered) = store.open_queue("q", 100, None).unwrap();
     assert_eq!(seqs(&recovered), (0..15).collect::<Vec<_>>());
     assert_eq!(recovered.repairs.len(), 1, "{:?}", recovered.repairs);
     assert!(recovered.repairs[0].contains("checksum"));
@@ -118,7 +118,7 @@ fn a_torn_and_garbled_tail_is_cut_off_and_everything_before_is_served() {
     assert!(wait(&store, &log, lsn));
     drop((log, store));
     let store = open_store(dir.path(), 1 << 20);
-    let (_, recovered) = store.open_queue("q", 100).unwrap();
+    let (_, recovered) = store.open_queue("q", 100, None).unwrap();
     assert_eq!(seqs(&recovered), (0..16).collect::<Vec<_>>());
 }
 
@@ -126,7 +126,7 @@ fn a_torn_and_garbled_tail_is_cut_off_and_everything_before_is_served() {
 fn segments_are_deleted_once_drained_from_the_oldest() {
     let dir = tempfile::tempdir().unwrap();
     let store = open_store(dir.path(), 256);
-    let (log, _) = store.open_queue("q", 100).unwrap();
+    let (log, _) = store.open_queue("q", 100, None).unwrap();
     let mut lsn = 0;
     for seq in 0..30 {
         lsn = append(&log, seq, true);
@@ -150,7 +150,7 @@ fn a_queue_longer_than_its_window_is_read_back_from_the_tail() {
     let dir = tempfile::tempdir().unwrap();
     {
         let store = open_store(dir.path(), 4096);
-        let (log, _) = store.open_queue("long", 10).unwrap();
+        let (log, _) = store.open_queue("long", 10, None).unwrap();
         let mut lsn = 0;
         for seq in 0..500 {
             lsn = append(&log, seq, true);
@@ -159,7 +159,7 @@ fn a_queue_longer_than_its_window_is_read_back_from_the_tail() {
         assert!(wait(&store, &log, lsn.max(lsn2)));
     }
     let store = open_store(dir.path(), 4096);
-    let (log, recovered) = store.open_queue("long", 10).unwrap();
+    let (log, recovered) = store.open_queue("long", 10, None).unwrap();
     assert_eq!(seqs(&recovered), (2..12).collect::<Vec<_>>());
     let (position, remaining) = recovered.tail.unwrap();
     assert_eq!(remaining, 488);
@@ -190,13 +190,13 @@ fn a_queue_longer_than_its_window_is_read_back_from_the_tail() {
 fn a_deleted_queue_leaves_nothing_and_unknown_logs_are_removed() {
     let dir = tempfile::tempdir().unwrap();
     let store = open_store(dir.path(), 1 << 20);
-    let (log, _) = store.open_queue("gone", 10).unwrap();
+    let (log, _) = store.open_queue("gone", 10, None).unwrap();
     let lsn = append(&log, 0, true);
     assert!(wait(&store, &log, lsn));
-    let (_kept, _) = store.open_queue("kept", 10).unwrap();
+    let (_kept, _) = store.open_queue("kept", 10, None).unwrap();
     log.delete().unwrap();
     assert!(!store.queue_dir("gone").exists());
-    let (_, _) = store.open_queue("stale", 10).unwrap();
+    let (_, _) = store.open_queue("stale", 10, None).unwrap();
     store.remove_queues_except(&["kept"]).unwrap();
     assert!(store.queue_dir("kept").exists());
     assert!(!store.queue_dir("stale").exists());
