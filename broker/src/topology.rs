@@ -34,7 +34,9 @@ use crate::queue::{
     DeathPlace, DeathReason, MemoryGauge, Queue, QueueContext, QueueHost, QueuePolicy,
     QueueProperties, QueuedMessage, Window, closes_cycle, dead_lettered,
 };
-use crate::store::{BindingDefinition, Definitions, ExchangeDefinition, QueueDefinition, Store};
+use crate::store::{
+    BindingDefinition, Definitions, ExchangeDefinition, QueueDefinition, QueueLog, Store,
+};
 
 /// The longest exchange or queue name, in bytes (as AMQP's short strings).
 pub const MAX_NAME_BYTES: usize = 255;
@@ -912,12 +914,13 @@ enum RouteFailure {
 }
 
 impl QueueHost for Topology {
-    fn dead_letter(&self, exchange: &str, message: Message) {
+    fn dead_letter(&self, exchange: &str, message: Message) -> Vec<(Arc<QueueLog>, u64)> {
+        let mut durable = Vec::new();
         let routed = match self.route(exchange, &message) {
             Ok(routed) => routed,
             Err(error) => {
                 tracing::warn!(exchange, error = %error, "dead letter dropped: its dead-letter exchange cannot route it");
-                return;
+                return durable;
             }
         };
         let (exchange, message) = match routed.dead_lettered {
@@ -941,6 +944,19 @@ impl QueueHost for Topology {
             if enqueued.refused > 0 {
                 tracing::debug!(queue = queue.name(), "dead letter refused by a full queue");
             }
+            if let (Some(lsn), Some(log)) = (enqueued.durable_lsn, queue.log()) {
+                durable.push((log, lsn));
+            }
+        }
+        durable
+    }
+
+    fn wait_durable(&self, logs: &[(Arc<QueueLog>, u64)]) {
+        if let Some(store) = &self.store
+            && !logs.is_empty()
+        {
+            let progress = store.progress();
+            futures::executor::block_on(crate::store::wait_durable(progress, logs));
         }
     }
 

@@ -537,13 +537,15 @@ async fn crash_cycle(
     };
     tokio::time::sleep(life).await;
     tokio::task::block_in_place(|| process.kill());
+    // Without this the client would notice only at its idle timeout: a killed broker sends
+    // nothing. Every confirm and delivery that arrived before the kill is recorded already.
+    client.close().await;
     *next_id = tokio::time::timeout(Duration::from_secs(30), publisher_task)
         .await
         .expect("the publisher notices the broker is gone")
         .unwrap();
     consumer_task.abort();
     let _ = consumer_task.await;
-    client.close().await;
 }
 
 async fn crash_test(cycles: usize) {
@@ -698,4 +700,33 @@ async fn a_full_disk_refuses_persistent_publishes_and_loses_nothing_confirmed() 
     }
     client.close().await;
     tokio::task::block_in_place(|| process.kill());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deduplication_remembers_consumed_messages_across_a_restart() {
+    let t = TestBroker::start().await;
+    let setup = t.connect().await;
+    let mut options = durable();
+    options.arguments = vec![("x-deduplication-window".into(), "60000".into())];
+    setup.declare_queue("payments", options).await.unwrap();
+    let with_id = |id: &str| {
+        let mut message = OutgoingMessage::new("", "payments", id.to_owned()).persistent();
+        message.properties.message_id = Some(id.into());
+        message
+    };
+    let mut publisher = setup.publisher().await.unwrap();
+    publisher.publish_confirmed(with_id("pay-1")).await.unwrap();
+    // Consumed and acked: the message is gone, its id must not be.
+    assert_eq!(drain(&setup, "payments", 1).await[0].0, "pay-1");
+    drop(publisher);
+    setup.close().await;
+
+    let t = t.restart().await;
+    let client = t.connect().await;
+    let mut publisher = client.publisher().await.unwrap();
+    publisher.publish_confirmed(with_id("pay-1")).await.unwrap();
+    assert_eq!(ready(&client, "payments").await, 0, "a duplicate is not enqueued");
+    publisher.publish_confirmed(with_id("pay-2")).await.unwrap();
+    assert_eq!(ready(&client, "payments").await, 1);
+    t.broker.shutdown().await;
 }

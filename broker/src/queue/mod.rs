@@ -130,8 +130,12 @@ pub enum Cancellation {
 /// it only with its own lock released.
 pub trait QueueHost: Send + Sync + std::fmt::Debug {
     /// Publishes a dead-lettered `message` to `exchange` and enqueues it where it routes,
-    /// except in queues where it would close a dead-letter cycle.
-    fn dead_letter(&self, exchange: &str, message: Message);
+    /// except in queues where it would close a dead-letter cycle. Returns the log positions
+    /// that make it durable in the durable queues that took it.
+    fn dead_letter(&self, exchange: &str, message: Message) -> Vec<(Arc<QueueLog>, u64)>;
+
+    /// Blocks until those log positions are durable (the store's fsync policy).
+    fn wait_durable(&self, logs: &[(Arc<QueueLog>, u64)]);
 
     /// `queue` has been unused for its `x-expires`: delete it if it still is.
     fn queue_unused(&self, queue: &Queue);
@@ -280,7 +284,8 @@ impl Queue {
     }
 
     /// Routes dead letters to the dead-letter exchange, then lets go of them: at-least-once,
-    /// the source holds a message until its target does.
+    /// the source holds a message until its target does — for a persistent message, until the
+    /// durable targets have it on disk, so a crash in between can duplicate it, never lose it.
     fn route_dead_letters(&self, letters: Vec<(QueuedMessage, DeathReason)>) {
         if letters.is_empty() {
             return;
@@ -292,6 +297,7 @@ impl Queue {
             .expect("dead letters are only collected with a dead-letter exchange");
         let host = self.context.host.upgrade();
         let mut done = Vec::with_capacity(letters.len());
+        let mut durable = Vec::new();
         for (queued, reason) in letters {
             if let Some(host) = &host {
                 let message = dead_lettered(
@@ -303,9 +309,14 @@ impl Queue {
                     },
                     self.policy.dead_letter_routing_key.as_deref(),
                 );
-                host.dead_letter(exchange, message);
+                durable.extend(host.dead_letter(exchange, message));
             }
             done.push(queued);
+        }
+        if let Some(host) = &host
+            && done.iter().any(|m| m.stored)
+        {
+            host.wait_durable(&durable);
         }
         self.state
             .lock()

@@ -159,6 +159,10 @@ impl QueueState {
                 message.not_before = Some(due);
                 self.ready.push_delayed(due, message);
             }
+            // Visible since `due`: its TTL started then.
+            Ok(Some(due)) => {
+                self.make_ready(message, due, false);
+            }
             _ => {
                 self.make_ready(message, enqueued, false);
             }

@@ -13,9 +13,12 @@ struct RecordingHost {
 }
 
 impl QueueHost for RecordingHost {
-    fn dead_letter(&self, exchange: &str, message: Message) {
+    fn dead_letter(&self, exchange: &str, message: Message) -> Vec<(Arc<QueueLog>, u64)> {
         self.letters.lock().push((exchange.to_owned(), message));
+        Vec::new()
     }
+
+    fn wait_durable(&self, _logs: &[(Arc<QueueLog>, u64)]) {}
 
     fn queue_unused(&self, _queue: &Queue) {}
 }
