@@ -633,7 +633,7 @@ async fn confirmed_messages_survive_kill_9_and_synced_acks_stay_acked() {
 
 /// The long version: `cargo test --release -p switchyard-tests -- --ignored crash_stress`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "stress: 50 kill cycles, about five minutes"]
+#[ignore = "stress: 50 kill cycles, about two and a half minutes"]
 async fn crash_stress_50_kill_cycles() {
     crash_test(50).await;
 }

@@ -41,6 +41,10 @@ pub struct BenchArgs {
     /// Publish persistent messages.
     #[arg(long)]
     pub persistent: bool,
+    /// Declare the queues durable (with --persistent, every message is fsynced before its
+    /// confirm, as the broker's fsync policy says).
+    #[arg(long)]
+    pub durable: bool,
     /// Publishes awaiting confirmation per producer.
     #[arg(long, default_value_t = 1000)]
     pub max_in_flight: usize,
@@ -104,7 +108,11 @@ pub async fn run(client: &ClientArgs, mut args: BenchArgs) -> anyhow::Result<()>
         .map(|q| format!("bench.{run_id}.q{q}"))
         .collect();
     for (q, queue) in queues.iter().enumerate() {
-        admin.declare_queue(queue, QueueOptions::default()).await?;
+        let options = QueueOptions {
+            durable: args.durable,
+            ..QueueOptions::default()
+        };
+        admin.declare_queue(queue, options).await?;
         let (key, arguments) = binding_for(&args.exchange_type, q);
         admin.bind_queue(&exchange, queue, &key, arguments).await?;
         for extra in 0..args.extra_bindings {

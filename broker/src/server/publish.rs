@@ -36,8 +36,11 @@ use crate::store::{LsnStatus, QueueLog, wait_durable};
 /// Publishes handled per batch at most.
 const MAX_BATCH: usize = 1024;
 
-/// Batches routed but not yet answered (waiting for their fsync) per stream at most.
-const MAX_BATCHES_IN_FLIGHT: usize = 8;
+/// Batches routed but not yet answered (waiting for their fsync) per stream at most. Batches
+/// are as small as one message when the publisher is quick, so this must cover a publisher's
+/// whole confirm window; each entry is a few words per message (the messages themselves are in
+/// their queues, under the memory watermark).
+const MAX_BATCHES_IN_FLIGHT: usize = 1024;
 
 /// How a single publish ended.
 enum Outcome {
@@ -131,20 +134,33 @@ async fn read_publishes(
 }
 
 /// Sends each batch's answers once its messages are durable, in the order they were read.
+/// Everything waiting when the writer looks is settled together: one wait for the newest log
+/// positions covers them all, then their answers go out in one write.
 async fn write_answers(
     mut send: FramedSend,
     mut from_reader: mpsc::Receiver<ToWriter>,
     shared: Arc<Shared>,
 ) {
-    while let Some(item) = from_reader.recv().await {
-        let result = match item {
-            ToWriter::Frame(frame) => send.send(&frame).await,
-            ToWriter::Batch(mut batch) => {
-                settle_durability(&mut batch, &shared).await;
-                write_outcomes(&mut send, &batch).await
+    let mut items = Vec::new();
+    while from_reader.recv_many(&mut items, MAX_BATCHES_IN_FLIGHT).await > 0 {
+        let mut pending: Vec<Pending> = Vec::new();
+        for item in items.drain(..) {
+            match item {
+                ToWriter::Batch(batch) => pending.extend(batch),
+                ToWriter::Frame(frame) => {
+                    // Blocked/Unblocked keep their place among the answers.
+                    settle_durability(&mut pending, &shared).await;
+                    if write_outcomes(&mut send, &pending).await.is_err()
+                        || send.send(&frame).await.is_err()
+                    {
+                        return;
+                    }
+                    pending.clear();
+                }
             }
-        };
-        if result.is_err() {
+        }
+        settle_durability(&mut pending, &shared).await;
+        if write_outcomes(&mut send, &pending).await.is_err() {
             return;
         }
     }
