@@ -18,8 +18,8 @@ fi
 
 # The image does not auto-start services; if a package install started one anyway, the
 # harness still uses its own node on its own ports.
-cargo build --release --locked -p switchyard --bin switchyard
-cargo build --release --locked -p switchyard-bench --bin compare
+# One command, so the broker and the harness share one feature resolution (one build).
+cargo build --release --locked -p switchyard --bin switchyard -p switchyard-bench --bin compare
 
 target="${CARGO_TARGET_DIR:-target}"
 case " $* " in

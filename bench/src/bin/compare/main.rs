@@ -158,7 +158,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 match result {
                     Ok(outcome) => {
                         eprintln!(
-                            "  {} {} #{repetition}: {:.0} {} (p50 {:.0} µs, p99 {:.0} µs, server {:.2} CPU s per M msgs{})",
+                            "  {} {} #{repetition}: {:.0} {} (p50 {:.0} µs, p99 {:.0} µs, server {:.2} CPU s per M msgs, server/client CPU {:.2}/{:.2} s{})",
                             server.name(),
                             workload.id(),
                             outcome.rate,
@@ -166,6 +166,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
                             outcome.p50_us,
                             outcome.p99_us,
                             outcome.cpu_s_per_million(),
+                            outcome.server_cpu_s,
+                            outcome.client_cpu_s,
                             if outcome.complete { "" } else { ", INCOMPLETE" }
                         );
                         let record = Record {

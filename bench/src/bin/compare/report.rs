@@ -76,6 +76,7 @@ pub fn run_json(record: &Record, context: Context) -> Value {
         "p99_us": finite(o.p99_us),
         "server_cpu_s": o.server_cpu_s,
         "server_cpu_s_per_million": finite(o.cpu_s_per_million()),
+        "client_cpu_s": o.client_cpu_s,
         "complete": o.complete,
         "confirms_after_fsync": durability(record.broker, record.workload, context),
         "switchyard_fsync": context.switchyard_fsync,

@@ -81,6 +81,8 @@ pub struct Outcome {
     pub p99_us: f64,
     /// The server process's user + system CPU time during the measured interval.
     pub server_cpu_s: f64,
+    /// This harness's own CPU time (every client connection) during the same interval.
+    pub client_cpu_s: f64,
     /// Whether every expected delivery arrived before the timeout.
     pub complete: bool,
 }
@@ -289,6 +291,7 @@ impl Flow {
         let producer = connector.connect().await.context("producer connection")?;
         let mut sender = producer.publisher(self.confirms).await?;
         let before = sample(server_pid)?;
+        let client_before = sample(std::process::id() as i32)?;
         let start = Instant::now();
         let deadline = tokio::time::Instant::from_std(start + self.timeout);
         let publishing = async {
@@ -318,6 +321,7 @@ impl Flow {
         };
         let end = finished.unwrap_or_else(Instant::now);
         let after = sample(server_pid)?;
+        let client_after = sample(std::process::id() as i32)?;
         let delivered = progress.delivered.load(Ordering::Relaxed);
 
         let _ = stop.send(true);
@@ -354,6 +358,7 @@ impl Flow {
             p50_us,
             p99_us,
             server_cpu_s: after.cpu_seconds - before.cpu_seconds,
+            client_cpu_s: client_after.cpu_seconds - client_before.cpu_seconds,
             complete: finished.is_some() && delivered >= self.expected_deliveries,
         })
     }
@@ -439,12 +444,14 @@ async fn round_trip(
     let mut sender = requester.publisher(Confirms::None).await?;
     let mut samples = Vec::with_capacity(round_trips as usize);
     let mut before = sample(server_pid)?;
+    let mut client_before = sample(std::process::id() as i32)?;
     let mut start = Instant::now();
     let deadline = tokio::time::Instant::from_std(start + settings.timeout);
     let looping = async {
         for i in 0..warm_up + round_trips {
             if i == warm_up {
                 before = sample(server_pid)?;
+                client_before = sample(std::process::id() as i32)?;
                 start = Instant::now();
             }
             let sent = Instant::now();
@@ -476,6 +483,7 @@ async fn round_trip(
     };
     let elapsed = start.elapsed();
     let after = sample(server_pid)?;
+    let client_after = sample(std::process::id() as i32)?;
     let _ = stop.send(true);
     if let Err(error) = echo.await? {
         eprintln!("  responder failed: {error:#}");
@@ -495,6 +503,7 @@ async fn round_trip(
         p50_us,
         p99_us,
         server_cpu_s: after.cpu_seconds - before.cpu_seconds,
+        client_cpu_s: client_after.cpu_seconds - client_before.cpu_seconds,
         complete: complete && measured == round_trips,
     })
 }
