@@ -3,7 +3,7 @@
 # the release broker and the harness, and runs the comparison. Every argument goes to the
 # harness (`bench/run.sh --help` lists them), e.g.
 #   bench/run.sh --workloads W1,W3 --repetitions 1 --scale 0.1
-# Results: the table on stdout; JSON lines in bench-results.jsonl unless --json is given.
+# Results: the table on stdout; JSON lines in bench/results.jsonl unless --json is given.
 set -eu
 
 cd "$(dirname "$0")/.."
@@ -24,5 +24,5 @@ cargo build --release --locked -p switchyard --bin switchyard -p switchyard-benc
 target="${CARGO_TARGET_DIR:-target}"
 case " $* " in
     *" --json "* | *" --json="*) exec "$target/release/compare" "$@" ;;
-    *) exec "$target/release/compare" --json bench-results.jsonl "$@" ;;
+    *) exec "$target/release/compare" --json bench/results.jsonl "$@" ;;
 esac
