@@ -16,6 +16,11 @@ if [ ! -x /usr/lib/rabbitmq/bin/rabbitmq-server ]; then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y rabbitmq-server
 fi
 
+# perf counts each server's fsync calls in W2 (optional: without it the count is left out).
+if ! command -v perf >/dev/null 2>&1; then
+    DEBIAN_FRONTEND=noninteractive ${SUDO:-} apt-get install -y linux-perf >/dev/null 2>&1 || true
+fi
+
 # The image does not auto-start services; if a package install started one anyway, the
 # harness still uses its own node on its own ports.
 # One command, so the broker and the harness share one feature resolution (one build).

@@ -725,7 +725,11 @@ async fn deduplication_remembers_consumed_messages_across_a_restart() {
     let client = t.connect().await;
     let mut publisher = client.publisher().await.unwrap();
     publisher.publish_confirmed(with_id("pay-1")).await.unwrap();
-    assert_eq!(ready(&client, "payments").await, 0, "a duplicate is not enqueued");
+    assert_eq!(
+        ready(&client, "payments").await,
+        0,
+        "a duplicate is not enqueued"
+    );
     publisher.publish_confirmed(with_id("pay-2")).await.unwrap();
     assert_eq!(ready(&client, "payments").await, 1);
     t.broker.shutdown().await;

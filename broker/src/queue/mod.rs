@@ -169,6 +169,21 @@ impl QueueContext {
     }
 }
 
+/// One settlement of a consumer's deliveries, for [`Queue::settle`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Settlement {
+    Ack {
+        tag: u64,
+        multiple: bool,
+    },
+    Nack {
+        tag: u64,
+        multiple: bool,
+        requeue: bool,
+    },
+    Prefetch(u32),
+}
+
 /// What a queue did with the messages of one [`Queue::enqueue`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Enqueued {
@@ -387,6 +402,31 @@ impl Queue {
     pub fn nack(&self, consumer: ConsumerId, tag: u64, multiple: bool, requeue: bool) -> usize {
         self.operate(|state, now| {
             let known = state.nack(consumer, tag, multiple, requeue);
+            state.dispatch(now);
+            known
+        })
+    }
+
+    /// Applies a run of a consumer's settlements under one lock, then dispatches once (a
+    /// consume stream hands over every frame it has buffered). Returns, per settlement, how
+    /// many tags were known (1 for a prefetch change).
+    pub fn settle(&self, consumer: ConsumerId, settlements: &[Settlement]) -> Vec<usize> {
+        self.operate(|state, now| {
+            let known = settlements
+                .iter()
+                .map(|settlement| match *settlement {
+                    Settlement::Ack { tag, multiple } => state.ack(consumer, tag, multiple),
+                    Settlement::Nack {
+                        tag,
+                        multiple,
+                        requeue,
+                    } => state.nack(consumer, tag, multiple, requeue),
+                    Settlement::Prefetch(prefetch) => {
+                        state.set_prefetch(consumer, prefetch);
+                        1
+                    }
+                })
+                .collect();
             state.dispatch(now);
             known
         })

@@ -15,10 +15,13 @@ use tokio::sync::mpsc;
 use super::Shared;
 use super::wire_error::wire_error;
 use crate::error::BrokerError;
-use crate::queue::{Cancellation, ConsumerId, ConsumerSpec, DeliveryEvent, Queue};
+use crate::queue::{Cancellation, ConsumerId, ConsumerSpec, DeliveryEvent, Queue, Settlement};
 
 /// Deliveries written per flush at most.
 const MAX_DELIVERIES_PER_WRITE: usize = 256;
+
+/// Acks, nacks and credit changes applied under one queue lock at most.
+const MAX_SETTLEMENTS_AT_ONCE: usize = 1024;
 
 static NEXT_TAG: AtomicU64 = AtomicU64::new(1);
 
@@ -74,6 +77,8 @@ pub(crate) async fn serve(
     let span = tracing::debug_span!("consumer", tag = tag.as_str(), queue = queue.name());
     let _enter = span.enter();
     let mut shutdown = shared.shutdown.clone();
+    // A Cancel or Sync read while gathering settlements, handled on the next round.
+    let mut carried: Option<ConsumeUp> = None;
     loop {
         tokio::select! {
             event = events.recv() => {
@@ -88,7 +93,12 @@ pub(crate) async fn serve(
                     Err(_) => break,
                 }
             }
-            frame = recv.next::<ConsumeUp>() => match frame {
+            frame = async {
+                match carried.take() {
+                    Some(frame) => Ok(Some(frame)),
+                    None => recv.next::<ConsumeUp>().await,
+                }
+            } => match frame {
                 Ok(Some(ConsumeUp::Cancel)) => {
                     // Settle everything before answering, so the client sees the outcome
                     // (requeued messages, an auto-delete queue gone) once it hears `Cancelled`.
@@ -115,7 +125,22 @@ pub(crate) async fn serve(
                     }
                 }
                 Ok(Some(frame)) => {
-                    let settled = tokio::task::block_in_place(|| apply(&queue, consumer, frame));
+                    // Settle this frame and every one already buffered behind it in one go,
+                    // up to a Cancel or Sync (which must wait for them), handled next round.
+                    let mut frames = vec![frame];
+                    while frames.len() < MAX_SETTLEMENTS_AT_ONCE {
+                        match recv.next_buffered::<ConsumeUp>() {
+                            Ok(Some(frame @ (ConsumeUp::Cancel | ConsumeUp::Sync { .. }))) => {
+                                carried = Some(frame);
+                                break;
+                            }
+                            Ok(Some(frame)) => frames.push(frame),
+                            // A malformed frame is found again (and fails the connection) on
+                            // the next read.
+                            _ => break,
+                        }
+                    }
+                    let settled = tokio::task::block_in_place(|| apply(&queue, consumer, frames));
                     if let Err(error) = settled {
                         let _ = send.send(&ConsumeDown::Error(error)).await;
                         send.finish();
@@ -197,14 +222,9 @@ fn subscribe_to(
     Ok((queue, consumer, tag))
 }
 
-/// Applies an ack, nack, reject or credit change.
-fn apply(queue: &Queue, consumer: ConsumerId, frame: ConsumeUp) -> Result<(), WireError> {
-    let unknown = |tag: u64| {
-        WireError::new(
-            ErrorCode::PreconditionFailed,
-            format!("unknown delivery tag {tag}"),
-        )
-    };
+/// Applies acks, nacks, rejects and credit changes, in order, under one queue lock; an unknown
+/// tag fails the stream (the settlements before it stand).
+fn apply(queue: &Queue, consumer: ConsumerId, frames: Vec<ConsumeUp>) -> Result<(), WireError> {
     // AMQP: tag 0 with `multiple` means every outstanding delivery.
     let whole = |tag: u64, multiple: bool| {
         if tag == 0 && multiple {
@@ -213,44 +233,69 @@ fn apply(queue: &Queue, consumer: ConsumerId, frame: ConsumeUp) -> Result<(), Wi
             tag
         }
     };
-    match frame {
-        ConsumeUp::Ack {
-            delivery_tag,
-            multiple,
-        } => {
-            if queue.ack(consumer, whole(delivery_tag, multiple), multiple) == 0 && !multiple {
-                return Err(unknown(delivery_tag));
+    let mut settlements = Vec::with_capacity(frames.len());
+    // The tag to name in the error when a single settlement finds nothing.
+    let mut named = Vec::with_capacity(frames.len());
+    for frame in frames {
+        let (settlement, single) = match frame {
+            ConsumeUp::Ack {
+                delivery_tag,
+                multiple,
+            } => (
+                Settlement::Ack {
+                    tag: whole(delivery_tag, multiple),
+                    multiple,
+                },
+                (!multiple).then_some(delivery_tag),
+            ),
+            ConsumeUp::Nack {
+                delivery_tag,
+                multiple,
+                requeue,
+            } => (
+                Settlement::Nack {
+                    tag: whole(delivery_tag, multiple),
+                    multiple,
+                    requeue,
+                },
+                (!multiple).then_some(delivery_tag),
+            ),
+            ConsumeUp::Reject {
+                delivery_tag,
+                requeue,
+            } => (
+                Settlement::Nack {
+                    tag: delivery_tag,
+                    multiple: false,
+                    requeue,
+                },
+                Some(delivery_tag),
+            ),
+            ConsumeUp::Credit { prefetch } => (Settlement::Prefetch(prefetch), None),
+            ConsumeUp::Subscribe(_) => {
+                queue.settle(consumer, &settlements);
+                return Err(WireError::new(
+                    ErrorCode::ProtocolViolation,
+                    "this stream already has a subscription",
+                ));
             }
-        }
-        ConsumeUp::Nack {
-            delivery_tag,
-            multiple,
-            requeue,
-        } => {
-            if queue.nack(consumer, whole(delivery_tag, multiple), multiple, requeue) == 0
-                && !multiple
-            {
-                return Err(unknown(delivery_tag));
-            }
-        }
-        ConsumeUp::Reject {
-            delivery_tag,
-            requeue,
-        } => {
-            if queue.nack(consumer, delivery_tag, false, requeue) == 0 {
-                return Err(unknown(delivery_tag));
-            }
-        }
-        ConsumeUp::Credit { prefetch } => queue.set_prefetch(consumer, prefetch),
-        ConsumeUp::Subscribe(_) => {
-            return Err(WireError::new(
-                ErrorCode::ProtocolViolation,
-                "this stream already has a subscription",
-            ));
-        }
-        ConsumeUp::Cancel | ConsumeUp::Sync { .. } => {}
+            ConsumeUp::Cancel | ConsumeUp::Sync { .. } => continue,
+        };
+        settlements.push(settlement);
+        named.push(single);
     }
-    Ok(())
+    let known = queue.settle(consumer, &settlements);
+    match known
+        .iter()
+        .zip(&named)
+        .find(|(known, single)| **known == 0 && single.is_some())
+    {
+        Some((_, Some(tag))) => Err(WireError::new(
+            ErrorCode::PreconditionFailed,
+            format!("unknown delivery tag {tag}"),
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// Writes `first` and whatever else is already waiting, in one flush. Returns false if the

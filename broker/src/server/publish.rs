@@ -142,7 +142,11 @@ async fn write_answers(
     shared: Arc<Shared>,
 ) {
     let mut items = Vec::new();
-    while from_reader.recv_many(&mut items, MAX_BATCHES_IN_FLIGHT).await > 0 {
+    while from_reader
+        .recv_many(&mut items, MAX_BATCHES_IN_FLIGHT)
+        .await
+        > 0
+    {
         let mut pending: Vec<Pending> = Vec::new();
         for item in items.drain(..) {
             match item {

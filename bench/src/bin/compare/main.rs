@@ -10,6 +10,7 @@
 
 mod amqp;
 mod client;
+mod fsyncs;
 mod memory;
 mod report;
 mod sdk;
@@ -47,8 +48,9 @@ struct Args {
     /// Skip the memory figures.
     #[arg(long)]
     no_memory: bool,
-    /// Switchyard's W2 confirms follow an fsync (set once durable storage has landed).
-    #[arg(long)]
+    /// Switchyard's W2 confirms follow an fsync (its default `fsync = "always"`); `false`
+    /// marks the results as confirmed from memory.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     switchyard_fsync: bool,
     /// The `switchyard` binary (default: next to this one, i.e. the same release build).
     #[arg(long)]

@@ -78,6 +78,9 @@ pub fn run_json(record: &Record, context: Context) -> Value {
         "server_cpu_s_per_million": finite(o.cpu_s_per_million()),
         "client_cpu_s": o.client_cpu_s,
         "complete": o.complete,
+        "fsyncs": o.fsyncs,
+        "fsyncs_per_s": finite(o.fsyncs_per_s()),
+        "msgs_per_fsync": finite(o.msgs_per_fsync()),
         "confirms_after_fsync": durability(record.broker, record.workload, context),
         "switchyard_fsync": context.switchyard_fsync,
     })
@@ -90,6 +93,9 @@ pub struct Summary {
     pub p50_us: f64,
     pub p99_us: f64,
     pub cpu_s_per_million: f64,
+    /// W2 only, where perf could count them (NaN otherwise).
+    pub fsyncs_per_s: f64,
+    pub msgs_per_fsync: f64,
     pub runs: usize,
     pub all_complete: bool,
 }
@@ -123,6 +129,8 @@ pub fn summarise(records: &[Record], broker: &str, workload: Workload) -> Option
         p50_us: metric(|o| o.p50_us),
         p99_us: metric(|o| o.p99_us),
         cpu_s_per_million: metric(Outcome::cpu_s_per_million),
+        fsyncs_per_s: metric(Outcome::fsyncs_per_s),
+        msgs_per_fsync: metric(Outcome::msgs_per_fsync),
         runs: runs.len(),
         all_complete: runs.iter().all(|o| o.complete),
     })
@@ -141,6 +149,8 @@ pub fn summary_json(broker: &str, workload: Workload, s: &Summary, context: Cont
         "p50_us": finite(s.p50_us),
         "p99_us": finite(s.p99_us),
         "server_cpu_s_per_million": finite(s.cpu_s_per_million),
+        "fsyncs_per_s": finite(s.fsyncs_per_s),
+        "msgs_per_fsync": finite(s.msgs_per_fsync),
         "all_complete": s.all_complete,
         "confirms_after_fsync": durability(broker, workload, context),
         "switchyard_fsync": context.switchyard_fsync,
@@ -208,6 +218,22 @@ pub fn table(records: &[Record], workloads: &[Workload], context: Context) -> St
             cell(sy.as_ref(), |s| number(s.cpu_s_per_million)),
             cell(rmq.as_ref(), |s| number(s.cpu_s_per_million)),
         );
+    }
+    if workloads.contains(&Workload::W2) {
+        let _ = writeln!(
+            out,
+            "\n| W2 durable | fsyncs/s | msgs per fsync |\n|---|--:|--:|"
+        );
+        for (name, broker) in [("Switchyard", "switchyard"), ("RabbitMQ", "rabbitmq")] {
+            if let Some(s) = summarise(records, broker, Workload::W2) {
+                let _ = writeln!(
+                    out,
+                    "| {name} | {} | {} |",
+                    number(s.fsyncs_per_s),
+                    number(s.msgs_per_fsync)
+                );
+            }
+        }
     }
     if workloads.contains(&Workload::W2) && !context.switchyard_fsync {
         let _ = writeln!(

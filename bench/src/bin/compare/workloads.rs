@@ -17,6 +17,7 @@ use bytes::Bytes;
 use tokio::sync::{mpsc, watch};
 
 use crate::client::{Confirms, Connector, ExchangeKind, Outgoing, Receiver};
+use crate::fsyncs::FsyncCounter;
 use crate::servers::sample;
 
 /// The workloads of the comparison.
@@ -85,11 +86,25 @@ pub struct Outcome {
     pub client_cpu_s: f64,
     /// Whether every expected delivery arrived before the timeout.
     pub complete: bool,
+    /// fsync + fdatasync calls of the server in the interval (W2 only; needs perf).
+    pub fsyncs: Option<u64>,
 }
 
 impl Outcome {
     pub fn cpu_s_per_million(&self) -> f64 {
         self.server_cpu_s / self.messages.max(1) as f64 * 1e6
+    }
+
+    /// fsync + fdatasync calls per second of the measured interval (NaN when not counted).
+    pub fn fsyncs_per_s(&self) -> f64 {
+        self.fsyncs
+            .map_or(f64::NAN, |n| n as f64 / self.elapsed.as_secs_f64())
+    }
+
+    /// Messages published per fsync (NaN when not counted).
+    pub fn msgs_per_fsync(&self) -> f64 {
+        self.fsyncs
+            .map_or(f64::NAN, |n| self.messages as f64 / n.max(1) as f64)
     }
 }
 
@@ -290,6 +305,11 @@ impl Flow {
 
         let producer = connector.connect().await.context("producer connection")?;
         let mut sender = producer.publisher(self.confirms).await?;
+        let fsync_counter = if self.durable {
+            tokio::task::block_in_place(|| FsyncCounter::start(server_pid))
+        } else {
+            None
+        };
         let before = sample(server_pid)?;
         let client_before = sample(std::process::id() as i32)?;
         let start = Instant::now();
@@ -323,6 +343,8 @@ impl Flow {
         let after = sample(server_pid)?;
         let client_after = sample(std::process::id() as i32)?;
         let delivered = progress.delivered.load(Ordering::Relaxed);
+        let fsyncs =
+            fsync_counter.and_then(|counter| tokio::task::block_in_place(|| counter.stop()));
 
         let _ = stop.send(true);
         let mut latencies = Vec::new();
@@ -360,6 +382,7 @@ impl Flow {
             server_cpu_s: after.cpu_seconds - before.cpu_seconds,
             client_cpu_s: client_after.cpu_seconds - client_before.cpu_seconds,
             complete: finished.is_some() && delivered >= self.expected_deliveries,
+            fsyncs,
         })
     }
 }
@@ -505,6 +528,7 @@ async fn round_trip(
         server_cpu_s: after.cpu_seconds - before.cpu_seconds,
         client_cpu_s: client_after.cpu_seconds - client_before.cpu_seconds,
         complete: complete && measured == round_trips,
+        fsyncs: None,
     })
 }
 
