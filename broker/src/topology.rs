@@ -356,10 +356,10 @@ impl Topology {
             })
             .collect();
         Definitions {
+            switchyard_definitions: crate::store::DEFINITIONS_VERSION,
             exchanges,
             queues,
             bindings,
-            ..Definitions::default()
         }
     }
 
