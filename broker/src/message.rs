@@ -116,8 +116,9 @@ mod tests {
 
     #[test]
     fn a_set_property_is_kept_and_writing_one_allocates() {
-        let mut properties = MessageProperties::default();
+        let mut properties = MessageProperties::from(Properties::default());
         properties.persistent = true;
+        assert!(properties.0.is_some());
         assert!(properties.persistent);
         let set = Properties {
             persistent: true,
