@@ -23,7 +23,7 @@ use std::sync::Arc;
 
 pub use config::BrokerConfig;
 pub use error::BrokerError;
-pub use message::{Message, Properties};
+pub use message::{Message, MessageProperties, Properties};
 pub use server::ServerError;
 
 use plugin::{PluginConfig, PluginDirectory, PluginError, PluginRegistry};

@@ -430,3 +430,34 @@ async fn an_auto_delete_queue_goes_when_its_last_consumer_leaves() {
             .any(|q| q.name == "temp")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hundreds_of_consumers_on_one_connection_all_subscribe_and_receive() {
+    // The broker starts a connection with a small stream limit and raises it as streams open;
+    // opening many at once must wait for that credit, not fail.
+    let t = TestBroker::start().await;
+    let c = &t.client;
+    c.declare_queue("crowd", QueueOptions::default())
+        .await
+        .unwrap();
+    let mut consumers =
+        futures::future::try_join_all((0..300).map(|_| c.consume(ConsumeOptions::new("crowd"))))
+            .await
+            .unwrap();
+    let queues = c.list_queues().await.unwrap();
+    let crowd = queues.iter().find(|q| q.name == "crowd").unwrap();
+    assert_eq!(crowd.consumers, 300);
+
+    let mut publisher = c.publisher().await.unwrap();
+    for n in 0..consumers.len() {
+        publisher
+            .publish_confirmed(OutgoingMessage::new("", "crowd", format!("m{n}")))
+            .await
+            .unwrap();
+    }
+    // Round robin: each consumer gets one.
+    for consumer in &mut consumers {
+        next_delivery(consumer).await.ack().unwrap();
+    }
+    t.broker.shutdown().await;
+}

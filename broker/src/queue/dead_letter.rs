@@ -132,7 +132,10 @@ pub fn dead_lettered(
     deaths.insert(0, death.clone());
 
     let mut out = message.clone();
-    out.properties.expiration = None;
+    if out.properties.expiration.is_some() {
+        // Only when set: writing allocates the properties (see `MessageProperties`).
+        out.properties.expiration = None;
+    }
     if let Some(key) = routing_key {
         out.routing_key = key.to_owned();
     }

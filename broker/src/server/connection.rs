@@ -1,5 +1,6 @@
 //! One client connection: the handshake on the control stream, then accepting the client's
-//! other streams and handing each to its handler. When the connection ends, its exclusive
+//! other streams and handing each to its handler, under a stream limit that grows as the
+//! client opens more (`stream_limit`). When the connection ends, its exclusive
 //! queues go with it (its consumers' unacked messages are requeued by their stream tasks).
 
 use std::sync::Arc;
@@ -10,6 +11,7 @@ use switchyard_protocol::{
 };
 use tracing::Instrument;
 
+use super::stream_limit::{BidiStreamLimit, INITIAL_BIDI_STREAMS, MAX_BIDI_STREAMS};
 use super::{Shared, consume, control, publish};
 
 pub(crate) async fn serve(incoming: quinn::Incoming, id: u64, shared: Arc<Shared>) {
@@ -46,10 +48,13 @@ async fn run(
     shared: &Arc<Shared>,
 ) -> Result<(), WireError> {
     let max_frame = shared.config.max_frame_bytes;
+    let mut streams = BidiStreamLimit::new(INITIAL_BIDI_STREAMS, MAX_BIDI_STREAMS);
     let (send, recv) = connection
         .accept_bi()
         .await
         .map_err(|e| violation(format!("no control stream: {e}")))?;
+    // Counted until the connection ends; the limit cannot need raising for one stream.
+    let (_control_stream, _) = streams.accepted();
     let mut send = FramedSend::new(send, max_frame);
     let mut recv = FramedRecv::new(recv, max_frame);
     match recv.stream_kind().await {
@@ -109,11 +114,19 @@ async fn run(
         tokio::select! {
             stream = connection.accept_bi() => match stream {
                 Ok((send, recv)) => {
+                    let (open, raised) = streams.accepted();
+                    if let Some(limit) = raised {
+                        tracing::debug!(limit, "raising the stream limit");
+                        connection.set_max_concurrent_bi_streams(limit.into());
+                    }
                     let shared = Arc::clone(shared);
                     let quic = connection.clone();
                     tokio::spawn(
-                        serve_stream(send, recv, id, quic, shared)
-                            .instrument(tracing::Span::current()),
+                        async move {
+                            serve_stream(send, recv, id, quic, shared).await;
+                            drop(open);
+                        }
+                        .instrument(tracing::Span::current()),
                     );
                 }
                 Err(_) => break Ok(()),

@@ -319,7 +319,7 @@ async fn write_deliveries(
                     redelivered: queued.redelivered,
                     delivery_count: queued.delivery_count,
                     headers: message.headers.clone(),
-                    properties: message.properties.clone(),
+                    properties: (*message.properties).clone(),
                     body: message.body.clone(),
                 }))?;
                 written += 1;

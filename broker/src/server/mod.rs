@@ -10,6 +10,7 @@ mod connection;
 mod consume;
 mod control;
 mod publish;
+mod stream_limit;
 mod wire_error;
 
 use std::net::SocketAddr;
@@ -69,7 +70,8 @@ impl Server {
         let mut server_config = quinn::ServerConfig::with_crypto(Arc::new(quic_tls));
         let mut transport = quinn::TransportConfig::default();
         transport
-            .max_concurrent_bidi_streams(1024u32.into())
+            // Raised per connection as the client opens streams (see `stream_limit`).
+            .max_concurrent_bidi_streams(stream_limit::INITIAL_BIDI_STREAMS.into())
             .max_concurrent_uni_streams(0u32.into())
             .max_idle_timeout(Some(Duration::from_secs(30).try_into().expect("30 s fits")))
             .stream_receive_window((4u32 << 20).into())

@@ -80,6 +80,7 @@ async fn read_publishes(
     shared: &Arc<Shared>,
     to_writer: mpsc::Sender<ToWriter>,
 ) {
+    let mut last_exchange = LastExchange::default();
     loop {
         if !wait_below_watermark(&to_writer, shared).await {
             return;
@@ -118,7 +119,7 @@ async fn read_publishes(
                 .map(|PublishUp::Publish(publish)| {
                     let seq = publish.seq;
                     let mut durable = Vec::new();
-                    let outcome = handle(publish, shared, &mut durable);
+                    let outcome = handle(publish, shared, &mut last_exchange, &mut durable);
                     Pending {
                         seq,
                         outcome,
@@ -198,7 +199,12 @@ async fn settle_durability(batch: &mut [Pending], shared: &Shared) {
     }
 }
 
-fn handle(publish: Publish, shared: &Shared, durable: &mut Vec<(Arc<QueueLog>, u64)>) -> Outcome {
+fn handle(
+    publish: Publish,
+    shared: &Shared,
+    last_exchange: &mut LastExchange,
+    durable: &mut Vec<(Arc<QueueLog>, u64)>,
+) -> Outcome {
     let limit = shared.config.max_message_bytes as usize;
     if publish.body.len() > limit {
         return Outcome::Rejected(wire_error(&BrokerError::MessageTooLarge {
@@ -215,7 +221,7 @@ fn handle(publish: Publish, shared: &Shared, durable: &mut Vec<(Arc<QueueLog>, u
     let message = Message {
         routing_key: publish.routing_key,
         headers: publish.headers,
-        properties: publish.properties,
+        properties: publish.properties.into(),
         body: publish.body,
     };
     let now = Instant::now();
@@ -245,7 +251,7 @@ fn handle(publish: Publish, shared: &Shared, durable: &mut Vec<(Arc<QueueLog>, u
         // A routing fault dead-lettered it: it is no longer the publisher's delayed message.
         Some((target, letter)) => (Arc::<str>::from(target), Arc::new(letter), None),
         None => (
-            Arc::<str>::from(publish.exchange),
+            last_exchange.name(publish.exchange),
             Arc::new(message),
             visible_at,
         ),
@@ -270,6 +276,25 @@ fn handle(publish: Publish, shared: &Shared, durable: &mut Vec<(Arc<QueueLog>, u
         return Outcome::Rejected(wire_error(&BrokerError::QueueFull { queues: full }));
     }
     Outcome::Routed
+}
+
+/// The name of the exchange a stream last published to. Every queued copy of a message holds
+/// its exchange's name; a publisher usually sticks to one exchange, so its messages share one
+/// allocation instead of one each.
+#[derive(Debug, Default)]
+struct LastExchange(Option<Arc<str>>);
+
+impl LastExchange {
+    fn name(&mut self, exchange: String) -> Arc<str> {
+        match &self.0 {
+            Some(last) if **last == *exchange => Arc::clone(last),
+            _ => {
+                let name = Arc::<str>::from(exchange);
+                self.0 = Some(Arc::clone(&name));
+                name
+            }
+        }
+    }
 }
 
 /// Confirms runs of accepted publishes as ranges; a return precedes its confirm.

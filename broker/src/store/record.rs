@@ -251,7 +251,7 @@ pub fn decode_message(payload: Bytes) -> Result<Option<StoredMessage>, RecordErr
                 message: Message {
                     routing_key: meta.routing_key,
                     headers: meta.headers,
-                    properties: meta.properties,
+                    properties: meta.properties.into(),
                     body: buf,
                 },
             }))

@@ -150,7 +150,7 @@ pub fn recover(dir: &Path, window: usize, dedup_since_ms: Option<u64>) -> io::Re
             if persistent
                 && dedup_since_ms.is_some_and(|since| enqueued_at_ms >= since)
                 && let Ok(Some(stored)) = record::decode_message(Bytes::copy_from_slice(&payload))
-                && let Some(id) = stored.message.properties.message_id
+                && let Some(id) = stored.message.properties.into_properties().message_id
             {
                 recovered.dedup_ids.push((id, enqueued_at_ms));
             }
