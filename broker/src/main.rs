@@ -9,13 +9,6 @@ use clap::Parser;
 use cli::args::{Cli, Command, PluginsCommand};
 use cli::{client_commands, serve};
 
-/// mimalloc instead of glibc's malloc: per-message allocations are a visible share of the
-/// broker's CPU under load (7–14% in malloc/free in the W1/W3 profiles), and glibc keeps memory
-/// freed by many threads in per-thread arenas (draining a million-message durable queue left
-/// 375 MB resident with glibc, 98 MB with its arenas capped).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let serving = matches!(cli.command, Command::Serve(_));
