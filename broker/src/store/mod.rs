@@ -47,7 +47,6 @@ pub use tail::DiskTail;
 use std::io;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use sha2::{Digest, Sha256};
 use tokio::sync::watch;
@@ -91,10 +90,6 @@ impl Store {
             config.disk_free_low_watermark_bytes,
         )?;
         Ok(Store { config, syncer })
-    }
-
-    pub fn config(&self) -> &StoreConfig {
-        &self.config
     }
 
     fn definitions_path(&self) -> PathBuf {
@@ -180,11 +175,6 @@ impl Store {
     /// Makes everything appended so far durable and stops the syncer (at shutdown).
     pub fn close(&self) {
         self.syncer.stop();
-    }
-
-    /// fsync calls made so far.
-    pub fn fsyncs(&self) -> u64 {
-        self.syncer.shared().fsyncs.load(Ordering::Relaxed)
     }
 }
 

@@ -47,8 +47,6 @@ pub(super) struct SyncShared {
     data_dir: PathBuf,
     low_watermark_bytes: u64,
     disk_low: AtomicBool,
-    /// Counters for operators and benchmarks.
-    pub(super) fsyncs: std::sync::atomic::AtomicU64,
 }
 
 impl SyncShared {
@@ -90,7 +88,6 @@ impl Syncer {
             data_dir: data_dir.to_owned(),
             low_watermark_bytes,
             disk_low: AtomicBool::new(false),
-            fsyncs: Default::default(),
         });
         check_disk(&shared);
         let thread = std::thread::Builder::new()
@@ -174,7 +171,7 @@ fn run(shared: &SyncShared) {
             FsyncPolicy::Interval(interval) => shutdown || last_fsync.elapsed() >= interval,
         };
         if fsync_now && (!unsynced.is_empty() || !unsynced_dirs.is_empty()) {
-            fsync_all(shared, &mut unsynced, &mut unsynced_dirs);
+            fsync_all(&mut unsynced, &mut unsynced_dirs);
             last_fsync = Instant::now();
         }
         if shared.policy != FsyncPolicy::Always {
@@ -196,7 +193,6 @@ fn run(shared: &SyncShared) {
 /// failed fsync the page cache cannot be trusted, so the records it covered count as lost
 /// (their publishers get negative confirms); it is never retried as a success.
 fn fsync_all(
-    shared: &SyncShared,
     unsynced: &mut Vec<(Arc<File>, Arc<QueueLog>, u64)>,
     unsynced_dirs: &mut Vec<PathBuf>,
 ) {
@@ -215,7 +211,6 @@ fn fsync_all(
         } else if failed.iter().any(|f| Arc::ptr_eq(f, &file)) {
             false
         } else {
-            shared.fsyncs.fetch_add(1, Ordering::Relaxed);
             match file.sync_data() {
                 Ok(()) => {
                     synced.push(file);
