@@ -1,5 +1,5 @@
 //! A publish stream: reads publishes in batches, routes and enqueues each batch in one
-//! `block_in_place` section, and answers with coalesced confirm ranges, rejects and returns.
+//! plugin section (see `server::plugin_section`), and answers with coalesced confirm ranges, rejects and returns.
 //!
 //! A publisher's confirm is sent only after every queue the message was routed to holds it,
 //! and, for a persistent message routed to durable queues, after their logs made it durable
@@ -113,7 +113,7 @@ async fn read_publishes(
                 }
             }
         }
-        let pending: Vec<Pending> = tokio::task::block_in_place(|| {
+        let pending: Vec<Pending> = super::plugin_section(shared, || {
             batch
                 .into_iter()
                 .map(|PublishUp::Publish(publish)| {
