@@ -124,6 +124,67 @@ pub struct Delivery {
     pub body: Bytes,
 }
 
+/// A [`ConsumeDown::Deliver`] frame made of borrowed parts. It encodes to exactly the bytes of
+/// the owned frame, so the broker can send a queued message without first copying its names,
+/// headers and properties into a [`Delivery`].
+#[derive(Debug, Clone, Copy)]
+pub struct DeliverRef<'a> {
+    pub delivery_tag: u64,
+    pub exchange: &'a str,
+    pub routing_key: &'a str,
+    pub redelivered: bool,
+    pub delivery_count: u32,
+    pub headers: &'a [(String, String)],
+    pub properties: &'a Properties,
+    pub body: &'a [u8],
+}
+
+/// `ConsumeDown::Deliver`'s position among `ConsumeDown`'s variants.
+const DELIVER_VARIANT: u32 = 1;
+
+impl serde::Serialize for DeliverRef<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_newtype_variant(
+            "ConsumeDown",
+            DELIVER_VARIANT,
+            "Deliver",
+            &Fields(self),
+        )
+    }
+}
+
+/// The `Delivery` struct inside a [`DeliverRef`].
+struct Fields<'b, 'a>(&'b DeliverRef<'a>);
+
+impl serde::Serialize for Fields<'_, '_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        struct HeadersRef<'a>(&'a [(String, String)]);
+        impl serde::Serialize for HeadersRef<'_> {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                crate::bounded::pairs::serialize(self.0, serializer)
+            }
+        }
+        struct BodyRef<'a>(&'a [u8]);
+        impl serde::Serialize for BodyRef<'_> {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.serialize_bytes(self.0)
+            }
+        }
+        let delivery = self.0;
+        let mut fields = serializer.serialize_struct("Delivery", 8)?;
+        fields.serialize_field("delivery_tag", &delivery.delivery_tag)?;
+        fields.serialize_field("exchange", delivery.exchange)?;
+        fields.serialize_field("routing_key", delivery.routing_key)?;
+        fields.serialize_field("redelivered", &delivery.redelivered)?;
+        fields.serialize_field("delivery_count", &delivery.delivery_count)?;
+        fields.serialize_field("headers", &HeadersRef(delivery.headers))?;
+        fields.serialize_field("properties", delivery.properties)?;
+        fields.serialize_field("body", &BodyRef(delivery.body))?;
+        fields.end()
+    }
+}
+
 /// Why the broker ended a subscription.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum CancelReason {

@@ -37,7 +37,9 @@ pub use codec::{
     CLAIM_HEADROOM, DEFAULT_MAX_FRAME, DecodeError, EncodeError, FrameDecoder, FrameEncoder,
     LENGTH_PREFIX_BYTES, encode,
 };
-pub use consume::{CancelReason, ConsumeDown, ConsumeUp, Delivery, FilterSpec, Subscribe};
+pub use consume::{
+    CancelReason, ConsumeDown, ConsumeUp, DeliverRef, Delivery, FilterSpec, Subscribe,
+};
 pub use control::{
     Auth, Binding, ControlDown, ControlOk, ControlOp, ControlReply, ControlRequest, ControlUp,
     DestinationKind, ExchangeInfo, Hello, PluginInfo, PluginKind, PluginSource, PluginStatus,

@@ -12,10 +12,10 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use switchyard_protocol::{
     Auth, Binding, CancelReason, ConsumeDown, ConsumeUp, ControlDown, ControlOk, ControlOp,
-    ControlReply, ControlRequest, ControlUp, Delivery, DestinationKind, ErrorCode, ExchangeInfo,
-    FilterSpec, FrameDecoder, Hello, PROTOCOL_VERSION, PluginInfo, PluginKind, PluginSource,
-    PluginStatus, Properties, Publish, PublishDown, PublishUp, QueueInfo, SHARE_BODIES_FROM,
-    Subscribe, Welcome, WireError, encode,
+    ControlReply, ControlRequest, ControlUp, DeliverRef, Delivery, DestinationKind, ErrorCode,
+    ExchangeInfo, FilterSpec, FrameDecoder, Hello, PROTOCOL_VERSION, PluginInfo, PluginKind,
+    PluginSource, PluginStatus, Properties, Publish, PublishDown, PublishUp, QueueInfo,
+    SHARE_BODIES_FROM, Subscribe, Welcome, WireError, encode,
 };
 
 fn assert_round_trips<F>(frame: &F)
@@ -575,4 +575,46 @@ fn large_bodies_share_the_receive_buffer_and_small_ones_are_copied() {
         "a large body should be a slice of the buffer"
     );
     assert!(!inside(&second.body), "a small body should be copied");
+}
+
+#[test]
+fn a_borrowed_deliver_encodes_exactly_as_the_owned_frame() {
+    let headers = vec![
+        ("region".to_owned(), "eu".to_owned()),
+        ("x".to_owned(), String::new()),
+    ];
+    for (properties, body) in [
+        (Properties::default(), Bytes::from_static(b"")),
+        (
+            all_properties(),
+            Bytes::from(vec![7u8; SHARE_BODIES_FROM + 3]),
+        ),
+    ] {
+        let owned = ConsumeDown::Deliver(Delivery {
+            delivery_tag: 300,
+            exchange: "orders".into(),
+            routing_key: "eu.new".into(),
+            redelivered: true,
+            delivery_count: 2,
+            headers: headers.clone(),
+            properties: properties.clone(),
+            body: body.clone(),
+        });
+        let borrowed = DeliverRef {
+            delivery_tag: 300,
+            exchange: "orders",
+            routing_key: "eu.new",
+            redelivered: true,
+            delivery_count: 2,
+            headers: &headers,
+            properties: &properties,
+            body: &body,
+        };
+        let (mut a, mut b) = (BytesMut::new(), BytesMut::new());
+        encode(&owned, &mut a).unwrap();
+        encode(&borrowed, &mut b).unwrap();
+        assert_eq!(a, b);
+        let decoded: ConsumeDown = FrameDecoder::default().decode(&mut b).unwrap().unwrap();
+        assert_eq!(decoded, owned);
+    }
 }

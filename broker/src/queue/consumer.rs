@@ -5,7 +5,7 @@
 //! ([`Consumer::take_timed_out`]); its tag is remembered for a while so that a late ack or nack
 //! of it is accepted and ignored instead of failing the consumer.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -71,8 +71,8 @@ pub(super) struct Consumer {
     pub(super) id: ConsumerId,
     pub(super) spec: ConsumerSpec,
     events: mpsc::Sender<DeliveryEvent>,
-    /// By delivery tag; tags and delivery times increase together.
-    pub(super) unacked: BTreeMap<u64, Outstanding>,
+    /// Tags and delivery times increase together.
+    pub(super) unacked: Unacked,
     next_tag: u64,
     /// Tags taken back by the consumer timeout and not settled since.
     timed_out: BTreeSet<u64>,
@@ -94,7 +94,7 @@ impl Consumer {
             id,
             spec,
             events,
-            unacked: BTreeMap::new(),
+            unacked: Unacked::default(),
             next_tag: 1,
             timed_out: BTreeSet::new(),
             rejected: HashSet::new(),
@@ -138,7 +138,9 @@ impl Consumer {
     /// Delivers `message` (sent by [`Consumer::send_outbox`]); keeps it as unacked unless the
     /// consumer is no-ack. The delivery shows how many times the message was delivered before.
     pub(super) fn deliver(&mut self, mut message: QueuedMessage, now: Instant) {
-        self.rejected.remove(&message.seq);
+        if self.spec.filter.is_some() {
+            self.rejected.remove(&message.seq);
+        }
         let tag = self.next_tag;
         self.next_tag += 1;
         let delivery = Delivery {
@@ -148,7 +150,7 @@ impl Consumer {
         message.delivery_count += 1;
         self.outbox.push(DeliveryEvent::Deliver(delivery));
         if !self.spec.no_ack {
-            self.unacked.insert(
+            self.unacked.push(
                 tag,
                 Outstanding {
                     message,
@@ -172,22 +174,15 @@ impl Consumer {
     /// Takes `tag` (and with `multiple` every earlier tag) out of the unacked set.
     pub(super) fn settle(&mut self, tag: u64, multiple: bool) -> Settled {
         if multiple {
-            let rest = self.unacked.split_off(&(tag.saturating_add(1)));
-            let settled = std::mem::replace(&mut self.unacked, rest);
             let timed_out_rest = self.timed_out.split_off(&(tag.saturating_add(1)));
             let timed_out = std::mem::replace(&mut self.timed_out, timed_out_rest);
             Settled {
-                messages: settled.into_values().map(|o| o.message).collect(),
+                messages: self.unacked.take_through(tag),
                 timed_out: timed_out.len(),
             }
         } else {
             Settled {
-                messages: self
-                    .unacked
-                    .remove(&tag)
-                    .into_iter()
-                    .map(|o| o.message)
-                    .collect(),
+                messages: self.unacked.remove(tag).into_iter().collect(),
                 timed_out: usize::from(self.timed_out.remove(&tag)),
             }
         }
@@ -195,18 +190,18 @@ impl Consumer {
 
     /// When its oldest unacked delivery was sent.
     pub(super) fn oldest_delivery(&self) -> Option<Instant> {
-        self.unacked.values().next().map(|o| o.delivered_at)
+        self.unacked.oldest().map(|o| o.delivered_at)
     }
 
     /// Takes back the deliveries sent `timeout` or longer before `now`, oldest first.
     pub(super) fn take_timed_out(&mut self, now: Instant, timeout: Duration) -> Vec<QueuedMessage> {
         let mut taken = Vec::new();
-        while let Some(entry) = self.unacked.first_entry() {
-            if entry.get().delivered_at + timeout > now {
+        while let Some(oldest) = self.unacked.oldest() {
+            if oldest.delivered_at + timeout > now {
                 break;
             }
-            let tag = *entry.key();
-            taken.push(entry.remove().message);
+            let (tag, outstanding) = self.unacked.pop_oldest().expect("an oldest entry exists");
+            taken.push(outstanding.message);
             if self.timed_out.len() >= MAX_REMEMBERED_TIMEOUTS {
                 self.timed_out.pop_first();
             }
@@ -222,13 +217,90 @@ impl Consumer {
 
     /// Its unacked messages, in delivery order, leaving none.
     pub(super) fn take_unacked(&mut self) -> Vec<QueuedMessage> {
-        std::mem::take(&mut self.unacked)
-            .into_values()
-            .map(|o| o.message)
-            .collect()
+        self.unacked.take_through(u64::MAX)
     }
 
     pub(super) fn cancel(&self, reason: Cancellation) {
         let _ = self.events.try_send(DeliveryEvent::Cancelled(reason));
+    }
+}
+
+/// A consumer's unacked deliveries in tag order. Tags only grow, so a delivery is appended at
+/// the back, and the usual settlements (the oldest tag, or every tag up to one) come off the
+/// front without searching or rebalancing a tree. Settling a tag out of order finds it by
+/// binary search and closes the gap, at a cost bounded by the prefetch window.
+#[derive(Debug, Default)]
+pub(super) struct Unacked {
+    entries: VecDeque<(u64, Outstanding)>,
+}
+
+impl Unacked {
+    pub(super) fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Adds the delivery tagged `tag`, which is newer than every tag held.
+    fn push(&mut self, tag: u64, outstanding: Outstanding) {
+        debug_assert!(self.entries.back().is_none_or(|(last, _)| *last < tag));
+        self.entries.push_back((tag, outstanding));
+    }
+
+    fn oldest(&self) -> Option<&Outstanding> {
+        self.entries.front().map(|(_, o)| o)
+    }
+
+    fn pop_oldest(&mut self) -> Option<(u64, Outstanding)> {
+        self.entries.pop_front()
+    }
+
+    fn remove(&mut self, tag: u64) -> Option<QueuedMessage> {
+        if self.entries.front().is_some_and(|(first, _)| *first == tag) {
+            return self.entries.pop_front().map(|(_, o)| o.message);
+        }
+        let at = self.entries.binary_search_by_key(&tag, |(t, _)| *t).ok()?;
+        self.entries.remove(at).map(|(_, o)| o.message)
+    }
+
+    /// Removes every delivery tagged `tag` or older, oldest first.
+    fn take_through(&mut self, tag: u64) -> Vec<QueuedMessage> {
+        let end = self.entries.partition_point(|(t, _)| *t <= tag);
+        self.entries.drain(..end).map(|(_, o)| o.message).collect()
+    }
+}
+
+#[cfg(test)]
+mod unacked_tests {
+    use super::*;
+    use crate::message::Message;
+
+    fn outstanding(seq: u64) -> Outstanding {
+        let mut message = QueuedMessage::new("".into(), Arc::new(Message::new("k", "b")));
+        message.seq = seq;
+        Outstanding {
+            message,
+            delivered_at: Instant::now(),
+        }
+    }
+
+    fn seqs(messages: &[QueuedMessage]) -> Vec<u64> {
+        messages.iter().map(|m| m.seq).collect()
+    }
+
+    #[test]
+    fn settles_in_order_out_of_order_and_up_to_a_tag() {
+        let mut unacked = Unacked::default();
+        for tag in 1..=10 {
+            unacked.push(tag, outstanding(tag * 100));
+        }
+        assert_eq!(unacked.remove(1).map(|m| m.seq), Some(100));
+        assert_eq!(unacked.remove(5).map(|m| m.seq), Some(500));
+        assert!(unacked.remove(5).is_none(), "settled already");
+        assert!(unacked.remove(42).is_none(), "never delivered");
+        assert_eq!(seqs(&unacked.take_through(7)), [200, 300, 400, 600, 700]);
+        assert_eq!(unacked.len(), 3);
+        assert_eq!(unacked.pop_oldest().map(|(tag, _)| tag), Some(8));
+        assert_eq!(seqs(&unacked.take_through(u64::MAX)), [900, 1000]);
+        assert_eq!(unacked.len(), 0);
+        assert!(unacked.oldest().is_none());
     }
 }

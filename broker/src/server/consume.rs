@@ -7,8 +7,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use switchyard_client::framed::{FramedRecv, FramedSend};
 use switchyard_protocol::{
-    CancelReason, ConsumeDown, ConsumeUp, Delivery as WireDelivery, ErrorCode, NameKind, Subscribe,
-    WireError, validate_name,
+    CancelReason, ConsumeDown, ConsumeUp, DeliverRef, ErrorCode, NameKind, Subscribe, WireError,
+    validate_name,
 };
 use tokio::sync::mpsc;
 
@@ -312,16 +312,16 @@ async fn write_deliveries(
             DeliveryEvent::Deliver(delivery) => {
                 let queued = delivery.queued;
                 let message = &queued.message;
-                send.push(&ConsumeDown::Deliver(WireDelivery {
+                send.push(&DeliverRef {
                     delivery_tag: delivery.tag,
-                    exchange: queued.exchange.to_string(),
-                    routing_key: message.routing_key.clone(),
+                    exchange: &queued.exchange,
+                    routing_key: &message.routing_key,
                     redelivered: queued.redelivered,
                     delivery_count: queued.delivery_count,
-                    headers: message.headers.clone(),
-                    properties: (*message.properties).clone(),
-                    body: message.body.clone(),
-                }))?;
+                    headers: &message.headers,
+                    properties: &message.properties,
+                    body: &message.body,
+                })?;
                 written += 1;
             }
             DeliveryEvent::Cancelled(Cancellation::QueueDeleted) => {
