@@ -102,9 +102,20 @@ impl Delivery {
 #[derive(Debug)]
 pub struct Consumer {
     tag: String,
-    deliveries: mpsc::Receiver<Result<Delivery, ClientError>>,
+    deliveries: mpsc::Receiver<Result<Vec<Delivery>, ClientError>>,
+    /// The rest of the batch being handed out.
+    ready: std::vec::IntoIter<Delivery>,
     requests: mpsc::UnboundedSender<Request>,
 }
+
+/// Deliveries the subscription task hands over at once at most: everything already received
+/// goes in one channel message, so a busy consumer pays for the channel (and a wake-up) once
+/// per batch instead of once per delivery.
+const MAX_DELIVERIES_PER_BATCH: usize = 128;
+
+/// Batches waiting for the user at most; with the batch size this bounds what the client
+/// buffers (1,024 deliveries) before QUIC flow control holds the broker back.
+const BATCHES_BUFFERED: usize = 8;
 
 /// What a [`Consumer`] asks its subscription task.
 #[derive(Debug)]
@@ -122,7 +133,7 @@ impl Consumer {
         let (send, recv, tag) = open_subscription(&session, &options).await?;
         options.consumer_tag.clone_from(&tag);
         let (requests, requests_rx) = mpsc::unbounded_channel();
-        let (deliveries_tx, deliveries) = mpsc::channel(1024);
+        let (deliveries_tx, deliveries) = mpsc::channel(BATCHES_BUFFERED);
         let subscription = Subscription {
             connection: connection.clone(),
             options,
@@ -133,6 +144,7 @@ impl Consumer {
         Ok(Consumer {
             tag,
             deliveries,
+            ready: Vec::new().into_iter(),
             requests,
         })
     }
@@ -143,7 +155,23 @@ impl Consumer {
 
     /// The next delivery; `None` once the subscription has ended.
     pub async fn next(&mut self) -> Option<Result<Delivery, ClientError>> {
-        self.deliveries.recv().await
+        std::future::poll_fn(|cx| self.poll_delivery(cx)).await
+    }
+
+    fn poll_delivery(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Delivery, ClientError>>> {
+        loop {
+            if let Some(delivery) = self.ready.next() {
+                return Poll::Ready(Some(Ok(delivery)));
+            }
+            match std::task::ready!(self.deliveries.poll_recv(cx)) {
+                Some(Ok(batch)) => self.ready = batch.into_iter(),
+                Some(Err(error)) => return Poll::Ready(Some(Err(error))),
+                None => return Poll::Ready(None),
+            }
+        }
     }
 
     /// Changes the prefetch.
@@ -186,7 +214,7 @@ impl futures::Stream for Consumer {
     type Item = Result<Delivery, ClientError>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.deliveries.poll_recv(cx)
+        self.poll_delivery(cx)
     }
 }
 
@@ -233,7 +261,7 @@ enum StreamEnd {
 struct Subscription {
     connection: Connection,
     options: ConsumeOptions,
-    deliveries: mpsc::Sender<Result<Delivery, ClientError>>,
+    deliveries: mpsc::Sender<Result<Vec<Delivery>, ClientError>>,
     requests: mpsc::UnboundedReceiver<Request>,
 }
 
@@ -280,21 +308,18 @@ impl Subscription {
         let mut syncs: std::collections::VecDeque<(u64, oneshot::Sender<Result<(), ClientError>>)> =
             std::collections::VecDeque::new();
         let mut next_sync = 1u64;
+        // A frame read while gathering a batch of deliveries, handled on the next round.
+        let mut carried: Option<ConsumeDown> = None;
         loop {
             tokio::select! {
-                frame = recv.next::<ConsumeDown>() => {
-                    let delivery = match frame {
-                        Ok(Some(ConsumeDown::Deliver(d))) => Delivery {
-                            delivery_tag: d.delivery_tag,
-                            exchange: d.exchange,
-                            routing_key: d.routing_key,
-                            redelivered: d.redelivered,
-                            delivery_count: d.delivery_count,
-                            headers: d.headers,
-                            properties: d.properties,
-                            body: d.body,
-                            acks: acks.clone(),
-                        },
+                frame = async {
+                    match carried.take() {
+                        Some(frame) => Ok(Some(frame)),
+                        None => recv.next::<ConsumeDown>().await,
+                    }
+                } => {
+                    let first = match frame {
+                        Ok(Some(ConsumeDown::Deliver(d))) => d,
                         Ok(Some(ConsumeDown::Cancelled { reason })) => return match reason {
                             CancelReason::ClientRequest => StreamEnd::Finished,
                             CancelReason::ServerShutdown => StreamEnd::SessionLost,
@@ -317,7 +342,20 @@ impl Subscription {
                         }
                         Ok(None) | Err(_) => return StreamEnd::SessionLost,
                     };
-                    if self.deliveries.send(Ok(delivery)).await.is_err() {
+                    let mut batch = vec![delivery(first, &acks)];
+                    while batch.len() < MAX_DELIVERIES_PER_BATCH {
+                        match recv.next_buffered::<ConsumeDown>() {
+                            Ok(Some(ConsumeDown::Deliver(d))) => batch.push(delivery(d, &acks)),
+                            Ok(Some(other)) => {
+                                carried = Some(other);
+                                break;
+                            }
+                            // A malformed frame is found again (and ends the stream) on the
+                            // next read.
+                            Ok(None) | Err(_) => break,
+                        }
+                    }
+                    if self.deliveries.send(Ok(batch)).await.is_err() {
                         // The consumer was dropped: end the subscription.
                         let _ = send.send(&ConsumeUp::Cancel).await;
                         send.finish();
@@ -360,6 +398,21 @@ impl Subscription {
                 }
             }
         }
+    }
+}
+
+/// The user's view of a delivery received on the stream whose ack channel is `acks`.
+fn delivery(d: switchyard_protocol::Delivery, acks: &mpsc::UnboundedSender<ConsumeUp>) -> Delivery {
+    Delivery {
+        delivery_tag: d.delivery_tag,
+        exchange: d.exchange,
+        routing_key: d.routing_key,
+        redelivered: d.redelivered,
+        delivery_count: d.delivery_count,
+        headers: d.headers,
+        properties: d.properties,
+        body: d.body,
+        acks: acks.clone(),
     }
 }
 
