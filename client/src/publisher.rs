@@ -2,6 +2,11 @@
 //! once with a [`Confirmation`] that resolves when the broker confirms, rejects or returns it;
 //! many publishes are in flight at a time and frames are coalesced into large writes.
 //!
+//! [`Publisher::publish_unconfirmed`] is fire-and-forget (AMQP without confirm mode, NATS'
+//! core publish): the broker sends no outcome for it, so nothing is tracked; a message refused
+//! by the broker (unknown exchange, full queue, …) is lost without a word. It is for traffic
+//! where losing a message now and then is fine and throughput matters most.
+//!
 //! Backpressure: at most `max_in_flight` messages await confirmation; `publish` waits for room.
 //! When the broker is above its memory watermark it stops reading the stream, QUIC flow control
 //! stops the writer, and `publish` waits — nothing is dropped.
@@ -11,7 +16,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::Bytes;
-use switchyard_protocol::{Headers, Properties, Publish, PublishDown, PublishUp, StreamKind};
+use switchyard_protocol::{
+    Headers, Properties, Publish, PublishDown, PublishUp, StreamKind, UNCONFIRMED,
+};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use crate::connection::Connection;
@@ -178,11 +185,7 @@ impl Publisher {
     /// Queues `message`; waits only while `max_in_flight` messages are unconfirmed (or while
     /// the connection is being re-established).
     pub async fn publish(&mut self, message: OutgoingMessage) -> Result<Confirmation, ClientError> {
-        if self.stream.as_ref().is_none_or(PublishStream::is_closed) {
-            self.stream = None;
-            self.stream = Some(PublishStream::open(&self.connection, self.max_in_flight).await?);
-        }
-        let stream = self.stream.as_mut().expect("opened above");
+        let stream = self.live_stream().await?;
         let permit = Arc::clone(&stream.room)
             .acquire_owned()
             .await
@@ -213,6 +216,40 @@ impl Publisher {
             .await
             .map_err(|_| ClientError::closed("the publish stream is gone"))?;
         Ok(Confirmation { seq, answer })
+    }
+
+    /// Queues `message` without asking for a confirm; waits only while the broker holds the
+    /// stream back (flow control) or the connection is being re-established. The broker
+    /// handles it as any other publish but never answers it: a refused message is lost
+    /// silently, and one queued when the connection drops may or may not have arrived.
+    pub async fn publish_unconfirmed(
+        &mut self,
+        message: OutgoingMessage,
+    ) -> Result<(), ClientError> {
+        let stream = self.live_stream().await?;
+        let frame = Publish {
+            seq: UNCONFIRMED,
+            exchange: message.exchange,
+            routing_key: message.routing_key,
+            mandatory: message.mandatory,
+            headers: message.headers,
+            properties: message.properties,
+            body: message.body,
+        };
+        stream
+            .frames
+            .send(frame)
+            .await
+            .map_err(|_| ClientError::closed("the publish stream is gone"))
+    }
+
+    /// The current publish stream, opening a new one if there is none or it broke.
+    async fn live_stream(&mut self) -> Result<&mut PublishStream, ClientError> {
+        if self.stream.as_ref().is_none_or(PublishStream::is_closed) {
+            self.stream = None;
+            self.stream = Some(PublishStream::open(&self.connection, self.max_in_flight).await?);
+        }
+        Ok(self.stream.as_mut().expect("opened above"))
     }
 
     /// Publishes and waits for the broker's answer.

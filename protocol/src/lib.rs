@@ -48,6 +48,6 @@ pub use control::{
 pub use error_code::{ErrorCode, WireError};
 pub use limits::{MAX_HEADERS, MAX_NAME_BYTES, NameKind, validate_headers, validate_name};
 pub use message::{Headers, Properties};
-pub use publish::{Publish, PublishDown, PublishUp};
+pub use publish::{Publish, PublishDown, PublishUp, UNCONFIRMED};
 pub use stream_kind::StreamKind;
 pub use version::{ALPN, PROTOCOL_VERSION, SUPPORTED_VERSIONS, negotiate};

@@ -2,7 +2,8 @@
 //! publish on. A client may open any number; each is independent (its own sequence numbers,
 //! its own flow control), so one blocked by a slow exchange does not hold up another.
 //!
-//! Publisher confirms are always on, as in RabbitMQ's confirm mode:
+//! Publisher confirms are on for every publish with a `seq` above 0, as in RabbitMQ's confirm
+//! mode:
 //! - the client numbers its publishes with `seq`, strictly increasing on the stream (1, 2, 3,
 //!   … is usual; gaps are allowed);
 //! - every publish gets exactly one outcome: it is inside one [`PublishDown::Confirm`] range,
@@ -14,6 +15,12 @@
 //!   was `mandatory`;
 //! - a reject means no queue got the message (`ROUTING_FAULT`, `MESSAGE_TOO_LARGE`,
 //!   `NOT_FOUND` for an unknown exchange, `QUEUE_FULL`, `ACCESS_REFUSED`, …); the stream goes on.
+//!
+//! A publish with `seq` [`UNCONFIRMED`] (0) is fire-and-forget, as AMQP without confirm mode
+//! or NATS' core publish: the broker routes and enqueues it exactly the same way (a persistent
+//! one is still written to its durable queues' logs) but sends no outcome for it, neither
+//! confirm nor reject nor return, and waits for no disk. Such publishes may be mixed with
+//! confirmed ones on a stream; the confirmed ones keep their rules.
 //!
 //! Flow control: while the broker is above a memory or disk watermark it sends
 //! [`PublishDown::Blocked`] and stops reading the stream (QUIC flow control then stalls the
@@ -35,6 +42,9 @@ use crate::message::{Headers, Properties};
 pub enum PublishUp {
     Publish(Publish),
 }
+
+/// The `seq` of a publish that wants no outcome (see the module docs).
+pub const UNCONFIRMED: u64 = 0;
 
 /// Broker → client on a publish stream.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

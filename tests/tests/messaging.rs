@@ -461,3 +461,48 @@ async fn hundreds_of_consumers_on_one_connection_all_subscribe_and_receive() {
     }
     t.broker.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unconfirmed_publishes_are_delivered_and_a_refused_one_is_dropped_silently() {
+    let t = TestBroker::start().await;
+    let c = &t.client;
+    c.declare_queue("fire", QueueOptions::default())
+        .await
+        .unwrap();
+    let mut publisher = c.publisher().await.unwrap();
+    publisher
+        .publish_unconfirmed(OutgoingMessage::new("", "fire", "one"))
+        .await
+        .unwrap();
+    // Refused by the broker (no such exchange): no answer comes, and the stream goes on.
+    publisher
+        .publish_unconfirmed(OutgoingMessage::new("no-such-exchange", "fire", "lost"))
+        .await
+        .unwrap();
+    // A confirmed publish on the same stream still gets its confirm, after the others.
+    let confirmed = publisher
+        .publish_confirmed(OutgoingMessage::new("", "fire", "two"))
+        .await
+        .unwrap();
+    assert_eq!(confirmed, Confirmed::Routed);
+    publisher
+        .publish_unconfirmed(OutgoingMessage::new("", "fire", "three"))
+        .await
+        .unwrap();
+
+    let mut consumer = c.consume(ConsumeOptions::new("fire")).await.unwrap();
+    for expected in ["one", "two", "three"] {
+        let delivery = next_delivery(&mut consumer).await;
+        assert_eq!(text(&delivery), expected);
+        delivery.ack().unwrap();
+    }
+    consumer.sync().await.unwrap();
+    let queues = c.list_queues().await.unwrap();
+    let fire = queues.iter().find(|q| q.name == "fire").unwrap();
+    assert_eq!(
+        (fire.ready, fire.unacked),
+        (0, 0),
+        "the refused one never arrived"
+    );
+    t.broker.shutdown().await;
+}

@@ -22,7 +22,7 @@ use tokio::sync::mpsc;
 
 use switchyard_client::framed::{FramedRecv, FramedSend};
 use switchyard_protocol::{
-    ErrorCode, NameKind, Publish, PublishDown, PublishUp, WireError, validate_headers,
+    ErrorCode, NameKind, Publish, PublishDown, PublishUp, UNCONFIRMED, WireError, validate_headers,
     validate_name,
 };
 
@@ -116,18 +116,27 @@ async fn read_publishes(
         let pending: Vec<Pending> = super::plugin_section(shared, || {
             batch
                 .into_iter()
-                .map(|PublishUp::Publish(publish)| {
+                .filter_map(|PublishUp::Publish(publish)| {
                     let seq = publish.seq;
                     let mut durable = Vec::new();
                     let outcome = handle(publish, shared, &mut last_exchange, &mut durable);
-                    Pending {
+                    if seq == UNCONFIRMED {
+                        if let Outcome::Rejected(error) = &outcome {
+                            tracing::debug!(%error, "unconfirmed publish refused");
+                        }
+                        return None;
+                    }
+                    Some(Pending {
                         seq,
                         outcome,
                         durable,
-                    }
+                    })
                 })
                 .collect()
         });
+        if pending.is_empty() {
+            continue;
+        }
         if to_writer.send(ToWriter::Batch(pending)).await.is_err() {
             return;
         }
