@@ -11,7 +11,7 @@
 //! When the broker is above its memory watermark it stops reading the stream, QUIC flow control
 //! stops the writer, and `publish` waits — nothing is dropped.
 
-use std::collections::BTreeMap;
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -109,8 +109,23 @@ type Waiters = Arc<parking_lot::Mutex<Waiting>>;
 
 #[derive(Debug, Default)]
 struct Waiting {
-    by_seq: BTreeMap<u64, (oneshot::Sender<Result<Confirmed, ClientError>>, bool)>,
+    /// Unanswered publishes in seq order (seqs only grow): answers, which come in seq order,
+    /// are taken off the front.
+    by_seq: VecDeque<Awaiting>,
     closed: Option<ClientError>,
+}
+
+#[derive(Debug)]
+struct Awaiting {
+    seq: u64,
+    answer: oneshot::Sender<Result<Confirmed, ClientError>>,
+    returned: bool,
+}
+
+impl Waiting {
+    fn position(&self, seq: u64) -> Option<usize> {
+        self.by_seq.binary_search_by_key(&seq, |a| a.seq).ok()
+    }
 }
 
 /// Publishes on a publish stream of the connection's live session; after a reconnect the next
@@ -199,7 +214,11 @@ impl Publisher {
             if let Some(error) = &waiting.closed {
                 return Err(error.clone());
             }
-            waiting.by_seq.insert(seq, (answer_tx, false));
+            waiting.by_seq.push_back(Awaiting {
+                seq,
+                answer: answer_tx,
+                returned: false,
+            });
         }
         let frame = Publish {
             seq,
@@ -296,32 +315,34 @@ async fn read_outcomes(
         match recv.next::<PublishDown>().await {
             Ok(Some(PublishDown::Confirm { first, last })) => {
                 let mut waiting = waiters.lock();
-                let settled: Vec<u64> = waiting
-                    .by_seq
-                    .range(first..=last)
-                    .map(|(s, _)| *s)
-                    .collect();
-                for seq in settled {
-                    if let Some((tx, returned)) = waiting.by_seq.remove(&seq) {
-                        let outcome = if returned {
-                            Confirmed::Returned
-                        } else {
-                            Confirmed::Routed
-                        };
-                        let _ = tx.send(Ok(outcome));
-                        room.add_permits(1);
-                    }
+                // Answers come in seq order, so everything up to `last` is at the front; a seq
+                // before `first` still there was never answered, which the protocol rules out.
+                let end = waiting.by_seq.partition_point(|a| a.seq <= last);
+                let start = waiting.by_seq.partition_point(|a| a.seq < first);
+                for awaiting in waiting.by_seq.drain(start..end) {
+                    let outcome = if awaiting.returned {
+                        Confirmed::Returned
+                    } else {
+                        Confirmed::Routed
+                    };
+                    let _ = awaiting.answer.send(Ok(outcome));
                 }
+                room.add_permits(end - start);
             }
             Ok(Some(PublishDown::Reject { seq, error })) => {
-                if let Some((tx, _)) = waiters.lock().by_seq.remove(&seq) {
-                    let _ = tx.send(Err(ClientError::Rejected { seq, error }));
+                let mut waiting = waiters.lock();
+                if let Some(at) = waiting.position(seq) {
+                    let awaiting = waiting.by_seq.remove(at).expect("found above");
+                    let _ = awaiting
+                        .answer
+                        .send(Err(ClientError::Rejected { seq, error }));
                     room.add_permits(1);
                 }
             }
             Ok(Some(PublishDown::Returned { seq, .. })) => {
-                if let Some(entry) = waiters.lock().by_seq.get_mut(&seq) {
-                    entry.1 = true;
+                let mut waiting = waiters.lock();
+                if let Some(at) = waiting.position(seq) {
+                    waiting.by_seq[at].returned = true;
                 }
             }
             Ok(Some(PublishDown::Blocked { reason })) => {
@@ -337,8 +358,8 @@ async fn read_outcomes(
         }
     };
     let mut waiting = waiters.lock();
-    for (_, (tx, _)) in std::mem::take(&mut waiting.by_seq) {
-        let _ = tx.send(Err(failure.clone()));
+    for awaiting in std::mem::take(&mut waiting.by_seq) {
+        let _ = awaiting.answer.send(Err(failure.clone()));
     }
     waiting.closed = Some(failure);
     room.close();
