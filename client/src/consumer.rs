@@ -55,7 +55,7 @@ pub struct Delivery {
     /// Deliveries before this one.
     pub delivery_count: u32,
     pub headers: Headers,
-    pub properties: Properties,
+    pub properties: Box<Properties>,
     pub body: Bytes,
     acks: mpsc::UnboundedSender<ConsumeUp>,
 }

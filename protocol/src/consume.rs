@@ -57,10 +57,6 @@ pub enum ConsumeUp {
 
 /// Broker → client on a consume stream.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[expect(
-    clippy::large_enum_variant,
-    reason = "`Deliver` is nearly every frame; boxing it would add an allocation per message to spare a few rare ones"
-)]
 pub enum ConsumeDown {
     /// The subscription is active.
     Subscribed {
@@ -119,7 +115,9 @@ pub struct Delivery {
     pub delivery_count: u32,
     #[serde(with = "crate::bounded::pairs")]
     pub headers: Headers,
-    pub properties: Properties,
+    /// Boxed: a delivery is moved several times between the stream and the user, and the
+    /// properties are most of its size.
+    pub properties: Box<Properties>,
     #[serde(with = "crate::body")]
     pub body: Bytes,
 }

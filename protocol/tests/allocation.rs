@@ -8,8 +8,7 @@ use std::cell::Cell;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use switchyard_protocol::{
-    ConsumeDown, ControlDown, ControlUp, DecodeError, Delivery, FrameDecoder, Properties,
-    PublishUp, encode,
+    ConsumeDown, ControlDown, ControlUp, DecodeError, Delivery, FrameDecoder, PublishUp, encode,
 };
 
 struct CountingAllocator;
@@ -175,7 +174,7 @@ fn decoding_a_large_delivery_does_not_copy_its_body() {
         redelivered: false,
         delivery_count: 0,
         headers: vec![],
-        properties: Properties::default(),
+        properties: Box::default(),
         body: body.clone(),
     });
     let mut buf = BytesMut::new();

@@ -119,7 +119,7 @@ fn seed_frames() -> Vec<u8> {
             redelivered: true,
             delivery_count: 1,
             headers: vec![],
-            properties,
+            properties: Box::new(properties),
             body: Bytes::from(vec![9; 1500]),
         }),
         &mut buf,

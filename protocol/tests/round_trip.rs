@@ -288,7 +288,7 @@ fn delivery(body: Bytes) -> Delivery {
         redelivered: true,
         delivery_count: 2,
         headers: headers(),
-        properties: all_properties(),
+        properties: Box::new(all_properties()),
         body,
     }
 }
@@ -597,7 +597,7 @@ fn a_borrowed_deliver_encodes_exactly_as_the_owned_frame() {
             redelivered: true,
             delivery_count: 2,
             headers: headers.clone(),
-            properties: properties.clone(),
+            properties: Box::new(properties.clone()),
             body: body.clone(),
         });
         let borrowed = DeliverRef {
