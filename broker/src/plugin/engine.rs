@@ -7,9 +7,8 @@
 //! pre-reserved slots instead of mapping memory each time).
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, HasSelf, Linker};
@@ -33,9 +32,6 @@ pub(crate) struct PluginEngine {
     pub(crate) linker: Linker<SandboxState>,
     pub(crate) limits: PluginLimits,
     cache_dir: Option<PathBuf>,
-    /// When any plugin on this engine last faulted, in nanoseconds after `created`; 0 if never.
-    last_fault_nanos: AtomicU64,
-    created: Instant,
 }
 
 impl std::fmt::Debug for PluginEngine {
@@ -92,27 +88,9 @@ impl PluginEngine {
             linker,
             limits,
             cache_dir,
-            last_fault_nanos: AtomicU64::new(0),
-            created: Instant::now(),
         });
         start_epoch_ticker(Arc::downgrade(&plugin_engine));
         Ok(plugin_engine)
-    }
-
-    /// Notes that some plugin faulted (trap, overrun deadline, memory cap, bad answer).
-    pub(crate) fn note_fault(&self) {
-        let nanos = u64::try_from(self.created.elapsed().as_nanos()).unwrap_or(u64::MAX);
-        self.last_fault_nanos.store(nanos.max(1), Ordering::Relaxed);
-    }
-
-    /// Whether any plugin faulted within the last `window`. One atomic load.
-    pub(crate) fn faulted_within(&self, window: Duration) -> bool {
-        let last = self.last_fault_nanos.load(Ordering::Relaxed);
-        if last == 0 {
-            return false;
-        }
-        let now = u64::try_from(self.created.elapsed().as_nanos()).unwrap_or(u64::MAX);
-        now.saturating_sub(last) < u64::try_from(window.as_nanos()).unwrap_or(u64::MAX)
     }
 
     /// Epoch ticks that cover `deadline`.

@@ -17,7 +17,7 @@ use super::quarantine::FaultReport;
 use super::replay::ReplayState;
 use super::replicas::{Replica, ReplicaSet, Version};
 use super::sandbox::SandboxState;
-use super::sandbox_call::Sandbox;
+use super::sandbox_call::{Sandbox, off_runtime};
 use crate::message::Message;
 
 /// The longest filter expression accepted, in bytes.
@@ -80,8 +80,7 @@ impl Replica for FilterInstance {
         plugin: &str,
     ) -> Result<Self, PluginError> {
         let mut sandbox = Sandbox::new(engine, plugin);
-        let exports = pre
-            .instantiate(&mut sandbox.store)
+        let exports = off_runtime(|| pre.instantiate(&mut sandbox.store))
             .map_err(|e| sandbox.instantiate_error(&e))?;
         Ok(FilterInstance {
             sandbox,

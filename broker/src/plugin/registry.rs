@@ -94,12 +94,6 @@ impl PluginRegistry {
     }
 
     /// The router serving exchange type `name`.
-    /// Whether any plugin faulted (trap, overrun deadline, memory cap, bad answer) within the
-    /// last `window`: callers then expect plugin calls to run long and isolate them.
-    pub fn faulted_within(&self, window: std::time::Duration) -> bool {
-        self.engine.faulted_within(window)
-    }
-
     pub fn router(&self, name: &str) -> Result<Arc<RouterPlugin>, PluginError> {
         self.routers
             .read()

@@ -210,7 +210,6 @@ impl<R: Replica> ReplicaSet<R> {
         if error.is_fault() {
             tracing::warn!(plugin = self.name.as_str(), error = %error, "plugin fault");
             self.quarantine.record(&error, &self.engine.limits);
-            self.engine.note_fault();
         }
         error
     }

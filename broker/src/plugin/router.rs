@@ -19,7 +19,7 @@ use super::quarantine::FaultReport;
 use super::replay::{ReplayLog, ReplayState};
 use super::replicas::{Replica, ReplicaSet, Version};
 use super::sandbox::SandboxState;
-use super::sandbox_call::Sandbox;
+use super::sandbox_call::{Sandbox, off_runtime};
 use crate::message::Message;
 
 /// A binding as the host records it and replays it into plugins.
@@ -168,8 +168,7 @@ impl Replica for RouterInstance {
         plugin: &str,
     ) -> Result<Self, PluginError> {
         let mut sandbox = Sandbox::new(engine, plugin);
-        let exports = pre
-            .instantiate(&mut sandbox.store)
+        let exports = off_runtime(|| pre.instantiate(&mut sandbox.store))
             .map_err(|e| sandbox.instantiate_error(&e))?;
         Ok(RouterInstance {
             sandbox,
@@ -530,8 +529,8 @@ impl RouterPlugin {
     }
 
     /// The destinations of `message` published to `exchange`, sorted and without duplicates.
-    /// Blocks the calling thread for at most the call deadline; call it off the async runtime
-    /// (see `sandbox.rs`).
+    /// Blocks the calling thread for at most the call deadline (off the async worker, see
+    /// `sandbox_call.rs`).
     pub fn route(&self, exchange: u32, message: &Message) -> Result<Destinations, PluginError> {
         self.replicas.quarantine.check()?;
         // Read before the version and the instance, so a decision computed against bindings

@@ -6,9 +6,9 @@
 //! seeds its hash maps from it, and a predictable seed would let publishers craft colliding
 //! keys. Its stdout, stderr and `host.log` lines go to `tracing` under the plugin's name.
 //!
-//! WASI's blocking stream calls run on Wasmtime's ambient Tokio runtime, so plugin calls must
-//! be made from a thread that is not driving a Tokio runtime (a plain thread, `spawn_blocking`
-//! or `block_in_place`).
+//! WASI's blocking stream calls run on Wasmtime's ambient Tokio runtime, so plugin code must
+//! run on a thread that is not driving a Tokio runtime; `sandbox_call::off_runtime` sees to
+//! that for every call.
 
 use std::time::Duration;
 

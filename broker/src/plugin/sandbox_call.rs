@@ -1,6 +1,15 @@
 //! One plugin instance's store and the single way to call into it: under a deadline and the
 //! memory cap, with failures classified into [`PluginError`]. After any failed call the
 //! instance must be dropped (a trapped component cannot be entered again); callers do that.
+//!
+//! Plugin code runs off the async runtime: [`off_runtime`] wraps every call and every
+//! instantiation in `block_in_place`, which hands the Tokio worker's other tasks to another
+//! thread for the duration. Two reasons: a call may legitimately take up to its deadline, and
+//! WASI's synchronous host functions (a plugin writing to stderr, say, as Rust does when it
+//! panics) enter Tokio with `block_on`, which panics on a worker thread. Routing decisions the
+//! cache answers, and the default exchange, make no call, so the hot paths pay nothing; a call
+//! costs one thread hand-over (some microseconds). Outside a Tokio runtime (the plugin
+//! watcher, the timer thread, unit tests) the call simply runs.
 
 use std::time::Duration;
 
@@ -22,6 +31,11 @@ impl std::fmt::Debug for Sandbox {
             .field("plugin", &self.plugin)
             .finish_non_exhaustive()
     }
+}
+
+/// Runs `work`, which enters plugin code, outside the async worker (see the module docs).
+pub(crate) fn off_runtime<R>(work: impl FnOnce() -> R) -> R {
+    tokio::task::block_in_place(work)
 }
 
 impl Sandbox {
@@ -51,7 +65,7 @@ impl Sandbox {
         self.store
             .set_epoch_deadline(PluginEngine::deadline_ticks(deadline));
         self.store.data_mut().limiter.hit = false;
-        let result = f(&mut self.store);
+        let result = off_runtime(|| f(&mut self.store));
         result.map_err(|error| self.classify(call, deadline, &error))
     }
 

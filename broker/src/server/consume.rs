@@ -84,7 +84,7 @@ pub(crate) async fn serve(
             event = events.recv() => {
                 let Some(event) = event else { break };
                 match write_deliveries(&mut send, event, &mut events).await {
-                    Ok(true) => super::plugin_section(shared, || queue.dispatch()),
+                    Ok(true) => queue.dispatch(),
                     Ok(false) => {
                         let _ = send.send(&ConsumeDown::Cancelled { reason: CancelReason::QueueDeleted }).await;
                         send.finish();
@@ -140,7 +140,7 @@ pub(crate) async fn serve(
                             _ => break,
                         }
                     }
-                    let settled = super::plugin_section(shared, || apply(&queue, consumer, frames));
+                    let settled = apply(&queue, consumer, frames);
                     if let Err(error) = settled {
                         let _ = send.send(&ConsumeDown::Error(error)).await;
                         send.finish();

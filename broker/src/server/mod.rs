@@ -3,13 +3,10 @@
 //! the control stream comes first, then any number of publish and consume streams, so a slow
 //! consumer stalls only its own stream.
 //!
-//! Routing and dispatch call WebAssembly plugins synchronously. A healthy plugin call takes
-//! microseconds, so stream tasks make them in place: handing the worker to Tokio's blocking
-//! pool (`block_in_place`) costs a thread wake-up and a context switch per batch, which was
-//! half the broker's CPU in the round-trip benchmark. Once any plugin has faulted (a deadline
-//! overrun among them) calls are expected to run long, and for a while every such section
-//! runs in `block_in_place` so one stuck worker does not hold up the tasks queued behind it
-//! (see [`plugin_section`]). Either way the server needs Tokio's multi-threaded runtime.
+//! Routing and dispatch call WebAssembly plugins synchronously, from the stream tasks. Each call
+//! into a plugin leaves the async worker for its duration (see `plugin::sandbox_call`); the
+//! routing decision cache and the default exchange need no call, so the hot paths stay on the
+//! worker. The server needs Tokio's multi-threaded runtime.
 
 mod connection;
 mod consume;
@@ -29,23 +26,6 @@ use crate::auth::Users;
 use crate::config::BrokerConfig;
 use crate::tls::TlsIdentity;
 use crate::topology::Topology;
-
-/// How long after a plugin fault plugin calls keep running in `block_in_place`.
-const ISOLATE_AFTER_FAULT: Duration = Duration::from_secs(60);
-
-/// Runs `work`, which may call plugins: in place, or in `block_in_place` while plugins have
-/// recently misbehaved (a call may then take up to its deadline).
-pub(crate) fn plugin_section<R>(shared: &Shared, work: impl FnOnce() -> R) -> R {
-    if shared
-        .topology
-        .plugins()
-        .faulted_within(ISOLATE_AFTER_FAULT)
-    {
-        tokio::task::block_in_place(work)
-    } else {
-        work()
-    }
-}
 
 /// What every connection task shares.
 #[derive(Debug)]

@@ -1,5 +1,6 @@
-//! A publish stream: reads publishes in batches, routes and enqueues each batch in one
-//! plugin section (see `server::plugin_section`), and answers with coalesced confirm ranges, rejects and returns.
+//! A publish stream: reads publishes in batches, routes and enqueues each batch in one go
+//! (plugin calls leave the async worker while they run, see `plugin::sandbox_call`), and
+//! answers with coalesced confirm ranges, rejects and returns.
 //!
 //! A publisher's confirm is sent only after every queue the message was routed to holds it,
 //! and, for a persistent message routed to durable queues, after their logs made it durable
@@ -113,27 +114,25 @@ async fn read_publishes(
                 }
             }
         }
-        let pending: Vec<Pending> = super::plugin_section(shared, || {
-            batch
-                .into_iter()
-                .filter_map(|PublishUp::Publish(publish)| {
-                    let seq = publish.seq;
-                    let mut durable = Vec::new();
-                    let outcome = handle(publish, shared, &mut last_exchange, &mut durable);
-                    if seq == UNCONFIRMED {
-                        if let Outcome::Rejected(error) = &outcome {
-                            tracing::debug!(%error, "unconfirmed publish refused");
-                        }
-                        return None;
+        let pending: Vec<Pending> = batch
+            .into_iter()
+            .filter_map(|PublishUp::Publish(publish)| {
+                let seq = publish.seq;
+                let mut durable = Vec::new();
+                let outcome = handle(publish, shared, &mut last_exchange, &mut durable);
+                if seq == UNCONFIRMED {
+                    if let Outcome::Rejected(error) = &outcome {
+                        tracing::debug!(%error, "unconfirmed publish refused");
                     }
-                    Some(Pending {
-                        seq,
-                        outcome,
-                        durable,
-                    })
+                    return None;
+                }
+                Some(Pending {
+                    seq,
+                    outcome,
+                    durable,
                 })
-                .collect()
-        });
+            })
+            .collect();
         if pending.is_empty() {
             continue;
         }
