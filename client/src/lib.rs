@@ -1,8 +1,9 @@
 //! The Switchyard client SDK: an async (tokio) client for the Switchyard broker over QUIC.
 //!
 //! Start with [`Connection::connect`]; declare topology with its methods, publish with a
-//! [`Publisher`] (confirms per message, many in flight) and consume with a [`Consumer`]
-//! (a `Stream` of [`Delivery`]s you ack or nack). [`RpcClient`] does request/reply.
+//! [`Publisher`] (confirms per message, many in flight, or fire-and-forget with
+//! [`Publisher::publish_unconfirmed`]) and consume with a [`Consumer`] (a `Stream` of
+//! [`Delivery`]s you ack or nack). [`RpcClient`] does request/reply.
 //!
 //! ```no_run
 //! # async fn example() -> Result<(), switchyard_client::ClientError> {
