@@ -359,6 +359,25 @@ impl Queue {
         })
     }
 
+    /// Like [`Queue::enqueue`], saying which messages a length limit refused: their positions
+    /// in `messages`, in order. One lock and one dispatch for the lot.
+    pub fn enqueue_each(&self, messages: Vec<QueuedMessage>) -> (Vec<usize>, Option<u64>) {
+        self.operate(|state, now| {
+            let mut refused = Vec::new();
+            if state.deleted {
+                return (refused, None);
+            }
+            for (at, message) in messages.into_iter().enumerate() {
+                if state.admit(message, now) == Admission::Refused {
+                    refused.push(at);
+                }
+            }
+            let durable_lsn = state.take_durable_lsn();
+            state.dispatch(now);
+            (refused, durable_lsn)
+        })
+    }
+
     /// Adds a consumer; deliveries and the end of the subscription arrive on `events`.
     pub fn subscribe(
         &self,

@@ -16,6 +16,7 @@
 //! watermark the stream stops being read (QUIC flow
 //! control then holds the publisher back) until queued bytes fall below it again.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -48,6 +49,17 @@ enum Outcome {
     Routed,
     Returned,
     Rejected(WireError),
+}
+
+/// A publish after validation and routing.
+enum Prepared {
+    /// Nothing to enqueue: refused, or routed to no queue.
+    Done(Outcome),
+    /// To be enqueued into every one of `queues`.
+    Enqueue {
+        queues: Vec<Arc<queue::Queue>>,
+        message: QueuedMessage,
+    },
 }
 
 /// A publish's outcome and the log positions that must be durable before it is final.
@@ -114,25 +126,7 @@ async fn read_publishes(
                 }
             }
         }
-        let pending: Vec<Pending> = batch
-            .into_iter()
-            .filter_map(|PublishUp::Publish(publish)| {
-                let seq = publish.seq;
-                let mut durable = Vec::new();
-                let outcome = handle(publish, shared, &mut last_exchange, &mut durable);
-                if seq == UNCONFIRMED {
-                    if let Outcome::Rejected(error) = &outcome {
-                        tracing::debug!(%error, "unconfirmed publish refused");
-                    }
-                    return None;
-                }
-                Some(Pending {
-                    seq,
-                    outcome,
-                    durable,
-                })
-            })
-            .collect();
+        let pending = route_and_enqueue(batch, shared, &mut last_exchange);
         if pending.is_empty() {
             continue;
         }
@@ -207,24 +201,93 @@ async fn settle_durability(batch: &mut [Pending], shared: &Shared) {
     }
 }
 
-fn handle(
-    publish: Publish,
+/// Validates and routes a batch of publishes, then enqueues them queue by queue: each queue
+/// takes its share of the batch, in publish order, under one lock and with one dispatch (a
+/// fanout message would otherwise lock and dispatch every queue once per message). Queues that
+/// accept keep a message even when another refuses it (as RabbitMQ does); the publisher hears
+/// of any refusal. Unconfirmed publishes get no `Pending`.
+fn route_and_enqueue(
+    batch: Vec<PublishUp>,
     shared: &Shared,
     last_exchange: &mut LastExchange,
-    durable: &mut Vec<(Arc<QueueLog>, u64)>,
-) -> Outcome {
+) -> Vec<Pending> {
+    let mut pending = Vec::with_capacity(batch.len());
+    // Per queue: the queue, and its messages with the index of their publish in `pending`.
+    let mut shares: Vec<(Arc<queue::Queue>, Vec<usize>, Vec<QueuedMessage>)> = Vec::new();
+    let mut share_of: HashMap<*const queue::Queue, usize> = HashMap::new();
+    for PublishUp::Publish(publish) in batch {
+        let seq = publish.seq;
+        let at = pending.len();
+        let outcome = match prepare(publish, shared, last_exchange) {
+            Prepared::Done(outcome) => outcome,
+            Prepared::Enqueue { queues, message } => {
+                for queue in queues {
+                    let share = *share_of.entry(Arc::as_ptr(&queue)).or_insert_with(|| {
+                        shares.push((Arc::clone(&queue), Vec::new(), Vec::new()));
+                        shares.len() - 1
+                    });
+                    shares[share].1.push(at);
+                    shares[share].2.push(message.clone());
+                }
+                Outcome::Routed
+            }
+        };
+        pending.push(Pending {
+            seq,
+            outcome,
+            durable: Vec::new(),
+        });
+    }
+    let mut full: HashMap<usize, Vec<String>> = HashMap::new();
+    for (queue, publishes, messages) in shares {
+        let (refused, durable_lsn) = queue.enqueue_each(messages);
+        for position in refused {
+            full.entry(publishes[position])
+                .or_default()
+                .push(queue.name().to_owned());
+        }
+        if let (Some(lsn), Some(log)) = (durable_lsn, queue.log()) {
+            for &at in &publishes {
+                let durable = &mut pending[at].durable;
+                if !durable
+                    .last()
+                    .is_some_and(|(last, _)| Arc::ptr_eq(last, &log))
+                {
+                    durable.push((Arc::clone(&log), lsn));
+                }
+            }
+        }
+    }
+    for (at, queues) in full {
+        pending[at].outcome = Outcome::Rejected(wire_error(&BrokerError::QueueFull { queues }));
+    }
+    pending.retain(|p| {
+        if p.seq != UNCONFIRMED {
+            return true;
+        }
+        if let Outcome::Rejected(error) = &p.outcome {
+            tracing::debug!(%error, "unconfirmed publish refused");
+        }
+        false
+    });
+    pending
+}
+
+fn prepare(publish: Publish, shared: &Shared, last_exchange: &mut LastExchange) -> Prepared {
     let limit = shared.config.max_message_bytes as usize;
     if publish.body.len() > limit {
-        return Outcome::Rejected(wire_error(&BrokerError::MessageTooLarge {
-            size: publish.body.len(),
-            limit,
-        }));
+        return Prepared::Done(Outcome::Rejected(wire_error(
+            &BrokerError::MessageTooLarge {
+                size: publish.body.len(),
+                limit,
+            },
+        )));
     }
     if let Err(error) = validate_name(NameKind::Exchange, &publish.exchange)
         .and_then(|()| validate_name(NameKind::RoutingKey, &publish.routing_key))
         .and_then(|()| validate_headers(&publish.headers))
     {
-        return Outcome::Rejected(error);
+        return Prepared::Done(Outcome::Rejected(error));
     }
     let message = Message {
         routing_key: publish.routing_key,
@@ -235,25 +298,27 @@ fn handle(
     let now = Instant::now();
     let visible_at = match queue::visible_at(&message, now, SystemTime::now()) {
         Ok(at) => at,
-        Err(error) => return Outcome::Rejected(wire_error(&error)),
+        Err(error) => return Prepared::Done(Outcome::Rejected(wire_error(&error))),
     };
     let routed = match shared.topology.route(&publish.exchange, &message) {
         Ok(routed) => routed,
-        Err(error) => return Outcome::Rejected(wire_error(&error)),
+        Err(error) => return Prepared::Done(Outcome::Rejected(wire_error(&error))),
     };
     if routed.queues.is_empty() {
-        return if publish.mandatory {
+        return Prepared::Done(if publish.mandatory {
             Outcome::Returned
         } else {
             Outcome::Routed
-        };
+        });
     }
     if message.properties.persistent
         && let Some(store) = shared.topology.store()
         && routed.queues.iter().any(|q| q.properties().durable)
         && let Err(refusal) = store.check_disk()
     {
-        return Outcome::Rejected(wire_error(&BrokerError::storage(refusal.to_string())));
+        return Prepared::Done(Outcome::Rejected(wire_error(&BrokerError::storage(
+            refusal.to_string(),
+        ))));
     }
     let (exchange, message, visible_at) = match routed.dead_lettered {
         // A routing fault dead-lettered it: it is no longer the publisher's delayed message.
@@ -264,26 +329,10 @@ fn handle(
             visible_at,
         ),
     };
-    // Queues that accept keep the message even when another refuses (as RabbitMQ does); the
-    // publisher hears of any refusal.
-    let mut full = Vec::new();
-    for queue in &routed.queues {
-        let enqueued =
-            queue.enqueue([
-                QueuedMessage::new(Arc::clone(&exchange), Arc::clone(&message))
-                    .visible_at(visible_at),
-            ]);
-        if enqueued.refused > 0 {
-            full.push(queue.name().to_owned());
-        }
-        if let (Some(lsn), Some(log)) = (enqueued.durable_lsn, queue.log()) {
-            durable.push((log, lsn));
-        }
+    Prepared::Enqueue {
+        queues: routed.queues,
+        message: QueuedMessage::new(exchange, message).visible_at(visible_at),
     }
-    if !full.is_empty() {
-        return Outcome::Rejected(wire_error(&BrokerError::QueueFull { queues: full }));
-    }
-    Outcome::Routed
 }
 
 /// The name of the exchange a stream last published to. Every queued copy of a message holds
