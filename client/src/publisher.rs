@@ -59,6 +59,19 @@ impl OutgoingMessage {
         }
     }
 
+    /// The wire frame for this message, numbered `seq`.
+    fn into_frame(self, seq: u64) -> Publish {
+        Publish {
+            seq,
+            exchange: self.exchange,
+            routing_key: self.routing_key,
+            mandatory: self.mandatory,
+            headers: self.headers,
+            properties: self.properties,
+            body: self.body,
+        }
+    }
+
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.headers.push((name.into(), value.into()));
         self
@@ -171,6 +184,14 @@ impl PublishStream {
         })
     }
 
+    /// Hands `frame` to the stream's writer.
+    async fn send(&self, frame: Publish) -> Result<(), ClientError> {
+        self.frames
+            .send(frame)
+            .await
+            .map_err(|_| ClientError::closed("the publish stream is gone"))
+    }
+
     fn is_closed(&self) -> bool {
         self.waiters.lock().closed.is_some() || self.frames.is_closed()
     }
@@ -220,20 +241,7 @@ impl Publisher {
                 returned: false,
             });
         }
-        let frame = Publish {
-            seq,
-            exchange: message.exchange,
-            routing_key: message.routing_key,
-            mandatory: message.mandatory,
-            headers: message.headers,
-            properties: message.properties,
-            body: message.body,
-        };
-        stream
-            .frames
-            .send(frame)
-            .await
-            .map_err(|_| ClientError::closed("the publish stream is gone"))?;
+        stream.send(message.into_frame(seq)).await?;
         Ok(Confirmation { seq, answer })
     }
 
@@ -246,20 +254,7 @@ impl Publisher {
         message: OutgoingMessage,
     ) -> Result<(), ClientError> {
         let stream = self.live_stream().await?;
-        let frame = Publish {
-            seq: UNCONFIRMED,
-            exchange: message.exchange,
-            routing_key: message.routing_key,
-            mandatory: message.mandatory,
-            headers: message.headers,
-            properties: message.properties,
-            body: message.body,
-        };
-        stream
-            .frames
-            .send(frame)
-            .await
-            .map_err(|_| ClientError::closed("the publish stream is gone"))
+        stream.send(message.into_frame(UNCONFIRMED)).await
     }
 
     /// The current publish stream, opening a new one if there is none or it broke.
