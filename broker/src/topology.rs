@@ -941,7 +941,7 @@ impl QueueHost for Topology {
                 Arc::clone(&exchange),
                 Arc::clone(&message),
             )]);
-            if enqueued.refused > 0 {
+            if !enqueued.refused.is_empty() {
                 tracing::debug!(queue = queue.name(), "dead letter refused by a full queue");
             }
             if let (Some(lsn), Some(log)) = (enqueued.durable_lsn, queue.log()) {

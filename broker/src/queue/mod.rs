@@ -185,12 +185,13 @@ pub enum Settlement {
 }
 
 /// What a queue did with the messages of one [`Queue::enqueue`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Enqueued {
     pub accepted: usize,
     pub duplicates: usize,
-    /// Refused by a length limit (`reject-publish`, `reject-publish-dlx`).
-    pub refused: usize,
+    /// Refused by a length limit (`reject-publish`, `reject-publish-dlx`): their positions
+    /// among the messages offered, in order.
+    pub refused: Vec<usize>,
     /// The log position that makes the persistent ones durable, when any was written.
     pub durable_lsn: Option<u64>,
 }
@@ -346,35 +347,16 @@ impl Queue {
             if state.deleted {
                 return outcome;
             }
-            for message in messages {
+            for (at, message) in messages.into_iter().enumerate() {
                 match state.admit(message, now) {
                     Admission::Accepted => outcome.accepted += 1,
                     Admission::Duplicate => outcome.duplicates += 1,
-                    Admission::Refused => outcome.refused += 1,
+                    Admission::Refused => outcome.refused.push(at),
                 }
             }
             outcome.durable_lsn = state.take_durable_lsn();
             state.dispatch(now);
             outcome
-        })
-    }
-
-    /// Like [`Queue::enqueue`], saying which messages a length limit refused: their positions
-    /// in `messages`, in order. One lock and one dispatch for the lot.
-    pub fn enqueue_each(&self, messages: Vec<QueuedMessage>) -> (Vec<usize>, Option<u64>) {
-        self.operate(|state, now| {
-            let mut refused = Vec::new();
-            if state.deleted {
-                return (refused, None);
-            }
-            for (at, message) in messages.into_iter().enumerate() {
-                if state.admit(message, now) == Admission::Refused {
-                    refused.push(at);
-                }
-            }
-            let durable_lsn = state.take_durable_lsn();
-            state.dispatch(now);
-            (refused, durable_lsn)
         })
     }
 

@@ -240,13 +240,13 @@ fn route_and_enqueue(
     }
     let mut full: HashMap<usize, Vec<String>> = HashMap::new();
     for (queue, publishes, messages) in shares {
-        let (refused, durable_lsn) = queue.enqueue_each(messages);
-        for position in refused {
+        let enqueued = queue.enqueue(messages);
+        for position in enqueued.refused {
             full.entry(publishes[position])
                 .or_default()
                 .push(queue.name().to_owned());
         }
-        if let (Some(lsn), Some(log)) = (durable_lsn, queue.log()) {
+        if let (Some(lsn), Some(log)) = (enqueued.durable_lsn, queue.log()) {
             for &at in &publishes {
                 let durable = &mut pending[at].durable;
                 if !durable
