@@ -25,6 +25,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Weak};
 
 use parking_lot::RwLock;
+use smallvec::{SmallVec, smallvec};
 
 use crate::error::BrokerError;
 use crate::exchange::{Exchange, ExchangeSpec, RoutingFaultPolicy};
@@ -870,8 +871,9 @@ impl Topology {
             ))));
         }
         let mut queues: Vec<Arc<Queue>> = Vec::new();
-        let mut visited = vec![start.id];
-        let mut frontier = vec![start];
+        // Most routes cross one exchange: these stay on the stack.
+        let mut visited: SmallVec<[_; 4]> = smallvec![start.id];
+        let mut frontier: SmallVec<[_; 4]> = smallvec![start];
         for _ in 0..MAX_EXCHANGES_PER_ROUTE {
             let Some(current) = frontier.pop() else { break };
             let handles = match current.router.route(current.id, message) {
@@ -884,6 +886,7 @@ impl Topology {
                 }
             };
             let state = self.state.read();
+            queues.reserve(handles.len());
             for handle in handles.iter() {
                 match state.by_handle.get(handle) {
                     Some(Node::Queue(queue)) if !queues.iter().any(|q| q.id() == queue.id()) => {

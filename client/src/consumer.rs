@@ -12,11 +12,13 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use std::sync::Arc;
 use switchyard_protocol::{
-    CancelReason, ConsumeDown, ConsumeUp, FilterSpec, Headers, Properties, StreamKind, Subscribe,
+    CancelReason, ConsumeDown, ConsumeDownFrames, ConsumeDownView, ConsumeUp, FilterSpec,
+    StreamKind, Subscribe, WireError,
 };
 use tokio::sync::{mpsc, oneshot};
 
 use crate::connection::{Connection, Session};
+use crate::delivery::{Delivery, DeliveryDecoder};
 use crate::error::ClientError;
 use crate::framed::{FramedRecv, FramedSend};
 
@@ -42,59 +44,6 @@ impl ConsumeOptions {
             prefetch: 100,
             ..ConsumeOptions::default()
         }
-    }
-}
-
-/// One delivered message.
-#[derive(Debug, Clone)]
-pub struct Delivery {
-    pub delivery_tag: u64,
-    pub exchange: String,
-    pub routing_key: String,
-    pub redelivered: bool,
-    /// Deliveries before this one.
-    pub delivery_count: u32,
-    pub headers: Headers,
-    pub properties: Box<Properties>,
-    pub body: Bytes,
-    acks: mpsc::UnboundedSender<ConsumeUp>,
-}
-
-impl Delivery {
-    fn settle(&self, frame: ConsumeUp) -> Result<(), ClientError> {
-        self.acks
-            .send(frame)
-            .map_err(|_| ClientError::closed("the consume stream is gone"))
-    }
-
-    pub fn ack(&self) -> Result<(), ClientError> {
-        self.settle(ConsumeUp::Ack {
-            delivery_tag: self.delivery_tag,
-            multiple: false,
-        })
-    }
-
-    /// Acknowledges this and every earlier delivery of the consumer.
-    pub fn ack_multiple(&self) -> Result<(), ClientError> {
-        self.settle(ConsumeUp::Ack {
-            delivery_tag: self.delivery_tag,
-            multiple: true,
-        })
-    }
-
-    pub fn nack(&self, multiple: bool, requeue: bool) -> Result<(), ClientError> {
-        self.settle(ConsumeUp::Nack {
-            delivery_tag: self.delivery_tag,
-            multiple,
-            requeue,
-        })
-    }
-
-    pub fn reject(&self, requeue: bool) -> Result<(), ClientError> {
-        self.settle(ConsumeUp::Reject {
-            delivery_tag: self.delivery_tag,
-            requeue,
-        })
     }
 }
 
@@ -302,6 +251,7 @@ impl Subscription {
     async fn serve(&mut self, mut send: FramedSend, mut recv: FramedRecv) -> StreamEnd {
         // Deliveries carry this stream's ack channel: their tags mean nothing on another.
         let (acks, mut acks_rx) = mpsc::unbounded_channel();
+        let mut decoder = DeliveryDecoder::new(acks);
         let mut requests_open = true;
         // Syncs sent on this stream, answered in order; dropped (an error for the caller) when
         // the stream ends.
@@ -309,25 +259,25 @@ impl Subscription {
             std::collections::VecDeque::new();
         let mut next_sync = 1u64;
         // A frame read while gathering a batch of deliveries, handled on the next round.
-        let mut carried: Option<ConsumeDown> = None;
+        let mut carried: Option<Down> = None;
         loop {
             tokio::select! {
                 frame = async {
                     match carried.take() {
                         Some(frame) => Ok(Some(frame)),
-                        None => recv.next::<ConsumeDown>().await,
+                        None => recv.next_view::<ConsumeDownFrames, _>(|view, payload| Down::from_view(view, payload, &mut decoder)).await,
                     }
                 } => {
                     let first = match frame {
-                        Ok(Some(ConsumeDown::Deliver(d))) => d,
-                        Ok(Some(ConsumeDown::Cancelled { reason })) => return match reason {
+                        Ok(Some(Down::Deliver(d))) => d,
+                        Ok(Some(Down::Cancelled(reason))) => return match reason {
                             CancelReason::ClientRequest => StreamEnd::Finished,
                             CancelReason::ServerShutdown => StreamEnd::SessionLost,
                             CancelReason::Error(error) => StreamEnd::Failed(ClientError::Refused(error)),
                             other => StreamEnd::Failed(ClientError::closed(format!("subscription cancelled: {other:?}"))),
                         },
-                        Ok(Some(ConsumeDown::Error(error))) => return StreamEnd::Failed(ClientError::Refused(error)),
-                        Ok(Some(ConsumeDown::Synced { id })) => {
+                        Ok(Some(Down::Error(error))) => return StreamEnd::Failed(ClientError::Refused(error)),
+                        Ok(Some(Down::Synced(id))) => {
                             while let Some((waiting, _)) = syncs.front() {
                                 if *waiting > id {
                                     break;
@@ -337,22 +287,27 @@ impl Subscription {
                             }
                             continue;
                         }
-                        Ok(Some(ConsumeDown::Subscribed { .. })) => {
+                        Ok(Some(Down::Subscribed)) => {
                             return StreamEnd::Failed(ClientError::Protocol("a second Subscribed".into()));
                         }
                         Ok(None) | Err(_) => return StreamEnd::SessionLost,
                     };
-                    let mut batch = vec![delivery(first, &acks)];
+                    let mut batch = Vec::with_capacity(MAX_DELIVERIES_PER_BATCH);
+                    batch.push(first);
+                    // A malformed frame ends the stream once the deliveries before it are out.
+                    let mut malformed = false;
                     while batch.len() < MAX_DELIVERIES_PER_BATCH {
-                        match recv.next_buffered::<ConsumeDown>() {
-                            Ok(Some(ConsumeDown::Deliver(d))) => batch.push(delivery(d, &acks)),
+                        match recv.next_buffered_view::<ConsumeDownFrames, _>(|view, payload| Down::from_view(view, payload, &mut decoder)) {
+                            Ok(Some(Down::Deliver(d))) => batch.push(d),
                             Ok(Some(other)) => {
                                 carried = Some(other);
                                 break;
                             }
-                            // A malformed frame is found again (and ends the stream) on the
-                            // next read.
-                            Ok(None) | Err(_) => break,
+                            Ok(None) => break,
+                            Err(_) => {
+                                malformed = true;
+                                break;
+                            }
                         }
                     }
                     if self.deliveries.send(Ok(batch)).await.is_err() {
@@ -360,6 +315,9 @@ impl Subscription {
                         let _ = send.send(&ConsumeUp::Cancel).await;
                         send.finish();
                         return StreamEnd::Finished;
+                    }
+                    if malformed {
+                        return StreamEnd::Failed(ClientError::Protocol("the broker sent a malformed frame".into()));
                     }
                 }
                 ack = acks_rx.recv() => {
@@ -401,18 +359,28 @@ impl Subscription {
     }
 }
 
-/// The user's view of a delivery received on the stream whose ack channel is `acks`.
-fn delivery(d: switchyard_protocol::Delivery, acks: &mpsc::UnboundedSender<ConsumeUp>) -> Delivery {
-    Delivery {
-        delivery_tag: d.delivery_tag,
-        exchange: d.exchange,
-        routing_key: d.routing_key,
-        redelivered: d.redelivered,
-        delivery_count: d.delivery_count,
-        headers: d.headers,
-        properties: d.properties,
-        body: d.body,
-        acks: acks.clone(),
+/// A frame of the consume stream, with a delivery already made the user's.
+enum Down {
+    Deliver(Delivery),
+    Subscribed,
+    Cancelled(CancelReason),
+    Error(WireError),
+    Synced(u64),
+}
+
+impl Down {
+    fn from_view(
+        view: ConsumeDownView<'_>,
+        payload: &Bytes,
+        decoder: &mut DeliveryDecoder,
+    ) -> Down {
+        match view {
+            ConsumeDownView::Deliver(d) => Down::Deliver(decoder.delivery(d, payload)),
+            ConsumeDownView::Subscribed { .. } => Down::Subscribed,
+            ConsumeDownView::Cancelled { reason } => Down::Cancelled(reason),
+            ConsumeDownView::Error(error) => Down::Error(error),
+            ConsumeDownView::Synced { id } => Down::Synced(id),
+        }
     }
 }
 

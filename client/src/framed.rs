@@ -1,10 +1,10 @@
 //! Frames over one QUIC stream: a reader that buffers and decodes, a writer that coalesces
 //! encoded frames into one write. The broker uses these too, so both ends agree on framing.
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use switchyard_protocol::{FrameDecoder, FrameEncoder, StreamKind};
+use switchyard_protocol::{FrameDecoder, FrameEncoder, FrameView, StreamKind};
 
 use crate::error::FrameError;
 
@@ -30,8 +30,35 @@ impl FramedRecv {
 
     /// The next frame, reading as needed; `None` at a clean end of stream.
     pub async fn next<F: DeserializeOwned>(&mut self) -> Result<Option<F>, FrameError> {
+        self.next_decoded(|decoder, buffer| decoder.decode(buffer))
+            .await
+    }
+
+    /// A frame already received, without waiting for more.
+    pub fn next_buffered<F: DeserializeOwned>(&mut self) -> Result<Option<F>, FrameError> {
+        Ok(self.decoder.decode(&mut self.buffer)?)
+    }
+
+    /// Like [`next`](Self::next) for a frame decoded in place (see
+    /// [`FrameDecoder::decode_view`]): `finish` turns the borrowed frame into what is kept.
+    pub async fn next_view<V: FrameView, R>(
+        &mut self,
+        mut finish: impl for<'p> FnMut(V::Frame<'p>, &'p bytes::Bytes) -> R,
+    ) -> Result<Option<R>, FrameError> {
+        self.next_decoded(|decoder, buffer| decoder.decode_view::<V, R>(buffer, &mut finish))
+            .await
+    }
+
+    /// Runs `decode` on the buffer, reading more until it yields a frame or the stream ends.
+    async fn next_decoded<R>(
+        &mut self,
+        mut decode: impl FnMut(
+            &FrameDecoder,
+            &mut BytesMut,
+        ) -> Result<Option<R>, switchyard_protocol::DecodeError>,
+    ) -> Result<Option<R>, FrameError> {
         loop {
-            if let Some(frame) = self.decoder.decode(&mut self.buffer)? {
+            if let Some(frame) = decode(&self.decoder, &mut self.buffer)? {
                 return Ok(Some(frame));
             }
             if !self.fill().await? {
@@ -44,9 +71,12 @@ impl FramedRecv {
         }
     }
 
-    /// A frame already received, without waiting for more.
-    pub fn next_buffered<F: DeserializeOwned>(&mut self) -> Result<Option<F>, FrameError> {
-        Ok(self.decoder.decode(&mut self.buffer)?)
+    /// Like [`next_buffered`](Self::next_buffered) for a frame decoded in place.
+    pub fn next_buffered_view<V: FrameView, R>(
+        &mut self,
+        finish: impl for<'p> FnOnce(V::Frame<'p>, &'p bytes::Bytes) -> R,
+    ) -> Result<Option<R>, FrameError> {
+        Ok(self.decoder.decode_view::<V, R>(&mut self.buffer, finish)?)
     }
 
     /// The stream-kind byte that opens every stream (see `switchyard_protocol::StreamKind`).
@@ -78,6 +108,9 @@ impl FramedRecv {
 pub struct FramedSend {
     stream: quinn::SendStream,
     buffer: BytesMut,
+    /// Flushed from `buffer` but not yet taken by the stream (a flush waiting on flow control
+    /// was dropped): written first by the next flush.
+    unwritten: Bytes,
     encoder: FrameEncoder,
 }
 
@@ -86,6 +119,7 @@ impl FramedSend {
         FramedSend {
             stream,
             buffer: BytesMut::with_capacity(READ_CHUNK),
+            unwritten: Bytes::new(),
             encoder: FrameEncoder::new(max_frame),
         }
     }
@@ -102,15 +136,25 @@ impl FramedSend {
 
     /// Bytes waiting to be flushed.
     pub fn pending(&self) -> usize {
-        self.buffer.len()
+        self.unwritten.len() + self.buffer.len()
     }
 
+    /// Writes everything pushed so far. Cancel-safe: if the future is dropped while the stream
+    /// waits for flow control, nothing is lost or torn; the rest goes out with the next flush.
     pub async fn flush(&mut self) -> Result<(), FrameError> {
-        if !self.buffer.is_empty() {
-            let bytes = self.buffer.split().freeze();
-            self.stream.write_chunk(bytes).await?;
+        loop {
+            if self.unwritten.is_empty() {
+                if self.buffer.is_empty() {
+                    return Ok(());
+                }
+                self.unwritten = self.buffer.split().freeze();
+            }
+            // `write_chunks` writes nothing unless it resolves, and leaves the unwritten
+            // suffix in place.
+            self.stream
+                .write_chunks(std::slice::from_mut(&mut self.unwritten))
+                .await?;
         }
-        Ok(())
     }
 
     pub async fn send<F: Serialize>(&mut self, frame: &F) -> Result<(), FrameError> {

@@ -25,6 +25,7 @@
 
 mod connection;
 mod consumer;
+mod delivery;
 mod error;
 pub mod framed;
 mod publisher;
@@ -32,7 +33,8 @@ mod rpc;
 mod tls;
 
 pub use connection::{ConnectOptions, Connection, ExchangeOptions, ImportReport, QueueOptions};
-pub use consumer::{ConsumeOptions, Consumer, Delivery};
+pub use consumer::{ConsumeOptions, Consumer};
+pub use delivery::{Delivery, SharedStr};
 pub use error::{ClientError, FrameError};
 pub use publisher::{Confirmation, Confirmed, OutgoingMessage, Publisher};
 pub use rpc::RpcClient;

@@ -19,7 +19,7 @@ use bytes::Bytes;
 use switchyard_protocol::{
     Headers, Properties, Publish, PublishDown, PublishUp, StreamKind, UNCONFIRMED,
 };
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::sync::{Semaphore, oneshot};
 
 use crate::connection::Connection;
 use crate::error::ClientError;
@@ -150,11 +150,16 @@ pub struct Publisher {
     stream: Option<PublishStream>,
 }
 
-/// One publish stream and the confirmations awaited on it.
+/// One publish stream and the confirmations awaited on it. Publishes are written by the
+/// caller's own task, straight onto the stream: no writer task sits between a publish and the
+/// connection, so a lone publish costs no task hand-off. A burst still leaves in few packets:
+/// the stream's bytes wait in the connection's send buffer until its driver task runs.
 #[derive(Debug)]
 struct PublishStream {
     next_seq: u64,
-    frames: mpsc::Sender<Publish>,
+    send: FramedSend,
+    /// A write failed: the stream is unusable and the next publish opens another.
+    broken: bool,
     waiters: Waiters,
     room: Arc<Semaphore>,
     blocked: Arc<AtomicBool>,
@@ -164,11 +169,9 @@ impl PublishStream {
     async fn open(connection: &Connection, max_in_flight: usize) -> Result<Self, ClientError> {
         let session = connection.session().await?;
         let (send, recv) = session.open_stream(StreamKind::Publish).await?;
-        let (frames, outgoing) = mpsc::channel(1024);
         let waiters: Waiters = Arc::default();
         let room = Arc::new(Semaphore::new(max_in_flight.max(1)));
         let blocked = Arc::new(AtomicBool::new(false));
-        tokio::spawn(write_publishes(send, outgoing));
         tokio::spawn(read_outcomes(
             recv,
             Arc::clone(&waiters),
@@ -177,23 +180,31 @@ impl PublishStream {
         ));
         Ok(PublishStream {
             next_seq: 1,
-            frames,
+            send,
+            broken: false,
             waiters,
             room,
             blocked,
         })
     }
 
-    /// Hands `frame` to the stream's writer.
-    async fn send(&self, frame: Publish) -> Result<(), ClientError> {
-        self.frames
-            .send(frame)
-            .await
-            .map_err(|_| ClientError::closed("the publish stream is gone"))
+    /// Encodes `frame` for the stream; an unencodable frame (larger than the broker accepts)
+    /// is refused here and leaves the stream as it was.
+    fn push(&mut self, frame: Publish) -> Result<(), ClientError> {
+        Ok(self.send.push(&PublishUp::Publish(frame))?)
+    }
+
+    /// Writes what was pushed. Cancel-safe: a write interrupted while the broker holds the
+    /// stream back goes out with the next one.
+    async fn flush(&mut self) -> Result<(), ClientError> {
+        self.send.flush().await.map_err(|error| {
+            self.broken = true;
+            ClientError::from(error)
+        })
     }
 
     fn is_closed(&self) -> bool {
-        self.waiters.lock().closed.is_some() || self.frames.is_closed()
+        self.broken || self.waiters.lock().closed.is_some()
     }
 }
 
@@ -226,11 +237,15 @@ impl Publisher {
             .acquire_owned()
             .await
             .map_err(|_| ClientError::closed("the publish stream is gone"))?;
-        permit.forget();
         let seq = stream.next_seq;
+        stream.push(message.into_frame(seq))?;
+        // Pushed: the seq is used and its permit comes back with its answer.
         stream.next_seq += 1;
+        permit.forget();
         let (answer_tx, answer) = oneshot::channel();
         {
+            // Checked under the lock that the reader closes it with, so a waiter is never
+            // added after the reader has failed the rest.
             let mut waiting = stream.waiters.lock();
             if let Some(error) = &waiting.closed {
                 return Err(error.clone());
@@ -241,7 +256,7 @@ impl Publisher {
                 returned: false,
             });
         }
-        stream.send(message.into_frame(seq)).await?;
+        stream.flush().await?;
         Ok(Confirmation { seq, answer })
     }
 
@@ -254,7 +269,8 @@ impl Publisher {
         message: OutgoingMessage,
     ) -> Result<(), ClientError> {
         let stream = self.live_stream().await?;
-        stream.send(message.into_frame(UNCONFIRMED)).await
+        stream.push(message.into_frame(UNCONFIRMED))?;
+        stream.flush().await
     }
 
     /// The current publish stream, opening a new one if there is none or it broke.
@@ -273,30 +289,6 @@ impl Publisher {
     ) -> Result<Confirmed, ClientError> {
         self.publish(message).await?.wait().await
     }
-}
-
-/// Coalesces queued publishes into large writes.
-async fn write_publishes(mut send: FramedSend, mut outgoing: mpsc::Receiver<Publish>) {
-    const COALESCE_BYTES: usize = 256 * 1024;
-    while let Some(first) = outgoing.recv().await {
-        if send.push(&PublishUp::Publish(first)).is_err() {
-            return;
-        }
-        while send.pending() < COALESCE_BYTES {
-            match outgoing.try_recv() {
-                Ok(next) => {
-                    if send.push(&PublishUp::Publish(next)).is_err() {
-                        return;
-                    }
-                }
-                Err(_) => break,
-            }
-        }
-        if send.flush().await.is_err() {
-            return;
-        }
-    }
-    send.finish();
 }
 
 /// Resolves confirmations as the broker's answers arrive.

@@ -11,7 +11,8 @@ use bytes::Bytes;
 use tokio::sync::{Mutex, oneshot};
 
 use crate::connection::{Connection, QueueOptions};
-use crate::consumer::{ConsumeOptions, Delivery};
+use crate::consumer::ConsumeOptions;
+use crate::delivery::Delivery;
 use crate::error::ClientError;
 use crate::publisher::{OutgoingMessage, Publisher};
 

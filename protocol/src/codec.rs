@@ -184,6 +184,13 @@ fn encoded_size<F: Serialize>(frame: &F) -> usize {
     }
 }
 
+/// A frame type that borrows from the payload it was decoded from, for
+/// [`FrameDecoder::decode_view`]: `Frame<'p>` is the type decoded from a payload that lives
+/// for `'p`.
+pub trait FrameView {
+    type Frame<'p>: serde::Deserialize<'p>;
+}
+
 /// Decodes frames of one stream from a receive buffer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FrameDecoder {
@@ -214,6 +221,35 @@ impl FrameDecoder {
         &self,
         buf: &mut BytesMut,
     ) -> Result<Option<F>, DecodeError> {
+        let Some(payload) = self.take_payload(buf)? else {
+            return Ok(None);
+        };
+        let decoded = crate::body::sharing_frame(&payload, || {
+            bincode::serde::decode_from_slice::<F, _>(&payload, wire_config())
+        });
+        check_used(decoded, payload.len()).map(Some)
+    }
+
+    /// Like [`decode`](Self::decode), for a frame type whose values borrow from the payload
+    /// (strings as `&str`, bodies as `&[u8]`): `finish` gets the decoded value and the payload
+    /// it borrows from (to slice a body out of it, say) and makes what the caller keeps. The
+    /// same bounds apply; nothing is allocated for a borrowed string or body.
+    pub fn decode_view<V: FrameView, R>(
+        &self,
+        buf: &mut BytesMut,
+        finish: impl for<'p> FnOnce(V::Frame<'p>, &'p Bytes) -> R,
+    ) -> Result<Option<R>, DecodeError> {
+        let Some(payload) = self.take_payload(buf)? else {
+            return Ok(None);
+        };
+        let decoded =
+            bincode::serde::borrow_decode_from_slice::<V::Frame<'_>, _>(&payload, wire_config());
+        let frame = check_used(decoded, payload.len())?;
+        Ok(Some(finish(frame, &payload)))
+    }
+
+    /// Takes one whole frame's payload off the front of `buf`, if it holds one.
+    fn take_payload(&self, buf: &mut BytesMut) -> Result<Option<Bytes>, DecodeError> {
         let Some(prefix) = buf.first_chunk::<LENGTH_PREFIX_BYTES>() else {
             return Ok(None);
         };
@@ -227,14 +263,18 @@ impl FrameDecoder {
             return Ok(None);
         }
         buf.advance(LENGTH_PREFIX_BYTES);
-        let payload: Bytes = buf.split_to(frame_len).freeze();
-        let decoded = crate::body::sharing_frame(&payload, || {
-            bincode::serde::decode_from_slice::<F, _>(&payload, wire_config())
-        });
-        match decoded {
-            Ok((frame, used)) if used == frame_len => Ok(Some(frame)),
-            Ok((_, used)) => Err(DecodeError::TrailingBytes { frame_len, used }),
-            Err(source) => Err(DecodeError::Malformed { frame_len, source }),
-        }
+        Ok(Some(buf.split_to(frame_len).freeze()))
+    }
+}
+
+/// A decoded frame must use its whole payload.
+fn check_used<F>(
+    decoded: Result<(F, usize), bincode::error::DecodeError>,
+    frame_len: usize,
+) -> Result<F, DecodeError> {
+    match decoded {
+        Ok((frame, used)) if used == frame_len => Ok(frame),
+        Ok((_, used)) => Err(DecodeError::TrailingBytes { frame_len, used }),
+        Err(source) => Err(DecodeError::Malformed { frame_len, source }),
     }
 }

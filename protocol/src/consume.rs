@@ -183,6 +183,45 @@ impl serde::Serialize for Fields<'_, '_> {
     }
 }
 
+/// [`ConsumeDown`] decoded in place (see [`FrameDecoder::decode_view`]): a delivery's names
+/// and body borrow from the frame's payload instead of being allocated, so a client can share
+/// them or slice the body out of the payload. Its variants and fields mirror [`ConsumeDown`]
+/// exactly, so it decodes the same bytes.
+///
+/// [`FrameDecoder::decode_view`]: crate::FrameDecoder::decode_view
+// Unboxed on purpose: a view lives only while its frame is turned into what the caller keeps.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+pub enum ConsumeDownView<'a> {
+    Subscribed { consumer_tag: String },
+    Deliver(#[serde(borrow)] DeliveryView<'a>),
+    Cancelled { reason: CancelReason },
+    Error(WireError),
+    Synced { id: u64 },
+}
+
+/// A [`Delivery`] borrowing its exchange, routing key and body from the frame.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+pub struct DeliveryView<'a> {
+    pub delivery_tag: u64,
+    pub exchange: &'a str,
+    pub routing_key: &'a str,
+    pub redelivered: bool,
+    pub delivery_count: u32,
+    #[serde(with = "crate::bounded::pairs")]
+    pub headers: Headers,
+    pub properties: Properties,
+    pub body: &'a [u8],
+}
+
+/// Names [`ConsumeDownView`] for [`FrameDecoder::decode_view`](crate::FrameDecoder::decode_view).
+#[derive(Debug, Clone, Copy)]
+pub struct ConsumeDownFrames;
+
+impl crate::codec::FrameView for ConsumeDownFrames {
+    type Frame<'p> = ConsumeDownView<'p>;
+}
+
 /// Why the broker ended a subscription.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum CancelReason {

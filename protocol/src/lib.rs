@@ -35,10 +35,11 @@ mod version;
 pub use body::SHARE_BODIES_FROM;
 pub use codec::{
     CLAIM_HEADROOM, DEFAULT_MAX_FRAME, DecodeError, EncodeError, FrameDecoder, FrameEncoder,
-    LENGTH_PREFIX_BYTES, encode,
+    FrameView, LENGTH_PREFIX_BYTES, encode,
 };
 pub use consume::{
-    CancelReason, ConsumeDown, ConsumeUp, DeliverRef, Delivery, FilterSpec, Subscribe,
+    CancelReason, ConsumeDown, ConsumeDownFrames, ConsumeDownView, ConsumeUp, DeliverRef, Delivery,
+    DeliveryView, FilterSpec, Subscribe,
 };
 pub use control::{
     Auth, Binding, ControlDown, ControlOk, ControlOp, ControlReply, ControlRequest, ControlUp,

@@ -11,11 +11,11 @@ use bytes::{Bytes, BytesMut};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use switchyard_protocol::{
-    Auth, Binding, CancelReason, ConsumeDown, ConsumeUp, ControlDown, ControlOk, ControlOp,
-    ControlReply, ControlRequest, ControlUp, DeliverRef, Delivery, DestinationKind, ErrorCode,
-    ExchangeInfo, FilterSpec, FrameDecoder, Hello, PROTOCOL_VERSION, PluginInfo, PluginKind,
-    PluginSource, PluginStatus, Properties, Publish, PublishDown, PublishUp, QueueInfo,
-    SHARE_BODIES_FROM, Subscribe, Welcome, WireError, encode,
+    Auth, Binding, CancelReason, ConsumeDown, ConsumeDownFrames, ConsumeDownView, ConsumeUp,
+    ControlDown, ControlOk, ControlOp, ControlReply, ControlRequest, ControlUp, DeliverRef,
+    Delivery, DestinationKind, ErrorCode, ExchangeInfo, FilterSpec, FrameDecoder, Hello,
+    PROTOCOL_VERSION, PluginInfo, PluginKind, PluginSource, PluginStatus, Properties, Publish,
+    PublishDown, PublishUp, QueueInfo, SHARE_BODIES_FROM, Subscribe, Welcome, WireError, encode,
 };
 
 fn assert_round_trips<F>(frame: &F)
@@ -617,4 +617,66 @@ fn a_borrowed_deliver_encodes_exactly_as_the_owned_frame() {
         let decoded: ConsumeDown = FrameDecoder::default().decode(&mut b).unwrap().unwrap();
         assert_eq!(decoded, owned);
     }
+}
+
+#[test]
+fn every_consume_down_frame_decodes_in_place_as_it_decodes_owned() {
+    for frame in consume_down_samples() {
+        let mut buf = BytesMut::new();
+        encode(&frame, &mut buf).unwrap();
+        let viewed = FrameDecoder::default()
+            .decode_view::<ConsumeDownFrames, _>(&mut buf, |view, payload| match view {
+                ConsumeDownView::Subscribed { consumer_tag } => {
+                    ConsumeDown::Subscribed { consumer_tag }
+                }
+                ConsumeDownView::Deliver(d) => {
+                    let inside =
+                        payload.as_ptr_range().contains(&d.body.as_ptr()) || d.body.is_empty();
+                    assert!(inside, "the body is borrowed from the payload");
+                    ConsumeDown::Deliver(Delivery {
+                        delivery_tag: d.delivery_tag,
+                        exchange: d.exchange.to_owned(),
+                        routing_key: d.routing_key.to_owned(),
+                        redelivered: d.redelivered,
+                        delivery_count: d.delivery_count,
+                        headers: d.headers,
+                        properties: Box::new(d.properties),
+                        body: Bytes::copy_from_slice(d.body),
+                    })
+                }
+                ConsumeDownView::Cancelled { reason } => ConsumeDown::Cancelled { reason },
+                ConsumeDownView::Error(error) => ConsumeDown::Error(error),
+                ConsumeDownView::Synced { id } => ConsumeDown::Synced { id },
+            })
+            .unwrap()
+            .expect("a whole frame");
+        assert_eq!(viewed, frame);
+        assert!(buf.is_empty(), "decoding left {} bytes", buf.len());
+    }
+}
+
+#[test]
+fn a_view_of_a_truncated_or_padded_frame_is_refused() {
+    let mut buf = BytesMut::new();
+    encode(&consume_down_samples()[1], &mut buf).unwrap();
+    // Half a frame is not a frame yet.
+    let mut half = buf.clone();
+    half.truncate(buf.len() / 2);
+    let decoder = FrameDecoder::default();
+    assert!(
+        decoder
+            .decode_view::<ConsumeDownFrames, _>(&mut half, |_, _| ())
+            .unwrap()
+            .is_none()
+    );
+    // A frame whose length claims one byte more than its value uses.
+    let mut padded = buf.clone();
+    padded.extend_from_slice(&[0]);
+    let len = u32::from_be_bytes(padded[..4].try_into().unwrap()) + 1;
+    padded[..4].copy_from_slice(&len.to_be_bytes());
+    assert!(
+        decoder
+            .decode_view::<ConsumeDownFrames, _>(&mut padded, |_, _| ())
+            .is_err()
+    );
 }

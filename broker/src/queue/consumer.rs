@@ -9,8 +9,7 @@ use std::collections::{BTreeSet, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::mpsc;
-
+use super::delivery_channel::DeliverySender;
 use super::{Cancellation, QueuedMessage};
 use crate::plugin::CompiledFilter;
 
@@ -37,10 +36,11 @@ pub struct Delivery {
     pub queued: QueuedMessage,
 }
 
-/// What travels on a consumer's channel.
+/// What travels on a consumer's channel (see `delivery_channel`).
 #[derive(Debug)]
 pub enum DeliveryEvent {
-    Deliver(Delivery),
+    /// What one dispatch delivered to the consumer, in tag order.
+    Deliver(Vec<Delivery>),
     Cancelled(Cancellation),
 }
 
@@ -70,7 +70,7 @@ pub(super) struct Settled {
 pub(super) struct Consumer {
     pub(super) id: ConsumerId,
     pub(super) spec: ConsumerSpec,
-    events: mpsc::Sender<DeliveryEvent>,
+    events: DeliverySender,
     /// Tags and delivery times increase together.
     pub(super) unacked: Unacked,
     next_tag: u64,
@@ -81,15 +81,11 @@ pub(super) struct Consumer {
     rejected: HashSet<u64>,
     /// Deliveries made by the current dispatch, sent when it ends (after a durable queue has
     /// recorded them, so a crash cannot hide that they were delivered).
-    outbox: Vec<DeliveryEvent>,
+    outbox: Vec<Delivery>,
 }
 
 impl Consumer {
-    pub(super) fn new(
-        id: ConsumerId,
-        spec: ConsumerSpec,
-        events: mpsc::Sender<DeliveryEvent>,
-    ) -> Self {
+    pub(super) fn new(id: ConsumerId, spec: ConsumerSpec, events: DeliverySender) -> Self {
         Consumer {
             id,
             spec,
@@ -108,9 +104,7 @@ impl Consumer {
         let within_prefetch = self.spec.no_ack
             || self.spec.prefetch == 0
             || self.unacked.len() < self.spec.prefetch as usize;
-        within_prefetch
-            && self.events.capacity() > 1 + self.outbox.len()
-            && !self.events.is_closed()
+        within_prefetch && self.events.has_room(1 + self.outbox.len())
     }
 
     /// Whether its filter (if any) lets `message` through.
@@ -148,7 +142,7 @@ impl Consumer {
             queued: message.clone(),
         };
         message.delivery_count += 1;
-        self.outbox.push(DeliveryEvent::Deliver(delivery));
+        self.outbox.push(delivery);
         if !self.spec.no_ack {
             self.unacked.push(
                 tag,
@@ -160,14 +154,10 @@ impl Consumer {
         }
     }
 
-    /// Sends the deliveries made since the last call.
+    /// Sends the deliveries made since the last call, as one batch.
     pub(super) fn send_outbox(&mut self) {
-        for event in self.outbox.drain(..) {
-            if self.events.try_send(event).is_err() {
-                // has_credit counted the outbox against the channel's capacity under the queue
-                // lock; only a closed channel fails, and then the connection is gone and the
-                // message stays unacked, to come back.
-            }
+        if !self.outbox.is_empty() {
+            self.events.send(std::mem::take(&mut self.outbox));
         }
     }
 
@@ -221,7 +211,7 @@ impl Consumer {
     }
 
     pub(super) fn cancel(&self, reason: Cancellation) {
-        let _ = self.events.try_send(DeliveryEvent::Cancelled(reason));
+        self.events.cancel(reason);
     }
 }
 

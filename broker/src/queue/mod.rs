@@ -31,6 +31,7 @@ mod consumer;
 mod dead_letter;
 mod dedup;
 mod delay;
+mod delivery_channel;
 mod durable;
 mod memory;
 mod policy;
@@ -43,6 +44,7 @@ mod timer;
 pub use consumer::{ConsumerId, ConsumerSpec, Delivery, DeliveryEvent};
 pub use dead_letter::{DeathPlace, DeathReason, closes_cycle, dead_lettered};
 pub use delay::visible_at;
+pub use delivery_channel::{DeliveryReceiver, DeliverySender, delivery_channel};
 pub use durable::Window;
 pub use memory::MemoryGauge;
 pub use policy::{KNOWN_ARGUMENTS, Overflow, QueuePolicy};
@@ -54,7 +56,6 @@ use std::sync::{Arc, Weak};
 use std::time::Instant;
 
 use parking_lot::{Mutex, MutexGuard};
-use tokio::sync::mpsc;
 
 use crate::message::Message;
 use crate::store::{QueueLog, Recovered};
@@ -364,7 +365,7 @@ impl Queue {
     pub fn subscribe(
         &self,
         spec: ConsumerSpec,
-        events: mpsc::Sender<DeliveryEvent>,
+        events: DeliverySender,
     ) -> Result<ConsumerId, Cancellation> {
         let id = ConsumerId(self.next_consumer.fetch_add(1, Ordering::Relaxed));
         self.operate(|state, now| {

@@ -10,11 +10,10 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
-use tokio::sync::mpsc;
-
-use super::consumer::{Consumer, ConsumerId, ConsumerSpec, DeliveryEvent, Settled};
+use super::consumer::{Consumer, ConsumerId, ConsumerSpec, Settled};
 use super::dead_letter::DeathReason;
 use super::dedup::Deduplication;
+use super::delivery_channel::DeliverySender;
 use super::durable::{self, Admit, Durability};
 use super::policy::{Overflow, QueuePolicy};
 use super::ready::ReadyList;
@@ -385,7 +384,7 @@ impl QueueState {
         &mut self,
         id: ConsumerId,
         spec: ConsumerSpec,
-        events: mpsc::Sender<DeliveryEvent>,
+        events: DeliverySender,
     ) {
         self.consumers.push(Consumer::new(id, spec, events));
     }

@@ -2,8 +2,6 @@
 
 use std::sync::Arc;
 
-use tokio::sync::mpsc;
-
 use super::*;
 
 /// Records dead letters instead of routing them.
@@ -68,12 +66,8 @@ fn message(key: &str) -> QueuedMessage {
     QueuedMessage::new(Arc::from("ex"), Arc::new(Message::new(key, key.to_owned())))
 }
 
-fn consumer(
-    queue: &Queue,
-    prefetch: u32,
-    no_ack: bool,
-) -> (ConsumerId, mpsc::Receiver<DeliveryEvent>) {
-    let (tx, rx) = mpsc::channel(64);
+fn consumer(queue: &Queue, prefetch: u32, no_ack: bool) -> (ConsumerId, DeliveryReceiver) {
+    let (tx, rx) = delivery_channel(63);
     let spec = ConsumerSpec {
         tag: "c".into(),
         prefetch,
@@ -83,16 +77,18 @@ fn consumer(
     (queue.subscribe(spec, tx).unwrap(), rx)
 }
 
-fn delivered(rx: &mut mpsc::Receiver<DeliveryEvent>) -> Vec<(u64, String, bool, u32)> {
+fn delivered(rx: &mut DeliveryReceiver) -> Vec<(u64, String, bool, u32)> {
     let mut out = Vec::new();
-    while let Ok(event) = rx.try_recv() {
-        if let DeliveryEvent::Deliver(d) = event {
-            out.push((
-                d.tag,
-                d.queued.message.routing_key.clone(),
-                d.queued.redelivered,
-                d.queued.delivery_count,
-            ));
+    while let Some(event) = rx.try_recv() {
+        if let DeliveryEvent::Deliver(batch) = event {
+            out.extend(batch.into_iter().map(|d| {
+                (
+                    d.tag,
+                    d.queued.message.routing_key.clone(),
+                    d.queued.redelivered,
+                    d.queued.delivery_count,
+                )
+            }));
         }
     }
     out
@@ -176,12 +172,12 @@ fn deleting_a_queue_cancels_its_consumers() {
     let (_, mut rx) = consumer(&q, 0, false);
     q.enqueue([message("1")]);
     assert_eq!(q.delete(), 1);
-    let events: Vec<_> = std::iter::from_fn(|| rx.try_recv().ok()).collect();
+    let events: Vec<_> = std::iter::from_fn(|| rx.try_recv()).collect();
     assert!(matches!(
         events.last(),
         Some(DeliveryEvent::Cancelled(Cancellation::QueueDeleted))
     ));
-    let (tx, _rx) = mpsc::channel(4);
+    let (tx, _rx) = delivery_channel(3);
     let spec = ConsumerSpec {
         tag: "late".into(),
         prefetch: 0,
@@ -197,7 +193,7 @@ fn deleting_a_queue_cancels_its_consumers() {
 #[test]
 fn a_full_channel_holds_messages_in_the_queue() {
     let q = queue();
-    let (tx, mut rx) = mpsc::channel(4);
+    let (tx, mut rx) = delivery_channel(3);
     let spec = ConsumerSpec {
         tag: "slow".into(),
         prefetch: 0,
@@ -209,7 +205,7 @@ fn a_full_channel_holds_messages_in_the_queue() {
     assert_eq!(
         delivered(&mut rx).len(),
         3,
-        "one slot stays free for a cancellation"
+        "the channel holds three deliveries"
     );
     assert_eq!(q.counts().ready, 7);
 }

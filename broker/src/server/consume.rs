@@ -10,14 +10,16 @@ use switchyard_protocol::{
     CancelReason, ConsumeDown, ConsumeUp, DeliverRef, ErrorCode, NameKind, Subscribe, WireError,
     validate_name,
 };
-use tokio::sync::mpsc;
 
 use super::Shared;
 use super::wire_error::wire_error;
 use crate::error::BrokerError;
-use crate::queue::{Cancellation, ConsumerId, ConsumerSpec, DeliveryEvent, Queue, Settlement};
+use crate::queue::{
+    Cancellation, ConsumerId, ConsumerSpec, DeliveryEvent, DeliveryReceiver, DeliverySender, Queue,
+    Settlement, delivery_channel,
+};
 
-/// Deliveries written per flush at most.
+/// Deliveries gathered for one flush before it is written (a batch is never split).
 const MAX_DELIVERIES_PER_WRITE: usize = 256;
 
 /// Acks, nacks and credit changes applied under one queue lock at most.
@@ -53,7 +55,7 @@ pub(crate) async fn serve(
         }
     };
     let prefetch = subscribe.prefetch;
-    let (events_tx, mut events) = mpsc::channel(channel_capacity(prefetch));
+    let (events_tx, mut events) = delivery_channel(buffered_deliveries(prefetch));
     let subscribed =
         tokio::task::block_in_place(|| subscribe_to(subscribe, connection, events_tx, shared));
     let (queue, consumer, tag) = match subscribed {
@@ -128,6 +130,9 @@ pub(crate) async fn serve(
                     // Settle this frame and every one already buffered behind it in one go,
                     // up to a Cancel or Sync (which must wait for them), handled next round.
                     let mut frames = vec![frame];
+                    // A malformed frame fails the connection once the settlements before it
+                    // are applied (its bytes are gone from the buffer: it cannot be re-read).
+                    let mut malformed = None;
                     while frames.len() < MAX_SETTLEMENTS_AT_ONCE {
                         match recv.next_buffered::<ConsumeUp>() {
                             Ok(Some(frame @ (ConsumeUp::Cancel | ConsumeUp::Sync { .. }))) => {
@@ -135,15 +140,21 @@ pub(crate) async fn serve(
                                 break;
                             }
                             Ok(Some(frame)) => frames.push(frame),
-                            // A malformed frame is found again (and fails the connection) on
-                            // the next read.
-                            _ => break,
+                            Ok(None) => break,
+                            Err(error) => {
+                                malformed = Some(error);
+                                break;
+                            }
                         }
                     }
                     let settled = apply(&queue, consumer, frames);
                     if let Err(error) = settled {
                         let _ = send.send(&ConsumeDown::Error(error)).await;
                         send.finish();
+                        break;
+                    }
+                    if let Some(error) = malformed {
+                        quic.close(error.error_code().as_u16().into(), error.to_string().as_bytes());
                         break;
                     }
                 }
@@ -165,18 +176,18 @@ pub(crate) async fn serve(
     });
 }
 
-/// Room for the prefetch window plus the slot the queue keeps for a cancellation.
-fn channel_capacity(prefetch: u32) -> usize {
+/// Deliveries that may wait for the stream's task: the prefetch window, bounded.
+fn buffered_deliveries(prefetch: u32) -> usize {
     match prefetch {
-        0 => 1025,
-        n => (n as usize).min(4096) + 1,
+        0 => 1024,
+        n => (n as usize).min(4096),
     }
 }
 
 fn subscribe_to(
     subscribe: Subscribe,
     connection: u64,
-    events: mpsc::Sender<DeliveryEvent>,
+    events: DeliverySender,
     shared: &Shared,
 ) -> Result<(Arc<Queue>, ConsumerId, String), WireError> {
     validate_name(NameKind::Queue, &subscribe.queue)?;
@@ -303,26 +314,28 @@ fn apply(queue: &Queue, consumer: ConsumerId, frames: Vec<ConsumeUp>) -> Result<
 async fn write_deliveries(
     send: &mut FramedSend,
     first: DeliveryEvent,
-    events: &mut mpsc::Receiver<DeliveryEvent>,
+    events: &mut DeliveryReceiver,
 ) -> Result<bool, switchyard_client::FrameError> {
     let mut event = Some(first);
     let mut written = 0;
     while let Some(current) = event.take() {
         match current {
-            DeliveryEvent::Deliver(delivery) => {
-                let queued = delivery.queued;
-                let message = &queued.message;
-                send.push(&DeliverRef {
-                    delivery_tag: delivery.tag,
-                    exchange: &queued.exchange,
-                    routing_key: &message.routing_key,
-                    redelivered: queued.redelivered,
-                    delivery_count: queued.delivery_count,
-                    headers: &message.headers,
-                    properties: &message.properties,
-                    body: &message.body,
-                })?;
-                written += 1;
+            DeliveryEvent::Deliver(deliveries) => {
+                for delivery in &deliveries {
+                    let queued = &delivery.queued;
+                    let message = &queued.message;
+                    send.push(&DeliverRef {
+                        delivery_tag: delivery.tag,
+                        exchange: &queued.exchange,
+                        routing_key: &message.routing_key,
+                        redelivered: queued.redelivered,
+                        delivery_count: queued.delivery_count,
+                        headers: &message.headers,
+                        properties: &message.properties,
+                        body: &message.body,
+                    })?;
+                }
+                written += deliveries.len();
             }
             DeliveryEvent::Cancelled(Cancellation::QueueDeleted) => {
                 send.flush().await?;
@@ -330,7 +343,7 @@ async fn write_deliveries(
             }
         }
         if written < MAX_DELIVERIES_PER_WRITE {
-            event = events.try_recv().ok();
+            event = events.try_recv();
         }
     }
     send.flush().await?;

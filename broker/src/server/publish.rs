@@ -211,7 +211,8 @@ fn route_and_enqueue(
     shared: &Shared,
     last_exchange: &mut LastExchange,
 ) -> Vec<Pending> {
-    let mut pending = Vec::with_capacity(batch.len());
+    let publishes = batch.len();
+    let mut pending = Vec::with_capacity(publishes);
     // Per queue: the queue, and its messages with the index of their publish in `pending`.
     let mut shares: Vec<(Arc<queue::Queue>, Vec<usize>, Vec<QueuedMessage>)> = Vec::new();
     let mut share_of: HashMap<*const queue::Queue, usize> = HashMap::new();
@@ -223,7 +224,14 @@ fn route_and_enqueue(
             Prepared::Enqueue { queues, message } => {
                 for queue in queues {
                     let share = *share_of.entry(Arc::as_ptr(&queue)).or_insert_with(|| {
-                        shares.push((Arc::clone(&queue), Vec::new(), Vec::new()));
+                        // Room for every publish left in the batch (a fanout queue takes them
+                        // all): a share then never grows.
+                        let room = publishes - at;
+                        shares.push((
+                            Arc::clone(&queue),
+                            Vec::with_capacity(room),
+                            Vec::with_capacity(room),
+                        ));
                         shares.len() - 1
                     });
                     shares[share].1.push(at);
