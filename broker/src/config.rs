@@ -14,6 +14,11 @@ use crate::store::{FsyncPolicy, StoreConfig};
 /// The UDP port Switchyard listens on by default.
 pub const DEFAULT_PORT: u16 = 5680;
 
+/// Microseconds of busy-waiting after traffic by default: long enough to bridge the gap
+/// between a request and its answer through the broker, short enough that a broker with
+/// occasional traffic spends little CPU on it.
+pub const DEFAULT_BUSY_WAIT_US: u64 = 200;
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct BrokerConfig {
@@ -32,6 +37,9 @@ pub struct BrokerConfig {
     pub max_message_bytes: u32,
     /// Above this many bytes of queued message bodies, publishers are slowed down.
     pub memory_high_watermark_bytes: u64,
+    /// How long the worker threads keep polling after the last datagram instead of sleeping,
+    /// in microseconds (0: never); see `server::busy_wait`.
+    pub busy_wait_us: u64,
     pub plugins: PluginSettings,
     pub store: StoreSettings,
     /// Users allowed to connect (`[[users]]` tables); none means anonymous development mode.
@@ -111,6 +119,7 @@ impl Default for BrokerConfig {
             max_frame_bytes: 16 << 20,
             max_message_bytes: 8 << 20,
             memory_high_watermark_bytes: 1 << 30,
+            busy_wait_us: DEFAULT_BUSY_WAIT_US,
             plugins: PluginSettings::default(),
             store: StoreSettings::default(),
             users: Vec::new(),

@@ -37,6 +37,9 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(bytes) = args.memory_high_watermark_bytes {
         config.memory_high_watermark_bytes = bytes;
     }
+    if let Some(us) = args.busy_wait_us {
+        config.busy_wait_us = us;
+    }
     if let Some(ms) = args.plugin_call_deadline_ms {
         config.plugins.call_deadline_ms = ms;
     }

@@ -8,11 +8,13 @@
 //! routing decision cache and the default exchange need no call, so the hot paths stay on the
 //! worker. The server needs Tokio's multi-threaded runtime.
 
+mod busy_wait;
 mod connection;
 mod consume;
 mod control;
 mod publish;
 mod stream_limit;
+mod traffic_socket;
 mod wire_error;
 
 use std::net::SocketAddr;
@@ -22,6 +24,8 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
+use self::busy_wait::BusyWait;
+use self::traffic_socket::TrafficSocket;
 use crate::auth::Users;
 use crate::config::BrokerConfig;
 use crate::tls::TlsIdentity;
@@ -42,6 +46,7 @@ pub(crate) struct Shared {
 #[derive(Debug)]
 pub struct Server {
     endpoint: quinn::Endpoint,
+    busy_wait: Arc<BusyWait>,
     shutdown: watch::Sender<bool>,
     accept_task: tokio::task::JoinHandle<()>,
 }
@@ -56,6 +61,9 @@ pub enum ServerError {
         #[source]
         source: std::io::Error,
     },
+    /// The busy-wait threads could not be started (see `busy_wait`).
+    #[error("starting the busy-wait threads")]
+    BusyWait(#[source] std::io::Error),
 }
 
 impl Server {
@@ -81,8 +89,11 @@ impl Server {
             .send_window(16 << 20);
         server_config.transport_config(Arc::new(transport));
         let addr = config.listen;
-        let endpoint = quinn::Endpoint::server(server_config, addr)
+        let busy_wait = BusyWait::new(Duration::from_micros(config.busy_wait_us));
+        let endpoint = bind(server_config, addr, &busy_wait)
             .map_err(|source| ServerError::Bind { addr, source })?;
+        let workers = tokio::runtime::Handle::current().metrics().num_workers();
+        busy_wait.start(workers).map_err(ServerError::BusyWait)?;
         let (shutdown, shutdown_rx) = watch::channel(false);
         let shared = Arc::new(Shared {
             topology,
@@ -94,6 +105,7 @@ impl Server {
         let accept_task = tokio::spawn(accept_loop(endpoint.clone(), shared));
         Ok(Server {
             endpoint,
+            busy_wait,
             shutdown,
             accept_task,
         })
@@ -116,7 +128,25 @@ impl Server {
             b"broker shutting down",
         );
         let _ = tokio::time::timeout(Duration::from_secs(2), self.endpoint.wait_idle()).await;
+        self.busy_wait.stop();
     }
+}
+
+/// The endpoint on `addr`, its socket reporting traffic to `busy_wait`.
+fn bind(
+    server_config: quinn::ServerConfig,
+    addr: SocketAddr,
+    busy_wait: &Arc<BusyWait>,
+) -> std::io::Result<quinn::Endpoint> {
+    let runtime: Arc<dyn quinn::Runtime> = Arc::new(quinn::TokioRuntime);
+    let socket = runtime.wrap_udp_socket(std::net::UdpSocket::bind(addr)?)?;
+    let socket = Arc::new(TrafficSocket::new(socket, Arc::clone(busy_wait)));
+    quinn::Endpoint::new_with_abstract_socket(
+        quinn::EndpointConfig::default(),
+        Some(server_config),
+        socket,
+        runtime,
+    )
 }
 
 async fn accept_loop(endpoint: quinn::Endpoint, shared: Arc<Shared>) {
