@@ -6,7 +6,7 @@
 //! hypervisor, tens of microseconds, and every message through the broker wakes threads: the
 //! broker's when it arrives, its consumer's when it leaves. Measured with `bench/` W4
 //! (ping-pong through the broker, client and broker on one 2-CPU VM): p50 141–149 µs without,
-//! 79–91 µs in five of six runs with (one run: 142 µs).
+//! 92–93 µs with (the 2026-12-01 20:05 run in `bench/README.md`).
 //!
 //! How: one spinner thread per worker thread of the runtime. While traffic was seen within
 //! `window`, a spinner only calls `sched_yield`: any other runnable thread on its CPU (the
