@@ -92,8 +92,8 @@ impl BusyWait {
         self.origin.elapsed().as_nanos() as u64 + self.window.as_nanos() as u64 + 1
     }
 
-    /// Starts `count` spinner threads (one per worker thread of the runtime). They end on [`stop`](Self::stop), or once this `BusyWait`
-    /// is dropped.
+    /// Starts `count` spinner threads (one per worker thread of the runtime). They end on
+    /// [`stop`](Self::stop), or once this `BusyWait` is dropped.
     pub(crate) fn start(self: &Arc<Self>, count: usize) -> std::io::Result<()> {
         if !self.enabled() {
             return Ok(());
@@ -109,7 +109,7 @@ impl BusyWait {
         Ok(())
     }
 
-    /// Ends the spinners (they notice within `MAX_SLEEP`, or at once when awake).
+    /// Ends the spinners: awake or asleep, they notice at once.
     pub(crate) fn stop(&self) {
         self.stopped.store(true, Ordering::Release);
         for spinner in self.spinners.lock().iter() {
@@ -118,25 +118,25 @@ impl BusyWait {
     }
 }
 
-/// A spinner thread's life: see the module docs.
+/// A spinner thread's life: see the module docs. It holds the `BusyWait` only while awake.
 fn spin(busy_wait: &Weak<BusyWait>) {
     while let Some(busy_wait) = busy_wait.upgrade() {
-        if busy_wait.stopped.load(Ordering::Acquire) {
-            return;
-        }
-        if busy_wait.recent() {
+        while busy_wait.recent() && !busy_wait.stopped.load(Ordering::Relaxed) {
             let yielded = Instant::now();
             std::thread::yield_now();
             if yielded.elapsed() > LATE_YIELD {
                 std::thread::park_timeout(BUSY_BACK_OFF);
             }
-            continue;
+        }
+        if busy_wait.stopped.load(Ordering::Acquire) {
+            return;
         }
         // Announce sleep before the last look, so traffic in between is not missed (and an
         // unpark that comes before the park makes the park return at once).
         busy_wait.sleeping.store(true, Ordering::Release);
-        if !busy_wait.recent() {
-            drop(busy_wait);
+        let quiet = !busy_wait.recent();
+        drop(busy_wait);
+        if quiet {
             std::thread::park_timeout(MAX_SLEEP);
         }
     }
