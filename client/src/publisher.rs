@@ -1,6 +1,7 @@
 //! Publishing with confirms on a publish stream. `publish` queues a message and returns at
 //! once with a [`Confirmation`] that resolves when the broker confirms, rejects or returns it;
-//! many publishes are in flight at a time and frames are coalesced into large writes.
+//! many publishes are in flight at a time. Each publish is written onto the stream by the
+//! caller's task; the connection packs what is waiting into full packets when it sends.
 //!
 //! [`Publisher::publish_unconfirmed`] is fire-and-forget (AMQP without confirm mode, NATS'
 //! core publish): the broker sends no outcome for it, so nothing is tracked; a message refused
@@ -9,7 +10,8 @@
 //!
 //! Backpressure: at most `max_in_flight` messages await confirmation; `publish` waits for room.
 //! When the broker is above its memory watermark it stops reading the stream, QUIC flow control
-//! stops the writer, and `publish` waits — nothing is dropped.
+//! stops the write, and `publish` waits — nothing is dropped. A `publish` cancelled while it
+//! waits there has its frame written by the next publish on the stream.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
