@@ -14,10 +14,11 @@ use crate::store::{FsyncPolicy, StoreConfig};
 /// The UDP port Switchyard listens on by default.
 pub const DEFAULT_PORT: u16 = 5680;
 
-/// Microseconds of busy-waiting after traffic by default: long enough to bridge the gap
-/// between a request and its answer through the broker, short enough that a broker with
-/// occasional traffic spends little CPU on it.
-pub const DEFAULT_BUSY_WAIT_US: u64 = 200;
+/// Microseconds of busy-waiting after traffic by default: none. On the 2-CPU benchmark VM,
+/// with clients sharing the CPUs, spinning made the broker slower and costlier, and RabbitMQ as
+/// Debian runs it does not spin either (`+sbwt none`); the figures are in
+/// `docs/configuration.md`.
+pub const DEFAULT_BUSY_WAIT_US: u64 = 0;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]

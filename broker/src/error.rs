@@ -18,6 +18,10 @@ pub enum BrokerError {
     #[error("queue {queue:?} is exclusive to another connection")]
     ResourceLocked { queue: String },
 
+    /// A subscription that exclusivity rules out.
+    #[error("cannot consume from queue {queue:?}: {reason}")]
+    ExclusiveConsumer { queue: String, reason: &'static str },
+
     /// A malformed name, argument or value.
     #[error("{reason}")]
     InvalidArgument { reason: String },

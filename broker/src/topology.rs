@@ -139,6 +139,23 @@ pub struct Topology {
     unrestored: parking_lot::Mutex<Definitions>,
 }
 
+/// Arguments in the order the broker keeps them: sorted by name, so that two declares or binds
+/// that give the same arguments in another order are the same (AMQP's field tables are maps,
+/// and RabbitMQ compares them as such). A name given twice is refused.
+fn normalized_arguments(
+    kind: &str,
+    mut arguments: Vec<(String, String)>,
+) -> Result<Vec<(String, String)>, BrokerError> {
+    arguments.sort_by(|a, b| a.0.cmp(&b.0));
+    if let Some(pair) = arguments.windows(2).find(|pair| pair[0].0 == pair[1].0) {
+        return Err(BrokerError::invalid(format!(
+            "{kind} argument {} is given twice",
+            pair[0].0
+        )));
+    }
+    Ok(arguments)
+}
+
 fn check_name(kind: &str, name: &str) -> Result<(), BrokerError> {
     if name.len() > MAX_NAME_BYTES {
         return Err(BrokerError::invalid(format!(
@@ -405,8 +422,13 @@ impl Topology {
 
     /// Declares an exchange; redeclaring with the same properties is a no-op, with different
     /// ones an error. `passive` only checks that it exists.
-    pub fn declare_exchange(&self, spec: ExchangeSpec, passive: bool) -> Result<(), BrokerError> {
+    pub fn declare_exchange(
+        &self,
+        mut spec: ExchangeSpec,
+        passive: bool,
+    ) -> Result<(), BrokerError> {
         check_name("exchange", &spec.name)?;
+        spec.arguments = normalized_arguments("exchange", std::mem::take(&mut spec.arguments))?;
         if spec.name.is_empty() {
             return Err(BrokerError::not_allowed(
                 "the default exchange \"\" cannot be declared",
@@ -513,6 +535,7 @@ impl Topology {
             }
             spec.name = format!("sy.gen-{:08x}-{}", connection, self.new_handle());
         }
+        spec.arguments = normalized_arguments("queue", std::mem::take(&mut spec.arguments))?;
         if spec.exclusive && spec.durable {
             return Err(BrokerError::invalid(
                 "an exclusive queue cannot be durable: it ends with its connection",
@@ -701,7 +724,9 @@ impl Topology {
     }
 
     /// Adds a binding; binding the same thing twice is a no-op.
-    pub fn bind(&self, binding: Binding) -> Result<(), BrokerError> {
+    pub fn bind(&self, mut binding: Binding) -> Result<(), BrokerError> {
+        binding.arguments =
+            normalized_arguments("binding", std::mem::take(&mut binding.arguments))?;
         if binding.source.is_empty() {
             return Err(BrokerError::not_allowed(
                 "the default exchange \"\" cannot be bound: it routes to the queue named by the routing key",
@@ -740,6 +765,9 @@ impl Topology {
 
     /// Removes a binding; removing one that does not exist is a no-op (as in RabbitMQ).
     pub fn unbind(&self, binding: &Binding) -> Result<(), BrokerError> {
+        let mut normalized = binding.clone();
+        normalized.arguments = normalized_arguments("binding", normalized.arguments)?;
+        let binding = &normalized;
         let mut state = self.state.write();
         if !state.exchanges.contains_key(&binding.source) {
             return Err(BrokerError::not_found("exchange", &binding.source));

@@ -144,14 +144,17 @@ impl Consumer {
             .map_err(|_| ClientError::closed("the consume stream ended before the sync"))?
     }
 
-    /// Asks the broker to end the subscription; unacked deliveries go back to the queue.
-    /// Deliveries already on their way still arrive, then `next` returns `None`.
+    /// Asks the broker to end the subscription. Deliveries already on their way still arrive,
+    /// then `next` returns `None`. Deliveries held may still be acked, nacked or rejected (and
+    /// [`sync`](Self::sync) still works) until all of them are settled or dropped; the broker
+    /// then returns the unsettled ones to the queue.
     pub fn cancel(&self) {
         let _ = self.requests.send(Request::Frame(ConsumeUp::Cancel));
     }
 
     /// Cancels and waits until the broker confirms, so every ack sent before has been applied.
-    /// Deliveries that arrive meanwhile are not acked and go back to the queue.
+    /// Deliveries that arrive meanwhile are not acked and go back to the queue (those the user
+    /// still holds, once they are settled or dropped).
     pub async fn close(mut self) {
         self.cancel();
         let drain = async { while self.deliveries.recv().await.is_some() {} };
@@ -255,8 +258,7 @@ impl Subscription {
         let mut requests_open = true;
         // Syncs sent on this stream, answered in order; dropped (an error for the caller) when
         // the stream ends.
-        let mut syncs: std::collections::VecDeque<(u64, oneshot::Sender<Result<(), ClientError>>)> =
-            std::collections::VecDeque::new();
+        let mut syncs = PendingSyncs::new();
         let mut next_sync = 1u64;
         // A frame read while gathering a batch of deliveries, handled on the next round.
         let mut carried: Option<Down> = None;
@@ -270,6 +272,11 @@ impl Subscription {
                 } => {
                     let first = match frame {
                         Ok(Some(Down::Deliver(d))) => d,
+                        Ok(Some(Down::Cancelled(CancelReason::ClientRequest))) => {
+                            drop(decoder);
+                            let settling = Settling { send, recv, acks: acks_rx, syncs, next_sync, requests_open };
+                            return self.settle_after_cancel(settling).await;
+                        }
                         Ok(Some(Down::Cancelled(reason))) => return match reason {
                             CancelReason::ClientRequest => StreamEnd::Finished,
                             CancelReason::ServerShutdown => StreamEnd::SessionLost,
@@ -278,13 +285,7 @@ impl Subscription {
                         },
                         Ok(Some(Down::Error(error))) => return StreamEnd::Failed(ClientError::Refused(error)),
                         Ok(Some(Down::Synced(id))) => {
-                            while let Some((waiting, _)) = syncs.front() {
-                                if *waiting > id {
-                                    break;
-                                }
-                                let (_, done) = syncs.pop_front().expect("front exists");
-                                let _ = done.send(Ok(()));
-                            }
+                            answer_syncs(&mut syncs, id);
                             continue;
                         }
                         Ok(Some(Down::Subscribed)) => {
@@ -330,16 +331,10 @@ impl Subscription {
                     let request = match request {
                         Some(Request::Frame(frame)) => frame,
                         Some(Request::Sync(done)) => {
-                            // Acks made before the sync are already waiting: send them first.
-                            while let Ok(ack) = acks_rx.try_recv() {
-                                if send.push(&ack).is_err() {
-                                    return StreamEnd::SessionLost;
-                                }
+                            match sync_after_acks(&mut send, &mut acks_rx, &mut syncs, &mut next_sync, done) {
+                                Ok(sync) => sync,
+                                Err(_) => return StreamEnd::SessionLost,
                             }
-                            let id = next_sync;
-                            next_sync += 1;
-                            syncs.push_back((id, done));
-                            ConsumeUp::Sync { id }
                         }
                         None => {
                             // The consumer was dropped: cancel once, then wait for the broker.
@@ -356,6 +351,100 @@ impl Subscription {
                 }
             }
         }
+    }
+}
+
+/// Syncs sent on a stream, answered in order; dropped (an error for the caller) when the
+/// stream ends.
+type PendingSyncs = std::collections::VecDeque<(u64, oneshot::Sender<Result<(), ClientError>>)>;
+
+fn answer_syncs(syncs: &mut PendingSyncs, id: u64) {
+    while let Some((waiting, _)) = syncs.front() {
+        if *waiting > id {
+            break;
+        }
+        let (_, done) = syncs.pop_front().expect("front exists");
+        let _ = done.send(Ok(()));
+    }
+}
+
+/// The Sync frame for `done`, after pushing the acks made before it (they must reach the
+/// broker first); the caller sends it.
+fn sync_after_acks(
+    send: &mut FramedSend,
+    acks: &mut mpsc::UnboundedReceiver<ConsumeUp>,
+    syncs: &mut PendingSyncs,
+    next_sync: &mut u64,
+    done: oneshot::Sender<Result<(), ClientError>>,
+) -> Result<ConsumeUp, crate::error::FrameError> {
+    while let Ok(ack) = acks.try_recv() {
+        send.push(&ack)?;
+    }
+    let id = *next_sync;
+    *next_sync += 1;
+    syncs.push_back((id, done));
+    Ok(ConsumeUp::Sync { id })
+}
+
+/// A consume stream after the broker confirmed the user's cancel.
+struct Settling {
+    send: FramedSend,
+    recv: FramedRecv,
+    /// Every delivery the user still holds has a sender of this channel.
+    acks: mpsc::UnboundedReceiver<ConsumeUp>,
+    syncs: PendingSyncs,
+    next_sync: u64,
+    requests_open: bool,
+}
+
+impl Subscription {
+    /// After a cancel the user may still settle the deliveries it holds (and sync), as AMQP's
+    /// `basic.cancel` allows: the stream stays open until every one of them has been settled
+    /// or dropped, then finishes, and the broker returns whatever was left unsettled.
+    async fn settle_after_cancel(&mut self, settling: Settling) -> StreamEnd {
+        // `next` returns `None` once the deliveries already handed over are taken.
+        self.deliveries = mpsc::channel(1).0;
+        let Settling {
+            mut send,
+            mut recv,
+            mut acks,
+            mut syncs,
+            mut next_sync,
+            mut requests_open,
+        } = settling;
+        let (send, recv, acks, syncs) = (&mut send, &mut recv, &mut acks, &mut syncs);
+        loop {
+            tokio::select! {
+                ack = acks.recv() => {
+                    let Some(ack) = ack else { break };
+                    if push_all(send, ack, acks).await.is_err() {
+                        return StreamEnd::Finished;
+                    }
+                }
+                request = self.requests.recv(), if requests_open => match request {
+                    Some(Request::Sync(done)) => {
+                        let sync = sync_after_acks(send, acks, syncs, &mut next_sync, done);
+                        let sent = match sync {
+                            Ok(sync) => send.send(&sync).await,
+                            Err(error) => Err(error),
+                        };
+                        if sent.is_err() {
+                            return StreamEnd::Finished;
+                        }
+                    }
+                    // Credit and a second cancel mean nothing any more.
+                    Some(Request::Frame(_)) => {}
+                    None => requests_open = false,
+                },
+                frame = recv.next::<ConsumeDown>() => match frame {
+                    Ok(Some(ConsumeDown::Synced { id })) => answer_syncs(syncs, id),
+                    Ok(Some(_)) => {}
+                    Ok(None) | Err(_) => return StreamEnd::Finished,
+                },
+            }
+        }
+        send.finish();
+        StreamEnd::Finished
     }
 }
 

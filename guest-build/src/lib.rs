@@ -5,6 +5,13 @@
 //! target directory (so it never waits on the outer build's lock), strips the environment the
 //! outer cargo set for build scripts (rustc wrappers such as clippy-driver, encoded flags,
 //! jobserver), and tells the outer cargo which sources to watch.
+//!
+//! rustup installs the targets named in `rust-toolchain.toml` only when it installs the
+//! toolchain itself, never into a toolchain that is already there. So before building,
+//! [`build_plugins`] checks the sysroot for `wasm32-wasip2` and, where it is missing, runs
+//! `rustup target add` once (under a file lock, since the broker's and the tests' build scripts
+//! run at the same time). A machine with only rustup and stable Rust can then build as the
+//! README says.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -50,17 +57,13 @@ pub fn build_plugins(plugins: &[PluginCrate]) -> Vec<BuiltPlugin> {
         println!("cargo:rerun-if-changed={}", root.join(plugin.dir).display());
     }
 
+    ensure_wasm_target(&root);
+
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut command = Command::new(cargo);
     command
         .current_dir(&root)
-        .args([
-            "build",
-            "--release",
-            "--locked",
-            "--target",
-            "wasm32-wasip2",
-        ])
+        .args(["build", "--release", "--locked", "--target", WASM_TARGET])
         .arg("--target-dir")
         .arg(&target_dir);
     for plugin in plugins {
@@ -92,8 +95,7 @@ pub fn build_plugins(plugins: &[PluginCrate]) -> Vec<BuiltPlugin> {
         .unwrap_or_else(|e| panic!("could not run cargo to build the plugins: {e}"));
     if !output.status.success() {
         panic!(
-            "building plugins for wasm32-wasip2 failed (is the target installed? \
-             `rustup target add wasm32-wasip2`)\n{}",
+            "building plugins for {WASM_TARGET} failed\n{}",
             String::from_utf8_lossy(&output.stderr)
         );
     }
@@ -102,7 +104,7 @@ pub fn build_plugins(plugins: &[PluginCrate]) -> Vec<BuiltPlugin> {
         .iter()
         .map(|plugin| {
             let file = format!("{}.wasm", plugin.package.replace('-', "_"));
-            let wasm = target_dir.join("wasm32-wasip2").join("release").join(file);
+            let wasm = target_dir.join(WASM_TARGET).join("release").join(file);
             assert!(wasm.is_file(), "cargo built no {}", wasm.display());
             BuiltPlugin {
                 package: plugin.package,
@@ -110,4 +112,60 @@ pub fn build_plugins(plugins: &[PluginCrate]) -> Vec<BuiltPlugin> {
             }
         })
         .collect()
+}
+
+const WASM_TARGET: &str = "wasm32-wasip2";
+
+/// Installs the `wasm32-wasip2` standard library into the toolchain that runs this build, if it
+/// is not there yet. Panics with rustup's output when that fails.
+fn ensure_wasm_target(root: &Path) {
+    if wasm_target_installed() {
+        return;
+    }
+    let lock_dir = root.join("target");
+    std::fs::create_dir_all(&lock_dir)
+        .unwrap_or_else(|e| panic!("could not create {}: {e}", lock_dir.display()));
+    let lock_path = lock_dir.join(".wasm-target.lock");
+    let lock = std::fs::File::create(&lock_path)
+        .unwrap_or_else(|e| panic!("could not create {}: {e}", lock_path.display()));
+    lock.lock()
+        .unwrap_or_else(|e| panic!("could not lock {}: {e}", lock_path.display()));
+    // Another build script may have installed it while this one waited for the lock.
+    if wasm_target_installed() {
+        return;
+    }
+    println!("cargo:warning=installing the {WASM_TARGET} target with rustup (once per toolchain)");
+    let mut command = Command::new("rustup");
+    command.args(["target", "add", WASM_TARGET]);
+    // The toolchain this build runs on, so the target lands where rustc will look for it.
+    if let Ok(toolchain) = std::env::var("RUSTUP_TOOLCHAIN") {
+        command.args(["--toolchain", &toolchain]);
+    }
+    let output = command.output().unwrap_or_else(|e| {
+        panic!(
+            "the {WASM_TARGET} target is not installed and rustup could not be run ({e}); \
+             install it with `rustup target add {WASM_TARGET}`"
+        )
+    });
+    if !output.status.success() {
+        panic!(
+            "`rustup target add {WASM_TARGET}` failed:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}
+
+/// Whether the sysroot of the `rustc` cargo uses holds the target's standard library.
+fn wasm_target_installed() -> bool {
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    let Ok(output) = Command::new(rustc).args(["--print", "sysroot"]).output() else {
+        return false;
+    };
+    let sysroot = PathBuf::from(String::from_utf8_lossy(&output.stdout).trim());
+    sysroot
+        .join("lib")
+        .join("rustlib")
+        .join(WASM_TARGET)
+        .join("lib")
+        .is_dir()
 }

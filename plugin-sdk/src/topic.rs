@@ -1,8 +1,10 @@
 //! AMQP topic matching, exactly as RabbitMQ does it, built as a trie at bind time.
 //!
 //! A routing key and a pattern are words separated by `.`; empty words are words (`a..b` has
-//! three). In a pattern `*` matches exactly one word and `#` matches zero or more words, so `#`
-//! alone matches every key, the empty one included.
+//! three), but the empty key and the empty pattern have no words at all, as in RabbitMQ. In a
+//! pattern `*` matches exactly one word and `#` matches zero or more words, so `#` alone
+//! matches every key, the empty one included, while `*`, `*.#` and `#.*` do not match the
+//! empty key.
 //!
 //! Matching walks the trie as a set of active nodes, one routing-key word at a time (a
 //! Thompson-style simulation), so its cost is bounded by `words × active nodes` whatever the
@@ -76,7 +78,7 @@ impl<D: Copy + Eq + Ord> TopicTrie<D> {
     /// Adds `destination` under `pattern`. Binding the same pair twice needs two removals.
     pub fn insert(&mut self, pattern: &str, destination: D) {
         let mut node = &mut self.root;
-        for word in pattern.split('.') {
+        for word in words(pattern) {
             node = match word {
                 "*" => node.star.get_or_insert_with(Box::default),
                 "#" => node.hash.get_or_insert_with(Box::default),
@@ -97,7 +99,7 @@ impl<D: Copy + Eq + Ord> TopicTrie<D> {
     /// Removes one binding of `destination` under `pattern`; returns whether there was one.
     /// Branches left empty are pruned.
     pub fn remove(&mut self, pattern: &str, destination: D) -> bool {
-        let words: Vec<&str> = pattern.split('.').collect();
+        let words: Vec<&str> = words(pattern).collect();
         let removed = remove_at(&mut self.root, &words, destination);
         if removed {
             self.patterns -= 1;
@@ -118,7 +120,7 @@ impl<D: Copy + Eq + Ord> TopicTrie<D> {
         let mut active: ActiveSet<'_, D> = SmallVec::new();
         let mut next: ActiveSet<'_, D> = SmallVec::new();
         push_with_closure(&mut active, &self.root, false);
-        for word in routing_key.split('.') {
+        for word in words(routing_key) {
             next.clear();
             for &(node, through_hash) in &active {
                 if let Some(child) = node.words.get(word) {
@@ -143,6 +145,16 @@ impl<D: Copy + Eq + Ord> TopicTrie<D> {
         out.sort_unstable();
         out.dedup();
     }
+}
+
+/// The words of a routing key or pattern: none for the empty string, else split at `.`.
+fn words(text: &str) -> std::str::Split<'_, char> {
+    let mut split = text.split('.');
+    if text.is_empty() {
+        // `"".split('.')` yields one empty word; the empty key has none.
+        split.next();
+    }
+    split
 }
 
 /// An active trie node, and whether it was reached through a `#` edge.
@@ -254,7 +266,7 @@ mod tests {
         ("a.*.c", "a.c", false),
         ("a.*.c", "a.b.b.c", false),
         ("*", "a", true),
-        ("*", "", true),
+        ("*", "", false),
         ("*", "a.b", false),
         ("*.*", "a.b", true),
         ("*.*", "a", false),
@@ -276,9 +288,10 @@ mod tests {
         ("#.b.#", "b", true),
         ("#.b.#", "a.b.c", true),
         ("#.b.#", "a.c", false),
-        ("*.#", "", true),
+        ("*.#", "", false),
         ("*.#", "a", true),
-        ("#.*", "", true),
+        ("#.*", "", false),
+        ("#.*.#", "", false),
         ("#.*", "a.b", true),
         ("*.*.#", "a", false),
         ("a..b", "a..b", true),
@@ -305,6 +318,62 @@ mod tests {
                 expected,
                 "pattern {pattern:?} against key {key:?}"
             );
+        }
+    }
+
+    /// RabbitMQ's own topic-exchange test: 26 bindings, and which of them each key reaches.
+    #[test]
+    fn rabbitmq_topic_exchange_vectors() {
+        const BINDINGS: [&str; 26] = [
+            "a.b.c",
+            "a.*.c",
+            "a.#.b",
+            "a.b.b.c",
+            "#",
+            "#.#",
+            "#.b",
+            "*.*",
+            "a.*",
+            "*.b.c",
+            "a.#",
+            "a.#.#",
+            "b.b.c",
+            "a.b.b",
+            "a.b",
+            "b.c",
+            "",
+            "*.*.*",
+            "vodka.martini",
+            "a.b.c",
+            "*.#",
+            "#.*.#",
+            "*.#.#",
+            "#.#.#",
+            "*",
+            "#.b.#",
+        ];
+        const EXPECTED: &[(&str, &[u32])] = &[
+            (
+                "a.b.c",
+                &[1, 2, 5, 6, 10, 11, 12, 18, 20, 21, 22, 23, 24, 26],
+            ),
+            ("a.b", &[3, 5, 6, 7, 8, 9, 11, 12, 15, 21, 22, 23, 24, 26]),
+            ("a.b.b", &[3, 5, 6, 7, 11, 12, 14, 18, 21, 22, 23, 24, 26]),
+            ("", &[5, 6, 17, 24]),
+            ("b.c.c", &[5, 6, 18, 21, 22, 23, 24, 26]),
+            ("a.a.a.a.a", &[5, 6, 11, 12, 21, 22, 23, 24]),
+            ("vodka.gin", &[5, 6, 8, 21, 22, 23, 24]),
+            ("vodka.martini", &[5, 6, 8, 19, 21, 22, 23, 24]),
+            ("b.b.c", &[5, 6, 10, 13, 18, 21, 22, 23, 24, 26]),
+            ("nothing.here.at.all", &[5, 6, 21, 22, 23, 24]),
+            ("oneword", &[5, 6, 21, 22, 23, 24, 25]),
+        ];
+        let mut trie = TopicTrie::new();
+        for (index, pattern) in BINDINGS.iter().enumerate() {
+            trie.insert(pattern, index as u32 + 1);
+        }
+        for &(key, expected) in EXPECTED {
+            assert_eq!(trie.matches(key), expected, "routing key {key:?}");
         }
     }
 

@@ -158,6 +158,152 @@ async fn durable_definitions_and_persistent_messages_survive_a_restart() {
     t.broker.shutdown().await;
 }
 
+/// Restarts `t` after it has been down for `down`, failing the test if the broker has not
+/// started within 10 s (a hang inside `Broker::start` blocks its thread, so the restart runs
+/// on a task of its own).
+async fn restart_within_10s(t: TestBroker, down: Duration) -> TestBroker {
+    let restart = tokio::spawn(t.restart_after(move |_| std::thread::sleep(down)));
+    tokio::time::timeout(Duration::from_secs(10), restart)
+        .await
+        .expect("the broker starts again within 10 s")
+        .expect("the restart does not panic")
+}
+
+/// Review finding 1: a durable queue with a length limit and a dead-letter exchange that
+/// recovered more messages than its limit dead-lettered them while the topology's write lock
+/// was held, and the broker never started again. RabbitMQ applies the limit on publish only,
+/// so recovery brings every message back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_length_limited_queue_recovered_above_its_limit_starts_and_keeps_every_message() {
+    let t = TestBroker::start().await;
+    let setup = t.connect().await;
+    let c = &setup;
+    let durable_exchange = ExchangeOptions {
+        durable: true,
+        ..ExchangeOptions::default()
+    };
+    c.declare_exchange("dlx", "fanout", durable_exchange)
+        .await
+        .unwrap();
+    c.declare_queue("dead", durable()).await.unwrap();
+    c.bind_queue("dlx", "dead", "", Vec::new()).await.unwrap();
+    let mut limited = durable();
+    limited.arguments = vec![
+        ("x-max-length".into(), "2".into()),
+        ("x-dead-letter-exchange".into(), "dlx".into()),
+    ];
+    c.declare_queue("jobs", limited).await.unwrap();
+    let mut publisher = c.publisher().await.unwrap();
+    for body in ["j1", "j2"] {
+        publisher
+            .publish_confirmed(OutgoingMessage::new("", "jobs", body).persistent())
+            .await
+            .unwrap();
+    }
+    // One held unacked (the limit counts ready messages), one more published: 3 live.
+    let mut one = ConsumeOptions::new("jobs");
+    one.prefetch = 1;
+    let mut consumer = c.consume(one).await.unwrap();
+    assert_eq!(text(&next_delivery(&mut consumer).await), "j1");
+    publisher
+        .publish_confirmed(OutgoingMessage::new("", "jobs", "j3").persistent())
+        .await
+        .unwrap();
+    // And a delayed one that falls due while the broker is down: 4.
+    publisher
+        .publish_confirmed(
+            OutgoingMessage::new("", "jobs", "j4")
+                .persistent()
+                .header("x-delay", "1000"),
+        )
+        .await
+        .unwrap();
+    drop(publisher);
+    drop(consumer);
+    setup.close().await;
+    let t = restart_within_10s(t, Duration::from_millis(1200)).await;
+    let c = &t.client;
+    assert_eq!(ready(c, "dead").await, 0, "nothing was dead-lettered");
+    let mut got: Vec<String> = drain(c, "jobs", 4).await.into_iter().map(|m| m.0).collect();
+    got.sort();
+    assert_eq!(got, ["j1", "j2", "j3", "j4"]);
+    // The limit applies again to the next publish.
+    t.broker.shutdown().await;
+}
+
+/// Review finding 9: arguments were compared as ordered lists, and the definitions file reads
+/// them back sorted, so an application's usual idempotent declare failed after a restart (and,
+/// in another order, even before), and a rebind in another order added a second binding.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn arguments_compare_as_maps_before_and_after_a_restart() {
+    let t = TestBroker::start().await;
+    let setup = t.connect().await;
+    let c = &setup;
+    let orders = || {
+        let mut options = durable();
+        options.arguments = vec![
+            ("x-message-ttl".into(), "60000".into()),
+            ("x-dead-letter-exchange".into(), "dlx".into()),
+        ];
+        options
+    };
+    let mut reordered = orders();
+    reordered.arguments.reverse();
+    c.declare_queue("orders", orders()).await.unwrap();
+    c.declare_queue("orders", reordered.clone()).await.unwrap();
+    let exchange = ExchangeOptions {
+        durable: true,
+        arguments: vec![
+            ("x-routing-fault".into(), "reject".into()),
+            ("alternate".into(), "none".into()),
+        ],
+        ..ExchangeOptions::default()
+    };
+    c.declare_exchange("by-headers", "headers", exchange.clone())
+        .await
+        .unwrap();
+    let binding = vec![
+        ("x-match".to_owned(), "all".to_owned()),
+        ("region".to_owned(), "eu".to_owned()),
+    ];
+    let mut rebinding = binding.clone();
+    rebinding.reverse();
+    c.bind_queue("by-headers", "orders", "", binding.clone())
+        .await
+        .unwrap();
+    c.bind_queue("by-headers", "orders", "", rebinding.clone())
+        .await
+        .unwrap();
+    let bindings = |json: String| json.matches(r#""destination": "orders""#).count();
+    assert_eq!(bindings(c.export_definitions().await.unwrap()), 1);
+    setup.close().await;
+
+    let t = restart_within_10s(t, Duration::ZERO).await;
+    let c = &t.client;
+    c.declare_queue("orders", orders()).await.unwrap();
+    c.declare_queue("orders", reordered).await.unwrap();
+    c.declare_exchange("by-headers", "headers", exchange)
+        .await
+        .unwrap();
+    c.bind_queue("by-headers", "orders", "", rebinding)
+        .await
+        .unwrap();
+    assert_eq!(bindings(c.export_definitions().await.unwrap()), 1);
+    // A name given twice is refused, not silently collapsed.
+    let mut twice = durable();
+    twice.arguments = vec![
+        ("x-message-ttl".into(), "1".into()),
+        ("x-message-ttl".into(), "2".into()),
+    ];
+    match c.declare_queue("twice", twice).await {
+        Err(ClientError::Refused(error)) => {
+            assert_eq!(error.code, ErrorCode::InvalidArgument, "{}", error.message);
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    t.broker.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_damaged_log_tail_is_cut_off_and_what_precedes_it_is_served() {
     let t = TestBroker::start().await;

@@ -105,10 +105,42 @@ fn destination_handles_nobody_bound_are_rejected_and_never_used() {
     }
 }
 
+/// Review finding 8 / trustworthy-core item 7: ten poison messages within a minute
+/// quarantined the whole plugin type, and every good message to every exchange of that type
+/// was refused for 30 s. A fault one message causes is that message's.
+#[test]
+fn poison_messages_fail_alone_and_good_ones_keep_routing() {
+    let registry = registry_with(PluginLimits {
+        quarantine_faults: 3,
+        ..test_limits()
+    });
+    registry.load_file(Path::new(wasm::TRAPPER)).unwrap();
+    bound_exchange(&registry, "trapper");
+    let router = registry.router("trapper").unwrap();
+    for _ in 0..20 {
+        let error = router.route(1, &Message::new("boom", "")).unwrap_err();
+        assert!(matches!(error, PluginError::Trap { .. }), "{error:?}");
+        routes_ok_afterwards(&registry, "trapper");
+    }
+    // Even a burst of poison, shorter than `quarantine_after`, leaves the plugin serving.
+    for _ in 0..10 {
+        let error = router.route(1, &Message::new("boom", "")).unwrap_err();
+        assert!(matches!(error, PluginError::Trap { .. }), "{error:?}");
+    }
+    routes_ok_afterwards(&registry, "trapper");
+    let row = registry
+        .list()
+        .into_iter()
+        .find(|row| row.name == "trapper")
+        .unwrap();
+    assert_eq!(row.health, PluginHealth::Serving, "{row:?}");
+}
+
 #[test]
 fn a_plugin_that_keeps_faulting_is_quarantined_and_reported() {
     let registry = registry_with(PluginLimits {
         quarantine_faults: 3,
+        quarantine_after: std::time::Duration::ZERO,
         ..test_limits()
     });
     registry.load_file(Path::new(wasm::TRAPPER)).unwrap();
@@ -123,6 +155,8 @@ fn a_plugin_that_keeps_faulting_is_quarantined_and_reported() {
         matches!(error, PluginError::Quarantined { .. }),
         "{error:?}"
     );
+    // The refusal says how many faults led to it.
+    assert!(error.to_string().contains("after 3 faults"), "{error}");
     let row = registry
         .list()
         .into_iter()

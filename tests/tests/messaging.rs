@@ -431,6 +431,91 @@ async fn an_auto_delete_queue_goes_when_its_last_consumer_leaves() {
     );
 }
 
+/// Review finding 11: the exclusive flag of a subscription was ignored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_exclusive_consumer_is_the_queues_only_consumer() {
+    let t = TestBroker::start().await;
+    let c = &t.client;
+    c.declare_queue("ordered", QueueOptions::default())
+        .await
+        .unwrap();
+    let exclusive = || {
+        let mut options = ConsumeOptions::new("ordered");
+        options.exclusive = true;
+        options
+    };
+    let holder = c.consume(exclusive()).await.unwrap();
+    let other = t.connect().await;
+    for options in [ConsumeOptions::new("ordered"), exclusive()] {
+        match other.consume(options).await {
+            Err(ClientError::Refused(error)) => {
+                assert_eq!(error.code, ErrorCode::ResourceLocked, "{}", error.message);
+            }
+            Ok(_) => panic!("a second consumer of an exclusively consumed queue was accepted"),
+            Err(error) => panic!("unexpected error {error}"),
+        }
+    }
+    holder.close().await;
+    let plain = other.consume(ConsumeOptions::new("ordered")).await.unwrap();
+    let Err(ClientError::Refused(error)) = c.consume(exclusive()).await else {
+        panic!("an exclusive consumer was accepted beside another consumer");
+    };
+    assert_eq!(error.code, ErrorCode::ResourceLocked);
+    plain.close().await;
+}
+
+/// Review finding 10: a Cancel requeued every unacked delivery at once, so a worker that shut
+/// down gracefully saw its in-flight work handed to another worker, and its acks failed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_consumer_may_still_settle_what_it_holds() {
+    let t = TestBroker::start().await;
+    let c = &t.client;
+    c.declare_queue("jobs", QueueOptions::default())
+        .await
+        .unwrap();
+    let mut publisher = c.publisher().await.unwrap();
+    for n in 0..12 {
+        publisher
+            .publish_confirmed(OutgoingMessage::new("", "jobs", format!("job {n}")))
+            .await
+            .unwrap();
+    }
+    let mut options = ConsumeOptions::new("jobs");
+    options.prefetch = 10;
+    let mut worker = c.consume(options).await.unwrap();
+    let mut held = Vec::new();
+    for _ in 0..10 {
+        held.push(next_delivery(&mut worker).await);
+    }
+    let other = t.connect().await;
+    let mut successor = other.consume(ConsumeOptions::new("jobs")).await.unwrap();
+    worker.cancel();
+    // The subscription ends for new deliveries...
+    let end = tokio::time::timeout(Duration::from_secs(10), worker.next()).await;
+    assert!(matches!(end, Ok(None)), "the subscription ended");
+    // ...while what the worker holds stays its own to finish.
+    for delivery in &held[..9] {
+        delivery.ack().unwrap();
+    }
+    worker.sync().await.unwrap();
+    // The successor gets the two never delivered; the last held one comes back only when the
+    // worker lets go of it, marked redelivered.
+    let mut got: Vec<String> = Vec::new();
+    for _ in 0..2 {
+        let delivery = next_delivery(&mut successor).await;
+        assert!(!delivery.redelivered, "{}", text(&delivery));
+        got.push(text(&delivery));
+        delivery.ack().unwrap();
+    }
+    got.sort();
+    assert_eq!(got, ["job 10", "job 11"]);
+    drop(held);
+    drop(worker);
+    let returned = next_delivery(&mut successor).await;
+    assert_eq!(text(&returned), "job 9");
+    assert!(returned.redelivered);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hundreds_of_consumers_on_one_connection_all_subscribe_and_receive() {
     // The broker starts a connection with a small stream limit and raises it as streams open;

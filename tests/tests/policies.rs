@@ -301,6 +301,79 @@ async fn a_dead_letter_cycle_stops_instead_of_looping() {
     assert_eq!(ready(&t, "b").await, (0, 0));
 }
 
+/// Review finding 2: a queue that dead-letters into itself with `drop-head` recursed once per
+/// hop until the worker's stack overflowed and the process aborted. A forged `x-death` (with
+/// a `rejected` death, which switches the cycle rule off), a message with the most headers
+/// allowed (no room left for the trail), and a real rejection all reached it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queue_that_dead_letters_into_itself_cannot_take_the_broker_down() {
+    let t = TestBroker::start().await;
+    let c = &t.client;
+    let self_loop = [
+        ("x-max-length", "1"),
+        ("x-dead-letter-exchange", ""),
+        ("x-dead-letter-routing-key", "loop"),
+    ];
+    c.declare_queue("loop", with_arguments(&self_loop))
+        .await
+        .unwrap();
+    let forged =
+        r#"[{"reason":"rejected","queue":"z","exchange":"","routing-key":"","count":1,"time":0}]"#;
+    let mut publisher = c.publisher().await.unwrap();
+    for body in ["forged-1", "forged-2", "forged-3"] {
+        publisher
+            .publish_confirmed(OutgoingMessage::new("", "loop", body).header("x-death", forged))
+            .await
+            .unwrap();
+    }
+    // As many headers as the protocol allows: refused, since the trail would not fit.
+    let mut crowded = OutgoingMessage::new("", "loop", "crowded");
+    crowded.headers = (0..256).map(|i| (format!("h{i}"), String::new())).collect();
+    let (code, message) = match publisher.publish_confirmed(crowded).await {
+        Err(ClientError::Rejected { error, .. }) => (error.code, error.message),
+        other => panic!("expected a negative confirm, got {other:?}"),
+    };
+    assert_eq!(code, ErrorCode::InvalidArgument, "{message}");
+    assert!(message.contains("dead-letter trail"), "{message}");
+    let mut roomy = OutgoingMessage::new("", "loop", "roomy");
+    roomy.headers = (0..246).map(|i| (format!("h{i}"), String::new())).collect();
+    publisher.publish_confirmed(roomy).await.unwrap();
+
+    // A real rejection puts `rejected` in the trail: the cycle rule then lets such a message
+    // back into `loop`, and with two of them only the hop limit stops the ping-pong.
+    c.declare_queue(
+        "work",
+        with_arguments(&[
+            ("x-dead-letter-exchange", ""),
+            ("x-dead-letter-routing-key", "loop"),
+        ]),
+    )
+    .await
+    .unwrap();
+    for body in ["rejected-1", "rejected-2"] {
+        publisher
+            .publish_confirmed(OutgoingMessage::new("", "work", body))
+            .await
+            .unwrap();
+    }
+    let mut worker = consume(&t, "work").await;
+    for _ in 0..2 {
+        next_delivery(&mut worker).await.reject(false).unwrap();
+    }
+    worker.sync().await.unwrap();
+
+    // The broker is alive and the queue keeps its one message.
+    let other = t.connect().await;
+    assert_eq!(other.queue_info("loop").await.unwrap().ready, 1);
+    let mut drained = consume(&t, "loop").await;
+    let last = next_delivery(&mut drained).await;
+    assert!(
+        header(&last, "x-death").is_none_or(|trail| !trail.contains(r#""queue":"z""#)),
+        "a publisher's own x-death is not kept: {:?}",
+        header(&last, "x-death")
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn max_length_with_drop_head_dead_letters_the_oldest() {
     let t = TestBroker::start().await;

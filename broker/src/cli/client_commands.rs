@@ -235,10 +235,25 @@ pub async fn publish(connection: &Connection, args: PublishArgs) -> anyhow::Resu
 }
 
 pub async fn consume(connection: &Connection, args: ConsumeArgs) -> anyhow::Result<()> {
+    if args.count == Some(0) {
+        return Ok(());
+    }
     let mut options = ConsumeOptions::new(&args.queue);
     options.no_ack = args.no_ack;
     options.prefetch = args.prefetch;
     options.filter = args.filter;
+    if let Some(count) = args.count {
+        // Take no more than asked for: a delivery beyond the count would go back to the queue
+        // marked redelivered (and spend an `x-delivery-limit` attempt), or with no-ack be lost.
+        // So the broker may send at most `count`, and no-ack becomes an ack of each message.
+        let count = u32::try_from(count).unwrap_or(u32::MAX);
+        options.prefetch = match options.prefetch {
+            0 => count,
+            prefetch => prefetch.min(count),
+        };
+        options.no_ack = false;
+    }
+    let acks = !options.no_ack;
     let mut consumer = connection.consume(options).await?;
     let mut received = 0u64;
     while args.count.is_none_or(|count| received < count) {
@@ -261,10 +276,15 @@ pub async fn consume(connection: &Connection, args: ConsumeArgs) -> anyhow::Resu
         } else {
             println!("{}", String::from_utf8_lossy(&delivery.body));
         }
-        if !args.no_ack {
+        if acks {
             delivery.ack()?;
         }
         received += 1;
+    }
+    if acks && received > 0 {
+        // The acks must reach the broker before the connection closes, or it puts the
+        // messages back.
+        consumer.sync().await?;
     }
     consumer.close().await;
     if let Some(count) = args.count

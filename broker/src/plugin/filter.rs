@@ -294,6 +294,7 @@ impl FilterPlugin {
         match instance.matches(&self.replicas.engine, id, message, version.info.reads) {
             Ok(pass) => {
                 version.check_in(instance);
+                self.replicas.after_success();
                 Ok(pass)
             }
             Err(error) => Err(self.replicas.after_failure(&version, instance, error)),

@@ -15,9 +15,14 @@ pub struct PluginLimits {
     pub memory_bytes: usize,
     /// The most table elements one instance may use.
     pub table_elements: usize,
-    /// How many faults within `fault_window` quarantine a plugin.
+    /// How many faults quarantine a plugin: that many calls in a row that fault (for at least
+    /// `quarantine_after`), or that many failures to build an instance within `fault_window`
+    /// (see `quarantine.rs`).
     pub quarantine_faults: usize,
     pub fault_window: Duration,
+    /// How long every call of a plugin must have faulted, with no call succeeding, before call
+    /// faults quarantine it: a burst of poison messages amid good traffic never does.
+    pub quarantine_after: Duration,
     /// How long a quarantine lasts before the plugin is tried again.
     pub quarantine_period: Duration,
     /// Entries in the routing decision cache of one exchange type; 0 disables it.
@@ -33,6 +38,7 @@ impl Default for PluginLimits {
             table_elements: 100_000,
             quarantine_faults: 10,
             fault_window: Duration::from_secs(60),
+            quarantine_after: Duration::from_secs(10),
             quarantine_period: Duration::from_secs(30),
             decision_cache_entries: 65_536,
         }

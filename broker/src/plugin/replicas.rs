@@ -23,7 +23,7 @@ use parking_lot::{Mutex, MutexGuard};
 use super::engine::PluginEngine;
 use super::error::PluginError;
 use super::info::{PluginInfo, PluginSource};
-use super::quarantine::Quarantine;
+use super::quarantine::{FaultSite, Quarantine};
 use super::replay::{CatchUp, ReplayLog, ReplayState};
 
 /// Idle instances kept per version; more are dropped when checked in.
@@ -185,7 +185,12 @@ impl<R: Replica> ReplicaSet<R> {
                 version.build(&self.engine, current, &ops)
             }
         };
-        result.map_err(|error| self.count_fault(error))
+        result.map_err(|error| self.count_fault(error, FaultSite::Instance))
+    }
+
+    /// Notes a call that succeeded (see `quarantine.rs`).
+    pub(crate) fn after_success(&self) {
+        self.quarantine.record_success();
     }
 
     /// Disposes of an instance after a failed call and counts the fault. An instance that
@@ -203,13 +208,13 @@ impl<R: Replica> ReplicaSet<R> {
             | PluginError::InvalidDestination { .. } => version.check_in(instance),
             _ => drop(instance),
         }
-        self.count_fault(error)
+        self.count_fault(error, FaultSite::Call)
     }
 
-    fn count_fault(&self, error: PluginError) -> PluginError {
+    fn count_fault(&self, error: PluginError, site: FaultSite) -> PluginError {
         if error.is_fault() {
             tracing::warn!(plugin = self.name.as_str(), error = %error, "plugin fault");
-            self.quarantine.record(&error, &self.engine.limits);
+            self.quarantine.record(&error, site, &self.engine.limits);
         }
         error
     }

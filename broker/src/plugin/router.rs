@@ -547,6 +547,7 @@ impl RouterPlugin {
         match instance.route(&self.replicas.engine, exchange, message, version.info.reads) {
             Ok(destinations) => {
                 version.check_in(instance);
+                self.replicas.after_success();
                 let destinations: Destinations = destinations.into();
                 if cacheable {
                     self.cache
@@ -595,6 +596,7 @@ impl RouterPlugin {
                     ) {
                         Ok(answers) => {
                             version.check_in(instance);
+                            self.replicas.after_success();
                             Ok(answers)
                         }
                         Err(error) => Err(self.replicas.after_failure(&version, instance, error)),

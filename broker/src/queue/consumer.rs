@@ -25,6 +25,9 @@ pub struct ConsumerSpec {
     pub prefetch: u32,
     /// Deliveries count as acknowledged as soon as they are sent.
     pub no_ack: bool,
+    /// The queue's only consumer: refused while the queue has others, and others are refused
+    /// while it lasts.
+    pub exclusive: bool,
     pub filter: Option<Arc<CompiledFilter>>,
 }
 
@@ -82,6 +85,9 @@ pub(super) struct Consumer {
     /// Deliveries made by the current dispatch, sent when it ends (after a durable queue has
     /// recorded them, so a crash cannot hide that they were delivered).
     outbox: Vec<Delivery>,
+    /// Cancelled by its client: it gets no more deliveries, but its unacked ones stay its own
+    /// to settle until it is removed.
+    pub(super) cancelled: bool,
 }
 
 impl Consumer {
@@ -95,12 +101,16 @@ impl Consumer {
             timed_out: BTreeSet::new(),
             rejected: HashSet::new(),
             outbox: Vec::new(),
+            cancelled: false,
         }
     }
 
     /// Whether it can take another delivery now. One channel slot is always kept free so a
     /// cancellation can be sent without waiting.
     pub(super) fn has_credit(&self) -> bool {
+        if self.cancelled {
+            return false;
+        }
         let within_prefetch = self.spec.no_ack
             || self.spec.prefetch == 0
             || self.unacked.len() < self.spec.prefetch as usize;

@@ -17,12 +17,36 @@
 //! The cycle rule is RabbitMQ's: a dead-lettered message is not enqueued in a queue its trail
 //! already names unless some death in the trail is `rejected` (a consumer decided, so the
 //! loop is not automatic). The message still reaches every other queue it routes to.
+//!
+//! The trail belongs to the broker. A publisher's own `x-death*` and `x-first-death-*`
+//! headers are removed at publish ([`without_publisher_trail`]), so a forged trail cannot
+//! switch the cycle rule off, and a published message has at most [`MAX_PUBLISHED_HEADERS`]
+//! headers, so the trail's [`TRAIL_HEADERS`] always fit within the protocol's `MAX_HEADERS`.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use switchyard_protocol::MAX_HEADERS;
 
 use crate::message::Message;
+
+/// How many headers a dead-lettering sets: `x-death`, its six flat copies and the three
+/// `x-first-death-*`.
+pub const TRAIL_HEADERS: usize = 10;
+
+/// The most headers a published message may carry: the rest are kept for the trail.
+pub const MAX_PUBLISHED_HEADERS: usize = MAX_HEADERS - TRAIL_HEADERS;
+
+/// Whether a header is one of those the dead-letter trail is written in.
+fn is_trail_header(name: &str) -> bool {
+    name == "x-death" || name.starts_with("x-death-") || name.starts_with("x-first-death-")
+}
+
+/// Removes the trail headers a publisher set itself (see the module docs).
+pub fn without_publisher_trail(headers: &mut Vec<(String, String)>) {
+    if headers.iter().any(|(name, _)| is_trail_header(name)) {
+        headers.retain(|(name, _)| !is_trail_header(name));
+    }
+}
 
 /// Why a message was dead-lettered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,8 +111,8 @@ fn set_header(headers: &mut Vec<(String, String)>, name: &str, value: String) {
     } else if headers.len() < MAX_HEADERS {
         headers.push((name.to_owned(), value));
     } else {
-        // A delivery with more headers could not be decoded; the trail is what matters most
-        // and `x-death` is set first, so only the flat copies are left out.
+        // Unreachable for published messages (they leave room for the trail); kept so a
+        // delivery never exceeds what a client can decode.
         tracing::debug!(
             header = name,
             "dead-letter header left out: the message has the most headers allowed"
@@ -220,6 +244,32 @@ mod tests {
                 .count(),
             1
         );
+    }
+
+    #[test]
+    fn a_publishers_trail_headers_are_removed_and_the_trail_always_fits() {
+        let mut headers = vec![
+            ("x-death".to_owned(), "[]".to_owned()),
+            ("x-death-reason".to_owned(), "rejected".to_owned()),
+            ("x-first-death-queue".to_owned(), "z".to_owned()),
+            ("x-deathly".to_owned(), "kept".to_owned()),
+            ("app".to_owned(), "kept".to_owned()),
+        ];
+        without_publisher_trail(&mut headers);
+        let names: Vec<&str> = headers.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["x-deathly", "app"]);
+
+        let mut full = Message::new("k", "b");
+        full.headers = (0..MAX_PUBLISHED_HEADERS)
+            .map(|i| (format!("h{i}"), String::new()))
+            .collect();
+        let place = |queue| DeathPlace {
+            queue,
+            exchange: "",
+        };
+        let dead = dead_lettered(&full, DeathReason::Expired, place("a"), None);
+        assert_eq!(dead.headers.len(), MAX_HEADERS);
+        assert!(closes_cycle(&dead, "a"), "the trail was written");
     }
 
     #[test]

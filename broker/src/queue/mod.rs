@@ -13,8 +13,11 @@
 //!
 //! Lock order: a queue never holds its lock while calling out of the queue. Dead letters are
 //! collected under the lock and routed (through the [`QueueHost`], i.e. the topology) after
-//! it is released; only then are they removed from the source. The topology may call into a
-//! queue while holding its own lock; the queue never calls the topology while holding its own.
+//! it is released; only then are they removed from the source. Routing them is iterative, one
+//! hop at a time (`dead_letter_work.rs`), so no chain of dead-letterings deepens the stack.
+//! The topology may call into a queue while holding its own lock, but only operations that
+//! never dead-letter (declare, touch, delete); the queue never calls the topology while
+//! holding its own.
 //!
 //! Time: one broker-wide [`QueueTimer`] thread wakes each queue at its next deadline.
 //!
@@ -29,6 +32,7 @@
 
 mod consumer;
 mod dead_letter;
+mod dead_letter_work;
 mod dedup;
 mod delay;
 mod delivery_channel;
@@ -42,7 +46,11 @@ mod tests;
 mod timer;
 
 pub use consumer::{ConsumerId, ConsumerSpec, Delivery, DeliveryEvent};
-pub use dead_letter::{DeathPlace, DeathReason, closes_cycle, dead_lettered};
+pub use dead_letter::{
+    DeathPlace, DeathReason, MAX_PUBLISHED_HEADERS, closes_cycle, dead_lettered,
+    without_publisher_trail,
+};
+pub use dead_letter_work::MAX_DEAD_LETTER_HOPS;
 pub use delay::visible_at;
 pub use delivery_channel::{DeliveryReceiver, DeliverySender, delivery_channel};
 pub use durable::Window;
@@ -125,6 +133,16 @@ pub struct QueueProperties {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Cancellation {
     QueueDeleted,
+}
+
+/// Why a queue refused a subscription.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SubscribeRefusal {
+    QueueDeleted,
+    /// An exclusive consumer holds the queue.
+    HeldExclusively,
+    /// An exclusive subscription was asked for, and the queue has consumers.
+    HasConsumers,
 }
 
 /// What a queue needs from the broker around it. The topology implements it; a queue calls
@@ -245,9 +263,13 @@ impl Queue {
         window: Window,
     ) -> Arc<Self> {
         let queue = Queue::new(name, id, properties, policy, context);
-        queue.operate(|state, now| {
-            state.restore(Durability::new(log, window), recovered, now);
-        });
+        // The topology declares a recovered queue under its lock, so this must not route:
+        // recovery applies no limit and expires nothing, and so makes no dead letters.
+        let mut state = queue.state.lock();
+        state.restore(Durability::new(log, window), recovered, Instant::now());
+        debug_assert!(state.dead_letters.is_empty(), "recovery made dead letters");
+        drop(state);
+        queue.touch();
         queue
     }
 
@@ -297,7 +319,31 @@ impl Queue {
         }
         let letters = std::mem::take(&mut state.dead_letters);
         drop(state);
-        self.route_dead_letters(letters);
+        if letters.is_empty() {
+            return;
+        }
+        match self.this.upgrade() {
+            Some(this) => dead_letter_work::route(this, letters),
+            // Only while the last handle is dropped: nobody can consume them any more.
+            None => {
+                tracing::warn!(queue = %self.name, count = letters.len(), "dead letters of a queue being dropped are lost")
+            }
+        }
+    }
+
+    /// Lets go of letters that went round a dead-letter loop [`MAX_DEAD_LETTER_HOPS`] times
+    /// within one operation, instead of routing them again.
+    fn drop_looping_letters(&self, letters: Vec<(QueuedMessage, DeathReason)>) {
+        tracing::warn!(
+            queue = %self.name,
+            count = letters.len(),
+            hops = MAX_DEAD_LETTER_HOPS,
+            "dead letters dropped: they went round a dead-letter loop"
+        );
+        let dropped: Vec<QueuedMessage> = letters.into_iter().map(|(message, _)| message).collect();
+        self.state
+            .lock()
+            .remove_for_good(&dropped, state::Removal::Dropped(DeathReason::MaxLen));
     }
 
     /// Routes dead letters to the dead-letter exchange, then lets go of them: at-least-once,
@@ -366,12 +412,13 @@ impl Queue {
         &self,
         spec: ConsumerSpec,
         events: DeliverySender,
-    ) -> Result<ConsumerId, Cancellation> {
+    ) -> Result<ConsumerId, SubscribeRefusal> {
         let id = ConsumerId(self.next_consumer.fetch_add(1, Ordering::Relaxed));
         self.operate(|state, now| {
             if state.deleted {
-                return Err(Cancellation::QueueDeleted);
+                return Err(SubscribeRefusal::QueueDeleted);
             }
+            state.may_subscribe(spec.exclusive)?;
             state.add_consumer(id, spec, events);
             state.touch(now);
             state.dispatch(now);
@@ -432,6 +479,17 @@ impl Queue {
             state.dispatch(now);
             known
         })
+    }
+
+    /// Stops deliveries to a consumer its client cancelled. Its unacked deliveries stay its
+    /// own: the client may still settle them, until [`Queue::unsubscribe`] returns the rest.
+    /// From now on it no longer counts as a consumer of the queue (for `if-unused`,
+    /// auto-delete, `x-expires` and exclusivity).
+    pub fn cancel(&self, consumer: ConsumerId) {
+        self.operate(|state, now| {
+            state.cancel_consumer(consumer, now);
+            state.dispatch(now);
+        });
     }
 
     /// Removes a consumer; its unacked messages return to the head of the queue.

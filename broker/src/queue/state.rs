@@ -17,7 +17,7 @@ use super::delivery_channel::DeliverySender;
 use super::durable::{self, Admit, Durability};
 use super::policy::{Overflow, QueuePolicy};
 use super::ready::ReadyList;
-use super::{Cancellation, QueueContext, QueuedMessage};
+use super::{Cancellation, QueueContext, QueuedMessage, SubscribeRefusal};
 use crate::store::{self, DiskTail, QueueLog, Recovered};
 
 /// How far past the head dispatch looks for a message a filtering consumer accepts.
@@ -51,6 +51,20 @@ pub enum Admission {
     Duplicate,
     /// A length limit with `reject-publish`/`reject-publish-dlx` refused it.
     Refused,
+}
+
+/// How a message becomes ready, which decides whether the length limits apply to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Arrival {
+    /// Published now: a length limit may refuse it (`reject-publish*`) or drop the head.
+    Published,
+    /// A delayed message coming due, confirmed long ago: where a publish would be refused it
+    /// is dead-lettered instead.
+    CameDue,
+    /// Read back from the log (recovery, paging): already accepted under the limits when it
+    /// was published, so no limit applies again, as in RabbitMQ, which applies `x-max-length`
+    /// on publish only. A queue recovered above its limit shrinks as consumers take from it.
+    Recovered,
 }
 
 /// Why a message left a queue for good.
@@ -160,10 +174,10 @@ impl QueueState {
             }
             // Visible since `due`: its TTL started then.
             Ok(Some(due)) => {
-                self.make_ready(message, due, false);
+                self.make_ready(message, due, Arrival::Recovered);
             }
             _ => {
-                self.make_ready(message, enqueued, false);
+                self.make_ready(message, enqueued, Arrival::Recovered);
             }
         }
     }
@@ -197,7 +211,7 @@ impl QueueState {
         QueueCounts {
             ready: self.ready.len() as u64 + on_disk,
             unacked: self.consumers.iter().map(|c| c.unacked.len() as u64).sum(),
-            consumers: self.consumers.len() as u32,
+            consumers: self.active_consumers().count() as u32,
             ready_bytes: self.ready.bytes(),
             delayed: self.ready.delayed_len() as u64,
         }
@@ -238,7 +252,7 @@ impl QueueState {
                 self.ready.push_delayed(due, message);
                 Admission::Accepted
             }
-            _ => self.make_ready(message, now, true),
+            _ => self.make_ready(message, now, Arrival::Published),
         };
         if let (Some(dedup), Some(id), Admission::Accepted) = (&mut self.dedup, &id, admission) {
             dedup.record(id, now);
@@ -247,13 +261,12 @@ impl QueueState {
     }
 
     /// Starts a message's life as a ready message: its TTL clock starts, and the length
-    /// limits apply. A message `published` now can be refused; a delayed one coming due was
-    /// confirmed long ago, so where a publish would be refused it is dead-lettered instead.
+    /// limits apply as its [`Arrival`] says.
     fn make_ready(
         &mut self,
         mut message: QueuedMessage,
         now: Instant,
-        published: bool,
+        arrival: Arrival,
     ) -> Admission {
         let ttl = match (
             self.policy.message_ttl,
@@ -263,6 +276,10 @@ impl QueueState {
             (queue, own) => queue.or(own.map(std::time::Duration::from_millis)),
         };
         message.expires_at = ttl.map(|ttl| now + ttl);
+        if arrival == Arrival::Recovered {
+            self.ready.push_back(message);
+            return Admission::Accepted;
+        }
         let would_overflow = self.policy.is_over(
             self.ready.len() as u64 + 1,
             self.ready.bytes() + message.body_len(),
@@ -270,7 +287,7 @@ impl QueueState {
         if would_overflow {
             match self.policy.overflow {
                 Overflow::DropHead => {}
-                Overflow::RejectPublish if published => {
+                Overflow::RejectPublish if arrival == Arrival::Published => {
                     self.remove_for_good(&[message], Removal::Dropped(DeathReason::MaxLen));
                     return Admission::Refused;
                 }
@@ -380,6 +397,30 @@ impl QueueState {
         }
     }
 
+    /// Consumers not cancelled by their clients.
+    fn active_consumers(&self) -> impl Iterator<Item = &Consumer> {
+        self.consumers.iter().filter(|c| !c.cancelled)
+    }
+
+    /// Whether a consumer, `exclusive` or not, may subscribe now.
+    pub(super) fn may_subscribe(&self, exclusive: bool) -> Result<(), SubscribeRefusal> {
+        if self.active_consumers().any(|c| c.spec.exclusive) {
+            return Err(SubscribeRefusal::HeldExclusively);
+        }
+        if exclusive && self.active_consumers().next().is_some() {
+            return Err(SubscribeRefusal::HasConsumers);
+        }
+        Ok(())
+    }
+
+    /// Marks a consumer cancelled (see [`super::Queue::cancel`]).
+    pub(super) fn cancel_consumer(&mut self, id: ConsumerId, now: Instant) {
+        if let Some(consumer) = self.consumers.iter_mut().find(|c| c.id == id) {
+            consumer.cancelled = true;
+            self.touch(now);
+        }
+    }
+
     pub(super) fn add_consumer(
         &mut self,
         id: ConsumerId,
@@ -440,7 +481,7 @@ impl QueueState {
     /// deliveries come back. Returns whether the queue has been unused for `x-expires`.
     pub(super) fn run_due(&mut self, now: Instant) -> bool {
         for message in self.ready.take_due(now) {
-            self.make_ready(message, now, false);
+            self.make_ready(message, now, Arrival::CameDue);
         }
         self.expire(now);
         if let Some(timeout) = self.policy.consumer_timeout {
@@ -462,7 +503,10 @@ impl QueueState {
 
     fn unused_until(&self) -> Option<Instant> {
         let expires = self.policy.expires?;
-        self.consumers.is_empty().then(|| self.last_used + expires)
+        self.active_consumers()
+            .next()
+            .is_none()
+            .then(|| self.last_used + expires)
     }
 
     fn expire(&mut self, now: Instant) {

@@ -72,6 +72,7 @@ fn consumer(queue: &Queue, prefetch: u32, no_ack: bool) -> (ConsumerId, Delivery
         tag: "c".into(),
         prefetch,
         no_ack,
+        exclusive: false,
         filter: None,
     };
     (queue.subscribe(spec, tx).unwrap(), rx)
@@ -182,11 +183,12 @@ fn deleting_a_queue_cancels_its_consumers() {
         tag: "late".into(),
         prefetch: 0,
         no_ack: false,
+        exclusive: false,
         filter: None,
     };
     assert_eq!(
         q.subscribe(spec, tx).unwrap_err(),
-        Cancellation::QueueDeleted
+        SubscribeRefusal::QueueDeleted
     );
 }
 
@@ -198,6 +200,7 @@ fn a_full_channel_holds_messages_in_the_queue() {
         tag: "slow".into(),
         prefetch: 0,
         no_ack: true,
+        exclusive: false,
         filter: None,
     };
     q.subscribe(spec, tx).unwrap();

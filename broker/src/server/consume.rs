@@ -1,6 +1,8 @@
 //! A consume stream: one consumer. Subscribes it (compiling its filter, if any), then writes
-//! its deliveries in coalesced batches and applies its acks, nacks and credit changes. When the
-//! stream or the connection ends, its unacked messages return to the queue.
+//! its deliveries in coalesced batches and applies its acks, nacks and credit changes. A
+//! Cancel stops deliveries and is answered with Cancelled; the client may go on settling what
+//! it holds until it finishes its side. When the stream or the connection ends, the unacked
+//! messages left return to the queue.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -16,7 +18,7 @@ use super::wire_error::wire_error;
 use crate::error::BrokerError;
 use crate::queue::{
     Cancellation, ConsumerId, ConsumerSpec, DeliveryEvent, DeliveryReceiver, DeliverySender, Queue,
-    Settlement, delivery_channel,
+    Settlement, SubscribeRefusal, delivery_channel,
 };
 
 /// Deliveries gathered for one flush before it is written (a batch is never split).
@@ -81,9 +83,12 @@ pub(crate) async fn serve(
     let mut shutdown = shared.shutdown.clone();
     // A Cancel or Sync read while gathering settlements, handled on the next round.
     let mut carried: Option<ConsumeUp> = None;
+    // After the client's Cancel: no more deliveries, but the client may still settle the ones
+    // it has (and sync) until it finishes its side of the stream.
+    let mut cancelled = false;
     loop {
         tokio::select! {
-            event = events.recv() => {
+            event = events.recv(), if !cancelled => {
                 let Some(event) = event else { break };
                 match write_deliveries(&mut send, event, &mut events).await {
                     Ok(true) => queue.dispatch(),
@@ -101,16 +106,24 @@ pub(crate) async fn serve(
                     None => recv.next::<ConsumeUp>().await,
                 }
             } => match frame {
+                Ok(Some(ConsumeUp::Cancel)) if cancelled => {}
                 Ok(Some(ConsumeUp::Cancel)) => {
-                    // Settle everything before answering, so the client sees the outcome
-                    // (requeued messages, an auto-delete queue gone) once it hears `Cancelled`.
-                    tokio::task::block_in_place(|| {
-                        queue.unsubscribe(consumer);
-                        shared.topology.consumer_left(&queue);
-                    });
-                    let _ = send.send(&ConsumeDown::Cancelled { reason: CancelReason::ClientRequest }).await;
-                    send.finish();
-                    break;
+                    cancelled = true;
+                    tokio::task::block_in_place(|| queue.cancel(consumer));
+                    // What the queue handed over before the cancel is the client's: it goes
+                    // out ahead of `Cancelled`, to be settled like any other delivery.
+                    let mut written = Ok(true);
+                    while let (Ok(true), Some(event)) = (&written, events.try_recv()) {
+                        written = write_deliveries(&mut send, event, &mut events).await;
+                    }
+                    // An auto-delete queue goes with its last consumer, as the client hears
+                    // `Cancelled`.
+                    tokio::task::block_in_place(|| shared.topology.consumer_left(&queue));
+                    if written.is_err()
+                        || send.send(&ConsumeDown::Cancelled { reason: CancelReason::ClientRequest }).await.is_err()
+                    {
+                        break;
+                    }
                 }
                 Ok(Some(ConsumeUp::Sync { id })) => {
                     if let (Some(log), Some(store)) = (queue.log(), shared.topology.store()) {
@@ -223,13 +236,23 @@ fn subscribe_to(
         tag: tag.clone(),
         prefetch: subscribe.prefetch,
         no_ack: subscribe.no_ack,
+        exclusive: subscribe.exclusive,
         filter,
     };
-    let consumer = queue
-        .subscribe(spec, events)
-        .map_err(|Cancellation::QueueDeleted| {
-            wire_error(&BrokerError::not_found("queue", queue.name()))
-        })?;
+    let consumer = queue.subscribe(spec, events).map_err(|refusal| {
+        let error = match refusal {
+            SubscribeRefusal::QueueDeleted => BrokerError::not_found("queue", queue.name()),
+            SubscribeRefusal::HeldExclusively => BrokerError::ExclusiveConsumer {
+                queue: queue.name().to_owned(),
+                reason: "an exclusive consumer holds it",
+            },
+            SubscribeRefusal::HasConsumers => BrokerError::ExclusiveConsumer {
+                queue: queue.name().to_owned(),
+                reason: "an exclusive consumer was asked for and it has consumers",
+            },
+        };
+        wire_error(&error)
+    })?;
     Ok((queue, consumer, tag))
 }
 

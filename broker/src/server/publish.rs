@@ -297,9 +297,20 @@ fn prepare(publish: Publish, shared: &Shared, last_exchange: &mut LastExchange) 
     {
         return Prepared::Done(Outcome::Rejected(error));
     }
+    let mut headers = publish.headers;
+    queue::without_publisher_trail(&mut headers);
+    if headers.len() > queue::MAX_PUBLISHED_HEADERS {
+        return Prepared::Done(Outcome::Rejected(wire_error(&BrokerError::invalid(
+            format!(
+                "{} headers; a published message may have at most {} (the rest are kept for the dead-letter trail)",
+                headers.len(),
+                queue::MAX_PUBLISHED_HEADERS
+            ),
+        ))));
+    }
     let message = Message {
         routing_key: publish.routing_key,
-        headers: publish.headers,
+        headers,
         properties: publish.properties.into(),
         body: publish.body,
     };

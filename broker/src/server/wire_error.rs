@@ -9,7 +9,9 @@ pub(crate) fn wire_error(error: &BrokerError) -> WireError {
     let code = match error {
         BrokerError::NotFound { .. } => ErrorCode::NotFound,
         BrokerError::PreconditionFailed { .. } => ErrorCode::PreconditionFailed,
-        BrokerError::ResourceLocked { .. } => ErrorCode::ResourceLocked,
+        BrokerError::ResourceLocked { .. } | BrokerError::ExclusiveConsumer { .. } => {
+            ErrorCode::ResourceLocked
+        }
         BrokerError::InvalidArgument { .. } => ErrorCode::InvalidArgument,
         BrokerError::NotAllowed { .. } => ErrorCode::NotAllowed,
         BrokerError::PluginRefused(_) => ErrorCode::PluginRefused,

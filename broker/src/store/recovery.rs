@@ -96,8 +96,14 @@ pub fn recover(dir: &Path, window: usize, dedup_since_ms: Option<u64>) -> io::Re
                     Ok(RecordSummary::Message { seq, .. }) => {
                         recovered.next_seq = recovered.next_seq.max(seq + 1);
                     }
+                    // Numbering continues past every seq a record names, not only past the
+                    // messages still on disk: after a drained log's message segments are
+                    // deleted, its removed runs survive, and must never name a new message.
                     Ok(RecordSummary::Removed(runs)) => {
                         for run in runs {
+                            recovered.next_seq = recovered
+                                .next_seq
+                                .max(run.first.saturating_add(u64::from(run.count)));
                             recovered
                                 .skip
                                 .removed
@@ -108,6 +114,11 @@ pub fn recover(dir: &Path, window: usize, dedup_since_ms: Option<u64>) -> io::Re
                         }
                     }
                     Ok(RecordSummary::Delivered(runs)) => {
+                        for run in &runs {
+                            recovered.next_seq = recovered
+                                .next_seq
+                                .max(run.first.saturating_add(u64::from(run.count)));
+                        }
                         for seq in runs.iter().flat_map(|run| run.seqs()) {
                             *recovered.skip.deliveries.entry(seq).or_default() += 1;
                         }

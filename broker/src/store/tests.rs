@@ -145,6 +145,52 @@ fn segments_are_deleted_once_drained_from_the_oldest() {
     assert_eq!(files.len(), after.len(), "{files:?} vs {after:?}");
 }
 
+/// Review finding 3: once every segment holding messages was drained and deleted, recovery
+/// numbered new messages from 0 again while the surviving "removed" records still named those
+/// numbers, so the messages confirmed in that run vanished at the next restart.
+#[test]
+fn sequence_numbers_continue_past_a_drained_log_and_its_next_messages_survive() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = open_store(dir.path(), 256);
+        let (log, _) = store.open_queue("q", 100, None).unwrap();
+        let mut lsn = 0;
+        for seq in 0..30 {
+            lsn = append(&log, seq, true);
+        }
+        assert!(wait(&store, &log, lsn));
+        // Deliveries roll the log into segments that hold no message record.
+        let first = log.segment_ids();
+        for _ in 0..100 {
+            if log.segment_ids().last() != first.last() {
+                break;
+            }
+            log.delivered(&(0..30).collect::<Vec<_>>());
+        }
+        assert_ne!(log.segment_ids().last(), first.last(), "the log rolled");
+        let lsn = log.removed(&(0..30).collect::<Vec<_>>());
+        assert!(wait(&store, &log, lsn));
+    }
+    {
+        let store = open_store(dir.path(), 256);
+        let (log, recovered) = store.open_queue("q", 100, None).unwrap();
+        assert!(recovered.messages.is_empty());
+        assert_eq!(
+            recovered.next_seq, 30,
+            "numbering continues past every seq named"
+        );
+        let lsn = append(&log, recovered.next_seq, true);
+        assert!(wait(&store, &log, lsn));
+    }
+    let store = open_store(dir.path(), 256);
+    let (_log, recovered) = store.open_queue("q", 100, None).unwrap();
+    assert_eq!(
+        seqs(&recovered),
+        vec![30],
+        "the message confirmed after the drain is back"
+    );
+}
+
 #[test]
 fn a_queue_longer_than_its_window_is_read_back_from_the_tail() {
     let dir = tempfile::tempdir().unwrap();
