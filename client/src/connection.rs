@@ -24,6 +24,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::error::ClientError;
 use crate::framed::{FramedRecv, FramedSend};
+use crate::publish_streams::PublishStreams;
 use crate::tls::{Trust, client_config};
 
 /// How to reach and authenticate to a broker.
@@ -77,6 +78,7 @@ pub(crate) struct Session {
     endpoint: quinn::Endpoint,
     requests: mpsc::Sender<(ControlOp, oneshot::Sender<Result<ControlOk, ClientError>>)>,
     welcome: Welcome,
+    publish_streams: PublishStreams,
 }
 
 /// What this client declared, in order, to declare again after a reconnect.
@@ -140,6 +142,9 @@ fn binds_queue(op: &ControlOp, queue: &str) -> bool {
     let ControlOp::Bind(b) = op else { return false };
     b.destination_kind == DestinationKind::Queue && b.destination == queue
 }
+
+/// How long [`Connection::close`] waits for the broker to read what was published.
+const CLOSE_DRAIN: Duration = Duration::from_secs(5);
 
 /// How long a request waits for a session while the connection is being re-established.
 const SESSION_WAIT: Duration = Duration::from_secs(30);
@@ -251,13 +256,23 @@ impl Connection {
         self.shared.reconnects.load(Ordering::Relaxed)
     }
 
-    /// Closes the connection for good and waits (briefly) until the broker has been told, so
-    /// it requeues this connection's unacked messages at once rather than after a timeout.
-    /// Outstanding work fails with [`ClientError::Closed`].
+    /// Closes the connection for good, gracefully: every publish stream is finished, and the
+    /// close waits (up to 5 s) until the broker has read and handled everything published on
+    /// it, unconfirmed publishes included; then the connection closes and this waits (briefly)
+    /// until the broker has been told, so it requeues this connection's unacked messages at
+    /// once rather than after a timeout. Publishers fail with [`ClientError::Closed`] from
+    /// then on, and so does other outstanding work.
     pub async fn close(&self) {
         self.shared.closed_by_user.store(true, Ordering::Relaxed);
         let session = self.shared.session.send_replace(None);
         if let Some(session) = session {
+            let finished =
+                tokio::time::timeout(CLOSE_DRAIN, session.publish_streams().finish_all()).await;
+            if finished.is_err() {
+                tracing::warn!(
+                    "the broker did not finish reading the publish streams within {CLOSE_DRAIN:?}; closing anyway"
+                );
+            }
             session.quic.close(0u32.into(), b"client closed");
             let _ =
                 tokio::time::timeout(Duration::from_secs(2), session.endpoint.wait_idle()).await;
@@ -532,11 +547,17 @@ impl Session {
             endpoint,
             requests,
             welcome,
+            publish_streams: PublishStreams::default(),
         })
     }
 
     pub(crate) fn max_frame(&self) -> u32 {
         self.welcome.max_frame
+    }
+
+    /// The publish streams opened on this session.
+    pub(crate) fn publish_streams(&self) -> &PublishStreams {
+        &self.publish_streams
     }
 
     /// Opens a client stream of `kind` on this session.

@@ -28,6 +28,7 @@ mod consumer;
 mod delivery;
 mod error;
 pub mod framed;
+mod publish_streams;
 mod publisher;
 mod rpc;
 mod tls;

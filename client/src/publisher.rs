@@ -25,7 +25,8 @@ use tokio::sync::{Semaphore, oneshot};
 
 use crate::connection::Connection;
 use crate::error::ClientError;
-use crate::framed::{FramedRecv, FramedSend};
+use crate::framed::FramedRecv;
+use crate::publish_streams::SharedSend;
 
 /// How a publish ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -159,7 +160,8 @@ pub struct Publisher {
 #[derive(Debug)]
 struct PublishStream {
     next_seq: u64,
-    send: FramedSend,
+    /// Shared with the session, which finishes it when the connection is closed.
+    send: SharedSend,
     /// A write failed: the stream is unusable and the next publish opens another.
     broken: bool,
     waiters: Waiters,
@@ -171,15 +173,17 @@ impl PublishStream {
     async fn open(connection: &Connection, max_in_flight: usize) -> Result<Self, ClientError> {
         let session = connection.session().await?;
         let (send, recv) = session.open_stream(StreamKind::Publish).await?;
+        let send: SharedSend = Arc::new(tokio::sync::Mutex::new(Some(send)));
         let waiters: Waiters = Arc::default();
         let room = Arc::new(Semaphore::new(max_in_flight.max(1)));
         let blocked = Arc::new(AtomicBool::new(false));
-        tokio::spawn(read_outcomes(
+        let reader = tokio::spawn(read_outcomes(
             recv,
             Arc::clone(&waiters),
             Arc::clone(&room),
             Arc::clone(&blocked),
         ));
+        session.publish_streams().register(&send, reader);
         Ok(PublishStream {
             next_seq: 1,
             send,
@@ -190,16 +194,24 @@ impl PublishStream {
         })
     }
 
-    /// Encodes `frame` for the stream; an unencodable frame (larger than the broker accepts)
-    /// is refused here and leaves the stream as it was.
-    fn push(&mut self, frame: Publish) -> Result<(), ClientError> {
-        Ok(self.send.push(&PublishUp::Publish(frame))?)
-    }
-
-    /// Writes what was pushed. Cancel-safe: a write interrupted while the broker holds the
-    /// stream back goes out with the next one.
-    async fn flush(&mut self) -> Result<(), ClientError> {
-        self.send.flush().await.map_err(|error| {
+    /// Encodes `frame` onto the stream and writes it, after running `encoded` (which must not
+    /// fail: the frame is on its way). An unencodable frame (larger than the broker accepts)
+    /// is refused before `encoded` and leaves the stream as it was. Cancel-safe: a write
+    /// interrupted while the broker holds the stream back goes out with the next one.
+    async fn write(
+        &mut self,
+        frame: Publish,
+        encoded: impl FnOnce(&mut Self) -> Result<(), ClientError>,
+    ) -> Result<(), ClientError> {
+        let shared = Arc::clone(&self.send);
+        let mut guard = shared.lock().await;
+        let Some(send) = guard.as_mut() else {
+            self.broken = true;
+            return Err(ClientError::closed("the connection was closed"));
+        };
+        send.push(&PublishUp::Publish(frame))?;
+        encoded(self)?;
+        send.flush().await.map_err(|error| {
             self.broken = true;
             ClientError::from(error)
         })
@@ -240,25 +252,26 @@ impl Publisher {
             .await
             .map_err(|_| ClientError::closed("the publish stream is gone"))?;
         let seq = stream.next_seq;
-        stream.push(message.into_frame(seq))?;
-        // Pushed: the seq is used and its permit comes back with its answer.
-        stream.next_seq += 1;
-        permit.forget();
         let (answer_tx, answer) = oneshot::channel();
-        {
-            // Checked under the lock that the reader closes it with, so a waiter is never
-            // added after the reader has failed the rest.
-            let mut waiting = stream.waiters.lock();
-            if let Some(error) = &waiting.closed {
-                return Err(error.clone());
-            }
-            waiting.by_seq.push_back(Awaiting {
-                seq,
-                answer: answer_tx,
-                returned: false,
-            });
-        }
-        stream.flush().await?;
+        stream
+            .write(message.into_frame(seq), move |stream| {
+                // Encoded: the seq is used and its permit comes back with its answer.
+                stream.next_seq += 1;
+                permit.forget();
+                // Checked under the lock that the reader closes it with, so a waiter is never
+                // added after the reader has failed the rest.
+                let mut waiting = stream.waiters.lock();
+                if let Some(error) = &waiting.closed {
+                    return Err(error.clone());
+                }
+                waiting.by_seq.push_back(Awaiting {
+                    seq,
+                    answer: answer_tx,
+                    returned: false,
+                });
+                Ok(())
+            })
+            .await?;
         Ok(Confirmation { seq, answer })
     }
 
@@ -271,8 +284,9 @@ impl Publisher {
         message: OutgoingMessage,
     ) -> Result<(), ClientError> {
         let stream = self.live_stream().await?;
-        stream.push(message.into_frame(UNCONFIRMED))?;
-        stream.flush().await
+        stream
+            .write(message.into_frame(UNCONFIRMED), |_| Ok(()))
+            .await
     }
 
     /// The current publish stream, opening a new one if there is none or it broke.

@@ -431,6 +431,45 @@ async fn an_auto_delete_queue_goes_when_its_last_consumer_leaves() {
     );
 }
 
+/// Trustworthy-core item 6: closing a connection discarded what its publish streams had not
+/// delivered yet, so the last unconfirmed publishes before a close vanished silently.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closing_a_connection_delivers_everything_published_before_it() {
+    let t = TestBroker::start().await;
+    t.client
+        .declare_queue("tail", QueueOptions::default())
+        .await
+        .unwrap();
+    const COUNT: usize = 3000;
+    let publishing = t.connect().await;
+    let mut publisher = publishing.publisher().await.unwrap();
+    let body = vec![b'x'; 1024];
+    for _ in 0..COUNT {
+        publisher
+            .publish_unconfirmed(OutgoingMessage::new("", "tail", body.clone()))
+            .await
+            .unwrap();
+    }
+    // A second publisher, dropped before the close: its stream is finished by the drop.
+    let mut dropped = publishing.publisher().await.unwrap();
+    dropped
+        .publish_unconfirmed(OutgoingMessage::new("", "tail", "last words"))
+        .await
+        .unwrap();
+    drop(dropped);
+    publishing.close().await;
+    // Everything was enqueued before `close` returned.
+    let info = t.client.queue_info("tail").await.unwrap();
+    assert_eq!(info.ready, COUNT as u64 + 1);
+    // And the publisher kept by the user now fails instead of publishing into the void.
+    assert!(
+        publisher
+            .publish_unconfirmed(OutgoingMessage::new("", "tail", "after close"))
+            .await
+            .is_err()
+    );
+}
+
 /// Review finding 11: the exclusive flag of a subscription was ignored.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_exclusive_consumer_is_the_queues_only_consumer() {
