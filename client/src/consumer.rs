@@ -146,8 +146,8 @@ impl Consumer {
 
     /// Asks the broker to end the subscription. Deliveries already on their way still arrive,
     /// then `next` returns `None`. Deliveries held may still be acked, nacked or rejected (and
-    /// [`sync`](Self::sync) still works) until all of them are settled or dropped; the broker
-    /// then returns the unsettled ones to the queue.
+    /// [`sync`](Self::sync) still works); once all of them and the consumer are dropped, the
+    /// broker returns the unsettled ones to the queue.
     pub fn cancel(&self) {
         let _ = self.requests.send(Request::Frame(ConsumeUp::Cancel));
     }
@@ -400,7 +400,8 @@ struct Settling {
 impl Subscription {
     /// After a cancel the user may still settle the deliveries it holds (and sync), as AMQP's
     /// `basic.cancel` allows: the stream stays open until every one of them has been settled
-    /// or dropped, then finishes, and the broker returns whatever was left unsettled.
+    /// or dropped and the consumer is dropped (or closed), then finishes, and the broker
+    /// returns whatever was left unsettled.
     async fn settle_after_cancel(&mut self, settling: Settling) -> StreamEnd {
         // `next` returns `None` once the deliveries already handed over are taken.
         self.deliveries = mpsc::channel(1).0;
@@ -413,10 +414,16 @@ impl Subscription {
             mut requests_open,
         } = settling;
         let (send, recv, acks, syncs) = (&mut send, &mut recv, &mut acks, &mut syncs);
-        loop {
+        let mut acks_open = true;
+        // Until every delivery is gone and the consumer too (it may still sync), and every
+        // sync is answered.
+        while acks_open || requests_open || !syncs.is_empty() {
             tokio::select! {
-                ack = acks.recv() => {
-                    let Some(ack) = ack else { break };
+                ack = acks.recv(), if acks_open => {
+                    let Some(ack) = ack else {
+                        acks_open = false;
+                        continue;
+                    };
                     if push_all(send, ack, acks).await.is_err() {
                         return StreamEnd::Finished;
                     }

@@ -234,6 +234,13 @@ pub async fn publish(connection: &Connection, args: PublishArgs) -> anyhow::Resu
     Ok(())
 }
 
+/// `consume`. With `--count N` it takes exactly N messages and leaves the rest of the queue as
+/// it was: a delivery beyond N would go back marked redelivered (spending an
+/// `x-delivery-limit` attempt), or with no-ack be lost. The broker sends a consumer no more
+/// than `acked + prefetch` messages, so with prefetch `p ≤ N` the first `N - p` are acked as
+/// they are printed and the last `p` are held; once N have arrived the subscription is
+/// cancelled, and only when the broker has confirmed that (no further delivery can come) are
+/// the held ones acked and synced. No-ack becomes an ack of each message for the same reason.
 pub async fn consume(connection: &Connection, args: ConsumeArgs) -> anyhow::Result<()> {
     if args.count == Some(0) {
         return Ok(());
@@ -242,20 +249,21 @@ pub async fn consume(connection: &Connection, args: ConsumeArgs) -> anyhow::Resu
     options.no_ack = args.no_ack;
     options.prefetch = args.prefetch;
     options.filter = args.filter;
+    // How many may be acked as they arrive (all, without a count).
+    let mut ack_as_printed = u64::MAX;
     if let Some(count) = args.count {
-        // Take no more than asked for: a delivery beyond the count would go back to the queue
-        // marked redelivered (and spend an `x-delivery-limit` attempt), or with no-ack be lost.
-        // So the broker may send at most `count`, and no-ack becomes an ack of each message.
         let count = u32::try_from(count).unwrap_or(u32::MAX);
         options.prefetch = match options.prefetch {
             0 => count,
             prefetch => prefetch.min(count),
         };
         options.no_ack = false;
+        ack_as_printed = u64::from(count - options.prefetch);
     }
     let acks = !options.no_ack;
     let mut consumer = connection.consume(options).await?;
     let mut received = 0u64;
+    let mut held = None;
     while args.count.is_none_or(|count| received < count) {
         let next = match args.timeout {
             Some(seconds) => match tokio::time::timeout(
@@ -276,10 +284,24 @@ pub async fn consume(connection: &Connection, args: ConsumeArgs) -> anyhow::Resu
         } else {
             println!("{}", String::from_utf8_lossy(&delivery.body));
         }
-        if acks {
-            delivery.ack()?;
-        }
         received += 1;
+        if !acks {
+            continue;
+        }
+        if received <= ack_as_printed {
+            delivery.ack()?;
+        } else {
+            // Acked with every earlier one once the subscription has ended.
+            held = Some(delivery);
+        }
+    }
+    if held.is_some() {
+        consumer.cancel();
+        // `None` once the broker has confirmed the cancel: nothing more can arrive.
+        while consumer.next().await.is_some() {}
+    }
+    if let Some(last) = held {
+        last.ack_multiple()?;
     }
     if acks && received > 0 {
         // The acks must reach the broker before the connection closes, or it puts the
