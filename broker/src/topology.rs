@@ -975,7 +975,7 @@ impl QueueHost for Topology {
             if !enqueued.refused.is_empty() {
                 tracing::debug!(queue = queue.name(), "dead letter refused by a full queue");
             }
-            if let (Some(lsn), Some(log)) = (enqueued.durable_lsn, queue.log()) {
+            if let (Some(&(_, lsn)), Some(log)) = (enqueued.durable_lsns.last(), queue.log()) {
                 durable.push((log, lsn));
             }
         }

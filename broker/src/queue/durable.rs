@@ -30,12 +30,12 @@ impl Default for Window {
     }
 }
 
-/// Where an arriving message goes.
+/// Where an arriving message goes, and the LSN that makes it durable when it is persistent.
 #[derive(Debug)]
 pub(super) enum Admit {
-    Memory(QueuedMessage),
+    Memory(QueuedMessage, Option<u64>),
     /// Written to the log and counted in the tail.
-    Disk,
+    Disk(Option<u64>),
 }
 
 #[derive(Debug)]
@@ -45,8 +45,6 @@ pub(super) struct Durability {
     window: Window,
     /// Messages delivered since the last flush; recorded in one "delivered" record.
     delivered: Vec<u64>,
-    /// The LSN of the persistent appends since the last [`Durability::take_lsn`].
-    pending_lsn: Option<u64>,
 }
 
 impl Durability {
@@ -56,7 +54,6 @@ impl Durability {
             tail: None,
             window,
             delivered: Vec::new(),
-            pending_lsn: None,
         }
     }
 
@@ -71,8 +68,8 @@ impl Durability {
 
     /// Takes an arriving message (its `seq` given), given the ready list's size. `may_page`
     /// is false for messages that must stay in memory (delayed ones, those of priority and
-    /// length-limited queues). Returns where it goes; a persistent message's LSN is kept for
-    /// [`Durability::take_lsn`].
+    /// length-limited queues). Returns where it goes, with a persistent message's own LSN (the
+    /// end of its record: a publisher's confirm waits for exactly that).
     pub(super) fn admit(
         &mut self,
         mut message: QueuedMessage,
@@ -86,7 +83,7 @@ impl Durability {
                 || ready_len >= self.window.messages
                 || ready_bytes >= self.window.bytes);
         if !persistent && !paging {
-            return Admit::Memory(message);
+            return Admit::Memory(message, None);
         }
         let (position, lsn) = self.log.append_message(&StoredMessageRef {
             seq: message.seq,
@@ -95,12 +92,14 @@ impl Durability {
             exchange: &message.exchange,
             message: &message.message,
         });
-        if persistent {
-            self.pending_lsn = Some(lsn);
-        }
+        let lsn = persistent.then_some(lsn);
         message.stored = true;
         if !paging {
-            return Admit::Memory(message);
+            // Behind a tail that reads this part of the log, it must skip this record.
+            if let Some(tail) = self.tail.as_mut().filter(|tail| tail.remaining() > 0) {
+                tail.held_in_memory(message.seq);
+            }
+            return Admit::Memory(message, lsn);
         }
         match &mut self.tail {
             Some(tail) if tail.remaining() > 0 => tail.push(),
@@ -115,12 +114,7 @@ impl Durability {
                 self.tail = Some(tail);
             }
         }
-        Admit::Disk
-    }
-
-    /// The LSN of the persistent messages admitted since the last call.
-    pub(super) fn take_lsn(&mut self) -> Option<u64> {
-        self.pending_lsn.take()
+        Admit::Disk(lsn)
     }
 
     /// Starts reading recovered messages beyond the window from the log.

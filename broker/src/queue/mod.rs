@@ -211,8 +211,9 @@ pub struct Enqueued {
     /// Refused by a length limit (`reject-publish`, `reject-publish-dlx`): their positions
     /// among the messages offered, in order.
     pub refused: Vec<usize>,
-    /// The log position that makes the persistent ones durable, when any was written.
-    pub durable_lsn: Option<u64>,
+    /// For each persistent message written to the log (or a duplicate of one): its position
+    /// among the messages offered and the LSN that makes it durable, in order.
+    pub durable_lsns: Vec<(usize, u64)>,
 }
 
 #[derive(Debug)]
@@ -395,13 +396,16 @@ impl Queue {
                 return outcome;
             }
             for (at, message) in messages.into_iter().enumerate() {
-                match state.admit(message, now) {
+                let (admission, lsn) = state.admit(message, now);
+                match admission {
                     Admission::Accepted => outcome.accepted += 1,
                     Admission::Duplicate => outcome.duplicates += 1,
                     Admission::Refused => outcome.refused.push(at),
                 }
+                if let Some(lsn) = lsn {
+                    outcome.durable_lsns.push((at, lsn));
+                }
             }
-            outcome.durable_lsn = state.take_durable_lsn();
             state.dispatch(now);
             outcome
         })

@@ -146,7 +146,7 @@ impl QueueState {
         let now_ms = store::now_ms();
         if let Some(dedup) = &mut self.dedup {
             for (id, enqueued_ms) in dedup_ids {
-                dedup.record(&id, instant_of(enqueued_ms, now, now_ms));
+                dedup.record(&id, instant_of(enqueued_ms, now, now_ms), None);
             }
         }
         for recovered in messages {
@@ -186,11 +186,6 @@ impl QueueState {
         self.durable.as_ref().map(Durability::log)
     }
 
-    /// The LSN that makes the persistent messages admitted since the last call durable.
-    pub(super) fn take_durable_lsn(&mut self) -> Option<u64> {
-        self.durable.as_mut().and_then(Durability::take_lsn)
-    }
-
     /// Refills a durable queue's in-memory window from its log.
     fn page_in(&mut self, now: Instant) {
         let Some(durable) = &mut self.durable else {
@@ -218,17 +213,23 @@ impl QueueState {
     }
 
     /// Takes a published (or dead-lettered) message: deduplicates, numbers it, then holds it
-    /// until it is due or makes it ready under the length limits.
-    pub(super) fn admit(&mut self, mut message: QueuedMessage, now: Instant) -> Admission {
+    /// until it is due or makes it ready under the length limits. Also returns the LSN its
+    /// publisher's confirm must wait for: its own record's, or for a duplicate the original's.
+    pub(super) fn admit(
+        &mut self,
+        mut message: QueuedMessage,
+        now: Instant,
+    ) -> (Admission, Option<u64>) {
         let id = message.message.properties.message_id.clone();
         if let (Some(dedup), Some(id)) = (&mut self.dedup, &id)
-            && dedup.is_duplicate(id, now)
+            && let Some(original) = dedup.duplicate_of(id, now)
         {
-            return Admission::Duplicate;
+            return (Admission::Duplicate, original);
         }
         message.seq = self.next_seq;
         self.next_seq += 1;
         let delayed = message.not_before.is_some_and(|due| due > now);
+        let mut lsn = None;
         if let Some(durable) = &mut self.durable {
             // Only plain FIFO queues page to disk: a priority or length-limited queue, or a
             // delayed message, needs every message at hand.
@@ -237,12 +238,12 @@ impl QueueState {
                 && self.policy.max_length.is_none()
                 && self.policy.max_length_bytes.is_none();
             match durable.admit(message, may_page, self.ready.len(), self.ready.bytes()) {
-                Admit::Memory(kept) => message = kept,
-                Admit::Disk => {
+                Admit::Memory(kept, kept_lsn) => (message, lsn) = (kept, kept_lsn),
+                Admit::Disk(paged_lsn) => {
                     if let (Some(dedup), Some(id)) = (&mut self.dedup, &id) {
-                        dedup.record(id, now);
+                        dedup.record(id, now, paged_lsn);
                     }
-                    return Admission::Accepted;
+                    return (Admission::Accepted, paged_lsn);
                 }
             }
         }
@@ -255,9 +256,9 @@ impl QueueState {
             _ => self.make_ready(message, now, Arrival::Published),
         };
         if let (Some(dedup), Some(id), Admission::Accepted) = (&mut self.dedup, &id, admission) {
-            dedup.record(id, now);
+            dedup.record(id, now, lsn);
         }
-        admission
+        (admission, lsn)
     }
 
     /// Starts a message's life as a ready message: its TTL clock starts, and the length

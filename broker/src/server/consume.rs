@@ -86,6 +86,8 @@ pub(crate) async fn serve(
     // After the client's Cancel: no more deliveries, but the client may still settle the ones
     // it has (and sync) until it finishes its side of the stream.
     let mut cancelled = false;
+    // The log position of the last sync: settlements after it are what the next one covers.
+    let mut synced_lsn = queue.log().map_or(0, |log| log.appended_lsn());
     loop {
         tokio::select! {
             event = events.recv(), if !cancelled => {
@@ -128,7 +130,12 @@ pub(crate) async fn serve(
                 Ok(Some(ConsumeUp::Sync { id })) => {
                     if let (Some(log), Some(store)) = (queue.log(), shared.topology.store()) {
                         let lsn = log.appended_lsn();
-                        if !crate::store::wait_durable(store.progress(), &[(log, lsn)]).await {
+                        // Every settlement since the last sync must be on disk, not only the
+                        // newest record: a write can fail for one chunk and not the next.
+                        let durable = crate::store::wait_durable(store.progress(), &[(Arc::clone(&log), lsn)]).await
+                            && !log.lost_between(synced_lsn, lsn);
+                        synced_lsn = lsn;
+                        if !durable {
                             let error = WireError::new(ErrorCode::StorageFailed, "recording settlements on disk failed");
                             let _ = send.send(&ConsumeDown::Error(error)).await;
                             send.finish();

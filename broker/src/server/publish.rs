@@ -173,26 +173,46 @@ async fn write_answers(
     }
 }
 
-/// Waits for the batch's log positions; a publish whose record was lost becomes a reject.
+/// Waits until the batch's log positions are durable or lost; a publish whose record was
+/// lost becomes a reject. Each publish carries its own record's LSN: the wait asks only for
+/// the newest per log (the log becomes durable in order), but a write can fail for one chunk
+/// and succeed for the next, so where a log lost anything within the batch's range each
+/// publish is checked on its own.
 async fn settle_durability(batch: &mut [Pending], shared: &Shared) {
-    let mut newest: Vec<(Arc<QueueLog>, u64)> = Vec::new();
+    // Per log: the oldest and the newest LSN in the batch.
+    let mut ranges: Vec<(Arc<QueueLog>, u64, u64)> = Vec::new();
     for (log, lsn) in batch.iter().flat_map(|p| p.durable.iter()) {
-        match newest.iter_mut().find(|(l, _)| Arc::ptr_eq(l, log)) {
-            Some((_, newest_lsn)) => *newest_lsn = (*newest_lsn).max(*lsn),
-            None => newest.push((Arc::clone(log), *lsn)),
+        match ranges.iter_mut().find(|(l, ..)| Arc::ptr_eq(l, log)) {
+            Some((_, oldest, newest)) => {
+                *oldest = (*oldest).min(*lsn);
+                *newest = (*newest).max(*lsn);
+            }
+            None => ranges.push((Arc::clone(log), *lsn, *lsn)),
         }
     }
     let Some(store) = shared.topology.store() else {
         return;
     };
-    if newest.is_empty() || wait_durable(store.progress(), &newest).await {
+    if ranges.is_empty() {
+        return;
+    }
+    let newest: Vec<(Arc<QueueLog>, u64)> = ranges
+        .iter()
+        .map(|(log, _, newest)| (Arc::clone(log), *newest))
+        .collect();
+    wait_durable(store.progress(), &newest).await;
+    let damaged: Vec<&Arc<QueueLog>> = ranges
+        .iter()
+        .filter(|(log, oldest, newest)| log.lost_between(*oldest, *newest))
+        .map(|(log, ..)| log)
+        .collect();
+    if damaged.is_empty() {
         return;
     }
     for pending in batch.iter_mut() {
-        let lost = pending
-            .durable
-            .iter()
-            .any(|(log, lsn)| log.status(*lsn) == LsnStatus::Lost);
+        let lost = pending.durable.iter().any(|(log, lsn)| {
+            damaged.iter().any(|d| Arc::ptr_eq(d, log)) && log.status(*lsn) == LsnStatus::Lost
+        });
         if lost {
             pending.outcome = Outcome::Rejected(wire_error(&BrokerError::storage(
                 "writing the message to disk failed; it may or may not be delivered",
@@ -254,15 +274,13 @@ fn route_and_enqueue(
                 .or_default()
                 .push(queue.name().to_owned());
         }
-        if let (Some(lsn), Some(log)) = (enqueued.durable_lsn, queue.log()) {
-            for &at in &publishes {
-                let durable = &mut pending[at].durable;
-                if !durable
-                    .last()
-                    .is_some_and(|(last, _)| Arc::ptr_eq(last, &log))
-                {
-                    durable.push((Arc::clone(&log), lsn));
-                }
+        if !enqueued.durable_lsns.is_empty()
+            && let Some(log) = queue.log()
+        {
+            for (position, lsn) in enqueued.durable_lsns {
+                pending[publishes[position]]
+                    .durable
+                    .push((Arc::clone(&log), lsn));
             }
         }
     }

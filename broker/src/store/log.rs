@@ -235,6 +235,20 @@ impl QueueLog {
         self.inner.lock().appended_lsn
     }
 
+    /// Whether a failed write or fsync lost any record ending in `oldest..=newest`.
+    pub fn lost_between(&self, oldest: u64, newest: u64) -> bool {
+        let inner = self.inner.lock();
+        inner
+            .lost
+            .iter()
+            .any(|&(from, to)| to >= oldest && from < newest)
+    }
+
+    /// Whether the fate of everything up to `lsn` is known: durable, or lost.
+    pub fn is_resolved(&self, lsn: u64) -> bool {
+        self.inner.lock().durable_lsn >= lsn
+    }
+
     pub fn status(&self, lsn: u64) -> LsnStatus {
         let inner = self.inner.lock();
         if inner.lost.iter().any(|&(from, to)| lsn > from && lsn <= to) {
@@ -310,12 +324,30 @@ impl QueueLog {
                         "writing to the queue's log failed; the records are not stored"
                     );
                     let mut inner = self.inner.lock();
-                    let from = chunk.lsn_end - chunk.bytes.len() as u64;
-                    inner.lost.push_back((from, chunk.lsn_end));
-                    if inner.lost.len() > MAX_LOST_RANGES {
-                        inner.lost.pop_front();
+                    inner.lose(&chunk);
+                    // The records appended after this chunk to the same segment were given
+                    // positions past the bytes that are missing now: lose them too, and
+                    // start a new segment, so every position handed out from now on is true.
+                    while let Some(next) = inner.pending.front() {
+                        if next.segment != chunk.segment {
+                            break;
+                        }
+                        let next = inner.pending.pop_front().expect("front exists");
+                        inner.lose(&next);
                     }
-                    inner.written_lsn = chunk.lsn_end;
+                    if inner.current == chunk.segment {
+                        inner.start_segment(None);
+                    }
+                    drop(inner);
+                    // The file may hold a torn record past the good part; a fresh segment
+                    // follows, so it is not appended to again.
+                    if files
+                        .open
+                        .as_ref()
+                        .is_some_and(|(id, _)| *id == chunk.segment)
+                    {
+                        files.open = None;
+                    }
                 }
             }
         }
@@ -441,14 +473,7 @@ impl Inner {
         }
         let len = bytes.len() as u64;
         if self.current_size > SEGMENT_HEADER_BYTES && self.current_size + len > segment_bytes {
-            self.current += 1;
-            self.current_size = SEGMENT_HEADER_BYTES;
-            self.segments.push_back(SegmentInfo {
-                id: self.current,
-                first_seq: seq.unwrap_or(self.next_seq_floor),
-                live: 0,
-                last_enqueued_ms: 0,
-            });
+            self.start_segment(seq);
         }
         let position = Position {
             segment: self.current,
@@ -468,6 +493,28 @@ impl Inner {
             }),
         }
         position
+    }
+
+    /// Makes appends go to a new segment (whose first message will be `seq`, when known).
+    fn start_segment(&mut self, seq: Option<u64>) {
+        self.current += 1;
+        self.current_size = SEGMENT_HEADER_BYTES;
+        self.segments.push_back(SegmentInfo {
+            id: self.current,
+            first_seq: seq.unwrap_or(self.next_seq_floor),
+            live: 0,
+            last_enqueued_ms: 0,
+        });
+    }
+
+    /// Counts a chunk that was not written as lost, and the log as written past it.
+    fn lose(&mut self, chunk: &Chunk) {
+        let from = chunk.lsn_end - chunk.bytes.len() as u64;
+        self.lost.push_back((from, chunk.lsn_end));
+        if self.lost.len() > MAX_LOST_RANGES {
+            self.lost.pop_front();
+        }
+        self.written_lsn = chunk.lsn_end;
     }
 
     /// The segment holding message `seq` (the newest whose first sequence number is ≤ it).

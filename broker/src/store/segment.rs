@@ -39,14 +39,21 @@ pub fn list_segments(dir: &Path) -> io::Result<Vec<u64>> {
     Ok(ids)
 }
 
-/// Creates a new, empty segment (header written) opened for appending.
+/// Creates a new, empty segment (header written) opened for appending. If the header cannot
+/// be written (a full disk), the file is removed again: a headerless segment would later be
+/// taken for a damaged one and set aside whole, records appended to it included.
 pub fn create_segment(dir: &Path, id: u64) -> io::Result<File> {
+    let path = segment_path(dir, id);
     let mut file = OpenOptions::new()
         .create_new(true)
         .append(true)
         .read(true)
-        .open(segment_path(dir, id))?;
-    file.write_all(&SEGMENT_MAGIC)?;
+        .open(&path)?;
+    if let Err(error) = file.write_all(&SEGMENT_MAGIC) {
+        drop(file);
+        let _ = std::fs::remove_file(&path);
+        return Err(error);
+    }
     Ok(file)
 }
 

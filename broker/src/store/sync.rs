@@ -255,23 +255,20 @@ fn check_disk(shared: &SyncShared) {
     }
 }
 
-/// Waits until every `(log, lsn)` is durable; false when any of them was lost.
+/// Waits until the fate of every `(log, lsn)` is known (the syncer has written and fsynced up
+/// to it, or failed to); true when all of them are durable, false when any was lost. It does
+/// not stop at the first loss, so that a caller checking other positions after it finds them
+/// settled too.
 pub async fn wait_durable(
     mut progress: watch::Receiver<u64>,
     logs: &[(Arc<QueueLog>, u64)],
 ) -> bool {
     loop {
         progress.borrow_and_update();
-        let mut pending = false;
-        for (log, lsn) in logs {
-            match log.status(*lsn) {
-                LsnStatus::Lost => return false,
-                LsnStatus::Pending => pending = true,
-                LsnStatus::Durable => {}
-            }
-        }
-        if !pending {
-            return true;
+        if logs.iter().all(|(log, lsn)| log.is_resolved(*lsn)) {
+            return logs
+                .iter()
+                .all(|(log, lsn)| log.status(*lsn) == LsnStatus::Durable);
         }
         if progress.changed().await.is_err() {
             return false;

@@ -6,6 +6,7 @@
 //! counted here. Reading skips records that are not messages and, for records of earlier runs,
 //! messages that were removed or were transient.
 
+use std::collections::HashSet;
 use std::io;
 use std::sync::Arc;
 
@@ -22,6 +23,9 @@ pub struct DiskTail {
     position: Position,
     remaining: u64,
     skip: Arc<SkipList>,
+    /// Messages written into the tail's range while it exists but held by the queue in
+    /// memory (delayed ones): not the tail's to read back.
+    held_in_memory: HashSet<u64>,
 }
 
 impl DiskTail {
@@ -36,7 +40,15 @@ impl DiskTail {
             position,
             remaining,
             skip,
+            held_in_memory: HashSet::new(),
         }
+    }
+
+    /// Says that message `seq`, appended to the log behind the tail's position, is held in
+    /// memory by the queue: reading skips it (review finding 5: it was read back a second
+    /// time, delivered twice and its segment's live count went wrong).
+    pub fn held_in_memory(&mut self, seq: u64) {
+        self.held_in_memory.insert(seq);
     }
 
     /// Messages still on disk.
@@ -115,7 +127,7 @@ impl DiskTail {
         }
     }
 
-    fn decode(&self, payload: &[u8], crc: u32) -> io::Result<Option<RecoveredMessage>> {
+    fn decode(&mut self, payload: &[u8], crc: u32) -> io::Result<Option<RecoveredMessage>> {
         let summary = record::summarize(payload, crc).map_err(invalid)?;
         let record::RecordSummary::Message {
             seq, persistent, ..
@@ -123,6 +135,9 @@ impl DiskTail {
         else {
             return Ok(None);
         };
+        if self.held_in_memory.remove(&seq) {
+            return Ok(None);
+        }
         if !self.skip.keeps(self.position.segment, seq, persistent) {
             return Ok(None);
         }
