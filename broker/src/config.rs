@@ -20,6 +20,10 @@ pub const DEFAULT_PORT: u16 = 5680;
 /// `docs/configuration.md`.
 pub const DEFAULT_BUSY_WAIT_US: u64 = 0;
 
+/// Room a delivery frame keeps beyond the message it carries: the delivery's own fields, the
+/// exchange name, the frame encoding of up to 256 headers, and the dead-letter trail headers.
+pub const DELIVERY_HEADROOM_BYTES: u64 = 64 << 10;
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct BrokerConfig {
@@ -150,6 +154,27 @@ impl BrokerConfig {
             path: path.to_owned(),
             reason: e.to_string(),
         })
+    }
+
+    /// Checks what the fields mean together: frames fit the protocol's limit, and the largest
+    /// message fits a delivery frame with room for what the broker adds to it (the delivery's
+    /// own fields and a dead-letter trail).
+    pub fn validate(&self) -> Result<(), String> {
+        let protocol_max = switchyard_protocol::DEFAULT_MAX_FRAME;
+        if self.max_frame_bytes > protocol_max {
+            return Err(format!(
+                "max_frame_bytes is {}; the protocol's limit is {protocol_max}",
+                self.max_frame_bytes
+            ));
+        }
+        let needed = u64::from(self.max_message_bytes) + DELIVERY_HEADROOM_BYTES;
+        if needed > u64::from(self.max_frame_bytes) {
+            return Err(format!(
+                "max_message_bytes ({}) plus {DELIVERY_HEADROOM_BYTES} bytes for what a delivery adds must fit max_frame_bytes ({})",
+                self.max_message_bytes, self.max_frame_bytes
+            ));
+        }
+        Ok(())
     }
 
     pub fn plugin_dir(&self) -> PathBuf {

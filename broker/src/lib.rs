@@ -46,6 +46,8 @@ pub enum StartError {
     Store(#[source] std::io::Error),
     #[error("restoring durable definitions: {0}")]
     Restore(String),
+    #[error("configuration: {0}")]
+    Config(String),
 }
 
 /// A running broker.
@@ -61,6 +63,7 @@ impl Broker {
     /// Loads the plugins (embedded, then the plugin directory, watched from then on), sets up
     /// TLS and starts serving. Must run on Tokio's multi-threaded runtime.
     pub async fn start(config: BrokerConfig) -> Result<Broker, StartError> {
+        config.validate().map_err(StartError::Config)?;
         let (plugins, plugin_dir, identity) = tokio::task::block_in_place(|| {
             let plugins = PluginRegistry::new(PluginConfig {
                 limits: config.plugin_limits(),

@@ -35,6 +35,24 @@ impl Message {
         self.headers.push((name.into(), value.into()));
         self
     }
+
+    /// The bytes the message carries: body, routing key, header names and values and the
+    /// properties' strings. What `max_message_bytes` limits and the memory watermark counts
+    /// (a message with an empty body and megabytes of headers is not small).
+    pub fn size_bytes(&self) -> usize {
+        let headers: usize = self.headers.iter().map(|(n, v)| n.len() + v.len()).sum();
+        let p = &*self.properties;
+        let strings = [
+            &p.message_id,
+            &p.correlation_id,
+            &p.reply_to,
+            &p.content_type,
+        ]
+        .iter()
+        .map(|s| s.as_ref().map_or(0, String::len))
+        .sum::<usize>();
+        self.body.len() + self.routing_key.len() + headers + strings
+    }
 }
 
 /// A message's [`Properties`], boxed only when any differs from the default: an unset

@@ -555,6 +555,11 @@ impl Session {
         self.welcome.max_frame
     }
 
+    /// Whether the QUIC connection is still up.
+    pub(crate) fn is_open(&self) -> bool {
+        self.quic.close_reason().is_none()
+    }
+
     /// The publish streams opened on this session.
     pub(crate) fn publish_streams(&self) -> &PublishStreams {
         &self.publish_streams

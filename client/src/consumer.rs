@@ -221,7 +221,7 @@ impl Subscription {
     async fn run(mut self, mut session: Arc<Session>, send: FramedSend, recv: FramedRecv) {
         let mut stream = (send, recv);
         loop {
-            let end = self.serve(stream.0, stream.1).await;
+            let end = self.serve(stream.0, stream.1, &session).await;
             let error = match end {
                 StreamEnd::Finished => return,
                 StreamEnd::Failed(error) => error,
@@ -251,7 +251,12 @@ impl Subscription {
     }
 
     /// Runs one consume stream until it ends.
-    async fn serve(&mut self, mut send: FramedSend, mut recv: FramedRecv) -> StreamEnd {
+    async fn serve(
+        &mut self,
+        mut send: FramedSend,
+        mut recv: FramedRecv,
+        session: &Session,
+    ) -> StreamEnd {
         // Deliveries carry this stream's ack channel: their tags mean nothing on another.
         let (acks, mut acks_rx) = mpsc::unbounded_channel();
         let mut decoder = DeliveryDecoder::new(acks);
@@ -290,6 +295,11 @@ impl Subscription {
                         }
                         Ok(Some(Down::Subscribed)) => {
                             return StreamEnd::Failed(ClientError::Protocol("a second Subscribed".into()));
+                        }
+                        // A stream that ends while its connection lives was ended by the
+                        // broker on purpose: waiting for a new session would wait for ever.
+                        Ok(None) | Err(_) if session.is_open() => {
+                            return StreamEnd::Failed(ClientError::closed("the broker ended the subscription without saying why"));
                         }
                         Ok(None) | Err(_) => return StreamEnd::SessionLost,
                     };

@@ -79,6 +79,85 @@ async fn an_oversized_message_is_rejected_with_a_clear_error() {
         .unwrap();
 }
 
+/// Review findings 6 and 7: only the body counted against `max_message_bytes`, so a publish
+/// padded with headers up to the frame limit was confirmed, and its delivery (a few bytes
+/// larger) could not be encoded: the consume stream ended, the message went back to the head,
+/// and every consumer of the queue hung.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn headers_count_towards_the_message_limit_and_every_accepted_message_can_be_delivered() {
+    let t = TestBroker::start_with(|config| {
+        config.max_frame_bytes = 1 << 20;
+        config.max_message_bytes = 512 << 10;
+    })
+    .await;
+    t.client
+        .declare_queue("q", QueueOptions::default())
+        .await
+        .unwrap();
+    let mut publisher = t.client.publisher().await.unwrap();
+    let body = vec![1u8; 256 << 10];
+    // The largest publish frame the client can send: padding shrinks until it encodes.
+    let mut padding = (1 << 20) - body.len();
+    let outcome = loop {
+        let message =
+            OutgoingMessage::new("", "q", body.clone()).header("pad", "p".repeat(padding));
+        match publisher.publish(message).await {
+            Ok(confirmation) => break confirmation.wait().await,
+            Err(ClientError::Protocol(_)) => padding -= 1,
+            Err(other) => panic!("unexpected error {other:?}"),
+        }
+    };
+    match outcome {
+        Err(ClientError::Rejected { error, .. }) => {
+            assert_eq!(error.code, ErrorCode::MessageTooLarge, "{}", error.message);
+        }
+        other => panic!("a message of {padding} header bytes was not refused: {other:?}"),
+    }
+    // Exactly at the limit, headers included: accepted and delivered.
+    let header = (512 << 10) - body.len() - "q".len() - "pad".len();
+    publisher
+        .publish_confirmed(
+            OutgoingMessage::new("", "q", body.clone()).header("pad", "p".repeat(header)),
+        )
+        .await
+        .unwrap();
+    let mut consumer = t.client.consume(ConsumeOptions::new("q")).await.unwrap();
+    let delivery = next_delivery(&mut consumer).await;
+    assert_eq!(delivery.body.len(), body.len());
+}
+
+/// Review finding 7: the memory watermark counted bodies only, so messages with large headers
+/// and empty bodies never held a publisher back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn headers_count_towards_the_memory_watermark() {
+    let t = TestBroker::start_with(|config| config.memory_high_watermark_bytes = 1 << 20).await;
+    t.client
+        .declare_queue("q", QueueOptions::default())
+        .await
+        .unwrap();
+    let mut publisher = t.client.publisher().await.unwrap();
+    let big = || OutgoingMessage::new("", "q", "").header("big", "h".repeat(100 << 10));
+    for _ in 0..8 {
+        publisher.publish_confirmed(big()).await.unwrap();
+    }
+    let counted = t.broker.topology().memory().bytes();
+    assert!(counted >= 8 * (100 << 10), "{counted} bytes counted");
+    // A few more cross the watermark of 1 MiB: then a publish is held back.
+    let mut held = false;
+    for _ in 0..5 {
+        let publish = publisher.publish_confirmed(big());
+        if tokio::time::timeout(Duration::from_secs(2), publish)
+            .await
+            .is_err()
+        {
+            held = true;
+            break;
+        }
+    }
+    assert!(held, "publishes with 100 KiB headers were never held back");
+    assert!(publisher.is_blocked());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_consumer_whose_queue_is_deleted_is_cancelled_cleanly() {
     let t = TestBroker::start().await;

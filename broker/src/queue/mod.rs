@@ -114,6 +114,12 @@ impl QueuedMessage {
         self.message.body.len() as u64
     }
 
+    /// What the message counts against the memory watermark: all it carries, not only its
+    /// body (review finding 7).
+    fn memory_len(&self) -> u64 {
+        self.message.size_bytes() as u64
+    }
+
     fn is_expired(&self, now: Instant) -> bool {
         self.expires_at.is_some_and(|at| at <= now)
     }

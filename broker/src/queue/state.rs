@@ -164,7 +164,7 @@ impl QueueState {
         now: Instant,
         now_ms: u64,
     ) {
-        self.context.memory.add(message.body_len());
+        self.context.memory.add(message.memory_len());
         let enqueued = instant_of(enqueued_ms, now, now_ms);
         let wall = UNIX_EPOCH + Duration::from_millis(enqueued_ms);
         match super::visible_at(&message.message, enqueued, wall) {
@@ -247,7 +247,7 @@ impl QueueState {
                 }
             }
         }
-        self.context.memory.add(message.body_len());
+        self.context.memory.add(message.memory_len());
         let admission = match message.not_before {
             Some(due) if due > now => {
                 self.ready.push_delayed(due, message);
@@ -322,7 +322,7 @@ impl QueueState {
         }
         self.context
             .memory
-            .sub(messages.iter().map(QueuedMessage::body_len).sum());
+            .sub(messages.iter().map(QueuedMessage::memory_len).sum());
         if let Some(durable) = &mut self.durable
             && why != Removal::Deleted
         {

@@ -92,7 +92,12 @@ pub(crate) async fn serve(
         tokio::select! {
             event = events.recv(), if !cancelled => {
                 let Some(event) = event else { break };
-                match write_deliveries(&mut send, event, &mut events).await {
+                let mut unsendable = Vec::new();
+                let written = write_deliveries(&mut send, event, &mut events, &mut unsendable).await;
+                if !unsendable.is_empty() {
+                    refuse_unsendable(&queue, consumer, &unsendable);
+                }
+                match written {
                     Ok(true) => queue.dispatch(),
                     Ok(false) => {
                         let _ = send.send(&ConsumeDown::Cancelled { reason: CancelReason::QueueDeleted }).await;
@@ -115,8 +120,12 @@ pub(crate) async fn serve(
                     // What the queue handed over before the cancel is the client's: it goes
                     // out ahead of `Cancelled`, to be settled like any other delivery.
                     let mut written = Ok(true);
+                    let mut unsendable = Vec::new();
                     while let (Ok(true), Some(event)) = (&written, events.try_recv()) {
-                        written = write_deliveries(&mut send, event, &mut events).await;
+                        written = write_deliveries(&mut send, event, &mut events, &mut unsendable).await;
+                    }
+                    if !unsendable.is_empty() {
+                        refuse_unsendable(&queue, consumer, &unsendable);
                     }
                     // An auto-delete queue goes with its last consumer, as the client hears
                     // `Cancelled`.
@@ -339,12 +348,35 @@ fn apply(queue: &Queue, consumer: ConsumerId, frames: Vec<ConsumeUp>) -> Result<
     }
 }
 
+/// Rejects deliveries that could not be encoded (larger than a frame), without requeueing:
+/// at the head of the queue such a message would be offered again and again and wedge every
+/// consumer (review finding 6). It is dead-lettered, or dropped without a dead-letter
+/// exchange. Publishing keeps messages small enough that this should not happen.
+fn refuse_unsendable(queue: &Queue, consumer: ConsumerId, tags: &[u64]) {
+    tracing::error!(
+        queue = queue.name(),
+        count = tags.len(),
+        "deliveries too large for a frame were rejected (dead-lettered or dropped)"
+    );
+    let settlements: Vec<Settlement> = tags
+        .iter()
+        .map(|&tag| Settlement::Nack {
+            tag,
+            multiple: false,
+            requeue: false,
+        })
+        .collect();
+    tokio::task::block_in_place(|| queue.settle(consumer, &settlements));
+}
+
 /// Writes `first` and whatever else is already waiting, in one flush. Returns false if the
-/// queue cancelled the consumer.
+/// queue cancelled the consumer. A delivery that cannot be encoded is left out and its tag
+/// added to `unsendable`.
 async fn write_deliveries(
     send: &mut FramedSend,
     first: DeliveryEvent,
     events: &mut DeliveryReceiver,
+    unsendable: &mut Vec<u64>,
 ) -> Result<bool, switchyard_client::FrameError> {
     let mut event = Some(first);
     let mut written = 0;
@@ -354,7 +386,7 @@ async fn write_deliveries(
                 for delivery in &deliveries {
                     let queued = &delivery.queued;
                     let message = &queued.message;
-                    send.push(&DeliverRef {
+                    let pushed = send.push(&DeliverRef {
                         delivery_tag: delivery.tag,
                         exchange: &queued.exchange,
                         routing_key: &message.routing_key,
@@ -363,7 +395,11 @@ async fn write_deliveries(
                         headers: &message.headers,
                         properties: &message.properties,
                         body: &message.body,
-                    })?;
+                    });
+                    // Encoding checks the size before it writes anything to the buffer.
+                    if pushed.is_err() {
+                        unsendable.push(delivery.tag);
+                    }
                 }
                 written += deliveries.len();
             }

@@ -332,6 +332,14 @@ fn prepare(publish: Publish, shared: &Shared, last_exchange: &mut LastExchange) 
         properties: publish.properties.into(),
         body: publish.body,
     };
+    // Everything the message carries counts, not only its body (review finding 7); and so a
+    // delivery of it always fits a frame (see `BrokerConfig::validate`).
+    let size = message.size_bytes();
+    if size > limit {
+        return Prepared::Done(Outcome::Rejected(wire_error(
+            &BrokerError::MessageTooLarge { size, limit },
+        )));
+    }
     let now = Instant::now();
     let visible_at = match queue::visible_at(&message, now, SystemTime::now()) {
         Ok(at) => at,
