@@ -17,6 +17,8 @@ use crate::config::UserConfig;
 #[derive(Debug, Clone, Default)]
 pub struct Users {
     hashes: HashMap<String, String>,
+    /// A hash no password matches, verified for unknown user names (see `from_config`).
+    unknown_user: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -51,7 +53,17 @@ impl Users {
             })?;
             hashes.insert(user.name.clone(), user.password_hash.clone());
         }
-        Ok(Users { hashes })
+        // Checked in place of a user that does not exist, so the answer takes as long as for
+        // one that does and nobody can tell user names apart by timing.
+        let unknown_user = if hashes.is_empty() {
+            String::new()
+        } else {
+            hash_password("not the password of anyone")
+        };
+        Ok(Users {
+            hashes,
+            unknown_user,
+        })
     }
 
     /// Checks a Hello's credentials. Slow on purpose (Argon2): call it off the async runtime.
@@ -62,14 +74,19 @@ impl Users {
             Auth::Token(_) => Err(AuthError::TokensUnsupported),
             Auth::Password { .. } if self.hashes.is_empty() => Err(AuthError::NoUsersConfigured),
             Auth::Password { user, password } => {
-                let Some(stored) = self.hashes.get(user) else {
-                    return Err(AuthError::Invalid);
+                let (stored, known) = match self.hashes.get(user) {
+                    Some(stored) => (stored, true),
+                    None => (&self.unknown_user, false),
                 };
                 let hash = PasswordHash::new(stored).map_err(|_| AuthError::Invalid)?;
-                Argon2::default()
+                let verified = Argon2::default()
                     .verify_password(password.as_bytes(), &hash)
-                    .map(|()| Principal::User(user.clone()))
-                    .map_err(|_| AuthError::Invalid)
+                    .is_ok();
+                if verified && known {
+                    Ok(Principal::User(user.clone()))
+                } else {
+                    Err(AuthError::Invalid)
+                }
             }
         }
     }

@@ -47,8 +47,46 @@ pub struct BrokerConfig {
     pub busy_wait_us: u64,
     pub plugins: PluginSettings,
     pub store: StoreSettings,
+    pub limits: LimitSettings,
     /// Users allowed to connect (`[[users]]` tables); none means anonymous development mode.
     pub users: Vec<UserConfig>,
+}
+
+/// The `[limits]` table: what one broker holds at most, so that no client can exhaust it. A
+/// request past a limit is refused with `LIMIT_REACHED`, and everyone else carries on.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitSettings {
+    /// Open client connections, in all.
+    pub max_connections: u32,
+    /// Open client connections from one IP address.
+    pub max_connections_per_address: u32,
+    /// How long a new connection may take to send its `Hello`, in milliseconds.
+    pub hello_timeout_ms: u64,
+    /// Password checks (Argon2, about 19 MiB and tens of milliseconds each) run at once; more
+    /// wait their turn.
+    pub max_concurrent_password_checks: u32,
+    /// Publish answers (confirms, rejects) a connection may owe its client at once; a client
+    /// that does not read them is no longer read from until it does.
+    pub max_unread_answers_per_connection: u32,
+    pub max_queues: u64,
+    pub max_exchanges: u64,
+    pub max_bindings: u64,
+}
+
+impl Default for LimitSettings {
+    fn default() -> Self {
+        LimitSettings {
+            max_connections: 10_000,
+            max_connections_per_address: 1_000,
+            hello_timeout_ms: 10_000,
+            max_concurrent_password_checks: 4,
+            max_unread_answers_per_connection: 65_536,
+            max_queues: 100_000,
+            max_exchanges: 10_000,
+            max_bindings: 1_000_000,
+        }
+    }
 }
 
 /// The `[store]` table: durable queues and definitions.
@@ -127,6 +165,7 @@ impl Default for BrokerConfig {
             busy_wait_us: DEFAULT_BUSY_WAIT_US,
             plugins: PluginSettings::default(),
             store: StoreSettings::default(),
+            limits: LimitSettings::default(),
             users: Vec::new(),
         }
     }

@@ -51,6 +51,10 @@ pub enum BrokerError {
     #[error("message of {size} bytes exceeds the limit of {limit} bytes")]
     MessageTooLarge { size: usize, limit: usize },
 
+    /// A configured limit would be passed (see `config::LimitSettings`).
+    #[error("{what} limit reached: at most {limit} (the broker's `[limits]` configuration)")]
+    LimitReached { what: &'static str, limit: u64 },
+
     /// The store could not take or keep something durable (disk low, a failed write).
     #[error("{reason}")]
     Storage { reason: String },

@@ -79,6 +79,12 @@ impl Broker {
             Ok::<_, StartError>((plugins, plugin_dir, identity))
         })?;
         let users = auth::Users::from_config(&config.users)?;
+        if config.users.is_empty() && !config.listen.ip().is_loopback() {
+            tracing::warn!(
+                listen = %config.listen,
+                "no [[users]] are configured: anyone who can reach this address has full access"
+            );
+        }
         // Under a file-size limit (RLIMIT_FSIZE) a write past it must fail with EFBIG, which the
         // store reports as a failed write, instead of SIGXFSZ killing the broker. A handled
         // signal does that; the handler stays installed for the life of the process.
@@ -86,7 +92,12 @@ impl Broker {
             tokio::signal::unix::signal(tokio::signal::unix::SignalKind::from_raw(libc::SIGXFSZ));
         let store = tokio::task::block_in_place(|| store::Store::open(config.store_config()))
             .map_err(StartError::Store)?;
-        let topology = Topology::with_store(plugins, Arc::new(store), config.queue_window());
+        let topology = Topology::with_store(
+            plugins,
+            Arc::new(store),
+            config.queue_window(),
+            config.limits,
+        );
         let report = tokio::task::block_in_place(|| topology.restore())
             .map_err(|e| StartError::Restore(e.to_string()))?;
         if report.exchanges + report.queues > 0 {

@@ -27,6 +27,7 @@ use std::sync::{Arc, Weak};
 use parking_lot::RwLock;
 use smallvec::{SmallVec, smallvec};
 
+use crate::config::LimitSettings;
 use crate::error::BrokerError;
 use crate::exchange::{Exchange, ExchangeSpec, RoutingFaultPolicy};
 use crate::message::Message;
@@ -137,6 +138,7 @@ pub struct Topology {
     restoring: std::sync::atomic::AtomicBool,
     /// Durable definitions that could not be restored at start; saved with the rest.
     unrestored: parking_lot::Mutex<Definitions>,
+    limits: LimitSettings,
 }
 
 /// Arguments in the order the broker keeps them: sorted by name, so that two declares or binds
@@ -154,6 +156,14 @@ fn normalized_arguments(
         )));
     }
     Ok(arguments)
+}
+
+/// Refuses one more of `what` when `current` already reached `max`.
+fn limit(what: &'static str, current: usize, max: u64) -> Result<(), BrokerError> {
+    if current as u64 >= max {
+        return Err(BrokerError::LimitReached { what, limit: max });
+    }
+    Ok(())
 }
 
 fn check_name(kind: &str, name: &str) -> Result<(), BrokerError> {
@@ -174,7 +184,7 @@ fn check_name(kind: &str, name: &str) -> Result<(), BrokerError> {
 impl Topology {
     /// A topology that keeps nothing on disk; starts the queues' timer thread.
     pub fn new(plugins: Arc<PluginRegistry>) -> Arc<Self> {
-        Self::build(plugins, None, Window::default())
+        Self::build(plugins, None, Window::default(), LimitSettings::default())
     }
 
     /// A topology whose durable parts live in `store`; call [`Topology::restore`] next.
@@ -182,11 +192,17 @@ impl Topology {
         plugins: Arc<PluginRegistry>,
         store: Arc<Store>,
         window: Window,
+        limits: LimitSettings,
     ) -> Arc<Self> {
-        Self::build(plugins, Some(store), window)
+        Self::build(plugins, Some(store), window, limits)
     }
 
-    fn build(plugins: Arc<PluginRegistry>, store: Option<Arc<Store>>, window: Window) -> Arc<Self> {
+    fn build(
+        plugins: Arc<PluginRegistry>,
+        store: Option<Arc<Store>>,
+        window: Window,
+        limits: LimitSettings,
+    ) -> Arc<Self> {
         Arc::new_cyclic(|this: &Weak<Topology>| {
             let host: Weak<dyn QueueHost> = this.clone();
             Topology {
@@ -198,6 +214,7 @@ impl Topology {
                 window,
                 restoring: Default::default(),
                 unrestored: Default::default(),
+                limits,
             }
         })
     }
@@ -462,6 +479,11 @@ impl Topology {
             drop(state);
             return self.declare_exchange(spec, passive);
         }
+        limit(
+            "exchanges",
+            state.exchanges.len(),
+            self.limits.max_exchanges,
+        )?;
         let id = self.new_handle();
         router
             .create_exchange(id, spec.arguments.clone())
@@ -567,6 +589,7 @@ impl Topology {
         if passive {
             return Err(BrokerError::not_found("queue", &spec.name));
         }
+        limit("queues", state.queues.len(), self.limits.max_queues)?;
         let id = self.new_handle();
         let queue = match (&self.store, spec.durable) {
             (Some(store), true) => {
@@ -743,6 +766,7 @@ impl Topology {
         if state.bindings.contains(&binding) {
             return Ok(());
         }
+        limit("bindings", state.bindings.len(), self.limits.max_bindings)?;
         let spec = BindingSpec {
             destination,
             key: binding.key.clone(),

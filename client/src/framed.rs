@@ -28,6 +28,12 @@ impl FramedRecv {
         }
     }
 
+    /// Changes the largest frame accepted from now on (a broker reads a Hello under a small
+    /// limit, then the negotiated one).
+    pub fn set_max_frame(&mut self, max_frame: u32) {
+        self.decoder = FrameDecoder::new(max_frame);
+    }
+
     /// The next frame, reading as needed; `None` at a clean end of stream.
     pub async fn next<F: DeserializeOwned>(&mut self) -> Result<Option<F>, FrameError> {
         self.next_decoded(|decoder, buffer| decoder.decode(buffer))

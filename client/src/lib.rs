@@ -40,7 +40,7 @@ pub use error::{ClientError, FrameError};
 pub use publisher::{Confirmation, Confirmed, OutgoingMessage, Publisher};
 pub use rpc::RpcClient;
 pub use switchyard_protocol::{Auth, ErrorCode, Properties, WireError};
-pub use tls::{ALPN, Trust};
+pub use tls::{ALPN, Trust, quic_client_config};
 
 /// How many publishes may await confirmation on one publisher by default.
 pub const DEFAULT_MAX_IN_FLIGHT: usize = 1000;

@@ -29,6 +29,16 @@ pub enum Trust {
     InsecureAnyCertificate,
 }
 
+/// A QUIC client configuration that trusts as `trust` says and speaks Switchyard's ALPN: for
+/// tools and tests that open raw connections (the SDK's [`Connection`](crate::Connection)
+/// does the handshake itself).
+pub fn quic_client_config(trust: &Trust) -> Result<quinn::ClientConfig, ClientError> {
+    let tls = client_config(trust)?;
+    let quic_tls = quinn::crypto::rustls::QuicClientConfig::try_from(tls)
+        .map_err(|e| ClientError::Tls(e.to_string()))?;
+    Ok(quinn::ClientConfig::new(std::sync::Arc::new(quic_tls)))
+}
+
 pub(crate) fn client_config(trust: &Trust) -> Result<rustls::ClientConfig, ClientError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ClientConfig::builder_with_provider(Arc::clone(&provider))

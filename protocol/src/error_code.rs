@@ -120,6 +120,10 @@ error_code_table! {
     /// failed. Sent for a declare when the queue's log could not be created. Nothing the broker
     /// confirmed before is affected.
     StorageFailed = 604, "STORAGE_FAILED";
+    /// Sent when a request would pass one of the broker's configured limits: queues,
+    /// exchanges, bindings, connections (in all or from one address). The message names the
+    /// limit and its value. Retrying after something was deleted or closed may succeed.
+    LimitReached = 605, "LIMIT_REACHED";
 }
 
 impl PartialEq for ErrorCode {

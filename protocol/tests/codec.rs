@@ -298,6 +298,7 @@ fn error_codes_keep_their_numbers() {
         (ErrorCode::PluginRefused, 602, "PLUGIN_REFUSED"),
         (ErrorCode::QueueFull, 603, "QUEUE_FULL"),
         (ErrorCode::StorageFailed, 604, "STORAGE_FAILED"),
+        (ErrorCode::LimitReached, 605, "LIMIT_REACHED"),
     ];
     assert_eq!(
         ErrorCode::KNOWN.len(),

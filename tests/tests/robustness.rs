@@ -5,7 +5,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use switchyard_client::{
-    ClientError, ConsumeOptions, ErrorCode, ExchangeOptions, OutgoingMessage, QueueOptions,
+    ClientError, ConsumeOptions, ErrorCode, ExchangeOptions, OutgoingMessage, QueueOptions, Trust,
+    quic_client_config,
 };
 use switchyard_tests::{TestBroker, next_delivery, wasm};
 
@@ -156,6 +157,185 @@ async fn headers_count_towards_the_memory_watermark() {
     }
     assert!(held, "publishes with 100 KiB headers were never held back");
     assert!(publisher.is_blocked());
+}
+
+/// A raw QUIC connection to the broker that has not said Hello.
+async fn raw_connection(t: &TestBroker) -> (quinn::Endpoint, quinn::Connection) {
+    let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+    let trust = Trust::Pinned(t.broker.fingerprint().to_owned());
+    endpoint.set_default_client_config(quic_client_config(&trust).unwrap());
+    let connection = endpoint
+        .connect(t.broker.local_addr(), "localhost")
+        .unwrap()
+        .await
+        .unwrap();
+    (endpoint, connection)
+}
+
+fn closed_with(error: &quinn::ConnectionError, code: ErrorCode) -> bool {
+    matches!(error, quinn::ConnectionError::ApplicationClosed(c) if c.error_code == code.as_u16().into())
+}
+
+/// Review finding 17: a connection that never sent its Hello was kept for ever, with megabytes
+/// of buffers, and the accept loop took any number of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_never_says_hello_is_closed_at_the_deadline() {
+    let t = TestBroker::start_with(|config| config.limits.hello_timeout_ms = 300).await;
+    let (_endpoint, silent) = raw_connection(&t).await;
+    // It opens the control stream and starts a Hello frame that never ends.
+    let (mut send, _recv) = silent.open_bi().await.unwrap();
+    let mut start = vec![1u8];
+    start.extend_from_slice(&(60u32 << 10).to_be_bytes());
+    start.extend_from_slice(&[0u8; 1000]);
+    send.write_all(&start).await.unwrap();
+    let closed = tokio::time::timeout(Duration::from_secs(10), silent.closed())
+        .await
+        .expect("the broker closes a connection without Hello");
+    assert!(
+        closed_with(&closed, ErrorCode::ProtocolViolation),
+        "{closed:?}"
+    );
+    // One that announces a Hello of megabytes is refused at once, having sent little.
+    let (_endpoint, greedy) = raw_connection(&t).await;
+    let (mut send, _recv) = greedy.open_bi().await.unwrap();
+    let mut start = vec![1u8];
+    start.extend_from_slice(&(15u32 << 20).to_be_bytes());
+    send.write_all(&start).await.unwrap();
+    let flood = tokio::spawn(async move {
+        let chunk = vec![0u8; 64 << 10];
+        let mut sent = 0usize;
+        while send.write_all(&chunk).await.is_ok() {
+            sent += chunk.len();
+        }
+        sent
+    });
+    let closed = tokio::time::timeout(Duration::from_secs(10), greedy.closed())
+        .await
+        .expect("the broker closes a connection with a huge Hello");
+    assert!(closed_with(&closed, ErrorCode::FrameTooLarge), "{closed:?}");
+    let sent = flood.await.unwrap();
+    assert!(sent <= 1 << 20, "{sent} bytes were taken before any Hello");
+    // Everyone else is served.
+    t.client
+        .declare_queue("still-here", QueueOptions::default())
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_past_the_per_address_limit_are_refused_clearly() {
+    let t = TestBroker::start_with(|config| config.limits.max_connections_per_address = 3).await;
+    // The test's own client holds one.
+    let _second = t.connect().await;
+    let _third = t.connect().await;
+    let (_endpoint, fourth) = raw_connection(&t).await;
+    let closed = tokio::time::timeout(Duration::from_secs(10), fourth.closed())
+        .await
+        .expect("the fourth connection is closed");
+    assert!(closed_with(&closed, ErrorCode::LimitReached), "{closed:?}");
+    t.client
+        .declare_queue("still-here", QueueOptions::default())
+        .await
+        .unwrap();
+    drop(_third);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queues_exchanges_and_bindings_are_limited_with_a_clear_error() {
+    let t = TestBroker::start_with(|config| {
+        config.limits.max_queues = 2;
+        config.limits.max_exchanges = 1;
+        config.limits.max_bindings = 1;
+    })
+    .await;
+    let c = &t.client;
+    let refused = |result: Result<(), ClientError>, what: &str| match result {
+        Err(ClientError::Refused(error)) => {
+            assert_eq!(error.code, ErrorCode::LimitReached, "{}", error.message);
+            assert!(error.message.contains(what), "{}", error.message);
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    };
+    c.declare_queue("q1", QueueOptions::default())
+        .await
+        .unwrap();
+    c.declare_queue("q2", QueueOptions::default())
+        .await
+        .unwrap();
+    refused(
+        c.declare_queue("q3", QueueOptions::default())
+            .await
+            .map(drop),
+        "queues",
+    );
+    // Redeclaring an existing one is not a new queue.
+    c.declare_queue("q1", QueueOptions::default())
+        .await
+        .unwrap();
+    c.declare_exchange("x1", "direct", ExchangeOptions::default())
+        .await
+        .unwrap();
+    refused(
+        c.declare_exchange("x2", "direct", ExchangeOptions::default())
+            .await,
+        "exchanges",
+    );
+    c.bind_queue("x1", "q1", "a", Vec::new()).await.unwrap();
+    refused(c.bind_queue("x1", "q2", "b", Vec::new()).await, "bindings");
+    // Deleting makes room again.
+    c.delete_queue("q2", false, false).await.unwrap();
+    c.declare_queue("q3", QueueOptions::default())
+        .await
+        .unwrap();
+}
+
+/// Review finding 20: a client that publishes but never reads its answers made the broker keep
+/// up to about a million outcomes per stream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publisher_that_never_reads_its_answers_is_no_longer_read_from() {
+    let t = TestBroker::start_with(|config| {
+        config.limits.max_unread_answers_per_connection = 1000;
+    })
+    .await;
+    let connection = t.connect().await;
+    let quic = connection.quic().unwrap();
+    let (mut send, _recv_never_read) = quic.open_bi().await.unwrap();
+    let mut frames = bytes::BytesMut::new();
+    frames.extend_from_slice(&[2u8]); // a publish stream
+    let publish = switchyard_protocol::PublishUp::Publish(switchyard_protocol::Publish {
+        seq: 1,
+        exchange: "no-such-exchange".into(),
+        routing_key: "k".into(),
+        mandatory: false,
+        headers: Vec::new(),
+        properties: Default::default(),
+        body: bytes::Bytes::from_static(b"x"),
+    });
+    let mut one = bytes::BytesMut::new();
+    switchyard_protocol::encode(&publish, &mut one).unwrap();
+    // 200,000 confirmed publishes whose answers (rejects) are never read.
+    let writer = tokio::spawn(async move {
+        send.write_all(&frames).await.unwrap();
+        let batch: Vec<u8> = one.iter().copied().cycle().take(one.len() * 1000).collect();
+        let mut written = 0;
+        for _ in 0..200 {
+            if send.write_all(&batch).await.is_err() {
+                break;
+            }
+            written += 1000;
+        }
+        written
+    });
+    let stalled = tokio::time::timeout(Duration::from_secs(5), writer).await;
+    assert!(
+        stalled.is_err(),
+        "all 200,000 publishes were read though no answer was: {stalled:?}"
+    );
+    // The broker serves the others meanwhile.
+    t.client
+        .declare_queue("still-here", QueueOptions::default())
+        .await
+        .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -48,9 +48,17 @@ pub struct ClientArgs {
         default_value = "./switchyard-data"
     )]
     pub trust_data_dir: PathBuf,
-    #[arg(long, global = true, requires = "password")]
+    #[arg(long, global = true, requires = "password", env = "SWITCHYARD_USER")]
     pub user: Option<String>,
-    #[arg(long, global = true, requires = "user")]
+    /// The password; prefer the environment variable, which other users of the machine cannot
+    /// read from the process list.
+    #[arg(
+        long,
+        global = true,
+        requires = "user",
+        env = "SWITCHYARD_PASSWORD",
+        hide_env_values = true
+    )]
     pub password: Option<String>,
 }
 

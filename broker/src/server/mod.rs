@@ -8,6 +8,7 @@
 //! routing decision cache and the default exchange need no call, so the hot paths stay on the
 //! worker. The server needs Tokio's multi-threaded runtime.
 
+mod admission;
 mod busy_wait;
 mod connection;
 mod consume;
@@ -37,6 +38,7 @@ pub(crate) struct Shared {
     pub(crate) topology: Arc<Topology>,
     pub(crate) config: BrokerConfig,
     pub(crate) users: Users,
+    pub(crate) admission: Arc<admission::Admission>,
     next_connection: AtomicU64,
     /// Flips to true when the broker shuts down.
     pub(crate) shutdown: watch::Receiver<bool>,
@@ -85,7 +87,9 @@ impl Server {
             .max_concurrent_uni_streams(0u32.into())
             .max_idle_timeout(Some(Duration::from_secs(30).try_into().expect("30 s fits")))
             .stream_receive_window((4u32 << 20).into())
-            .receive_window((16u32 << 20).into())
+            // Small until the client has authenticated (see `connection.rs`), so a client that
+            // never says Hello cannot make the broker buffer megabytes.
+            .receive_window(connection::PRE_AUTH_RECEIVE_WINDOW.into())
             .send_window(16 << 20);
         server_config.transport_config(Arc::new(transport));
         let addr = config.listen;
@@ -97,6 +101,7 @@ impl Server {
         let (shutdown, shutdown_rx) = watch::channel(false);
         let shared = Arc::new(Shared {
             topology,
+            admission: admission::Admission::new(config.limits),
             config,
             users,
             next_connection: AtomicU64::new(1),

@@ -20,7 +20,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use tokio::sync::mpsc;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
 use switchyard_client::framed::{FramedRecv, FramedSend};
 use switchyard_protocol::{
@@ -69,21 +69,25 @@ struct Pending {
     durable: Vec<(Arc<QueueLog>, u64)>,
 }
 
-/// What the reader hands the writer task.
+/// What the reader hands the writer task. A batch holds its permits of the connection's
+/// unread-answer budget until its answers are written.
 enum ToWriter {
-    Batch(Vec<Pending>),
+    Batch(Vec<Pending>, OwnedSemaphorePermit),
     Frame(PublishDown),
 }
 
+/// Serves a publish stream. `unread_answers` is the connection's budget of answers owed to
+/// the client: a client that does not read them stops being read from (review finding 20).
 pub(crate) async fn serve(
     send: FramedSend,
     recv: FramedRecv,
     quic: quinn::Connection,
     shared: &Arc<Shared>,
+    unread_answers: Arc<Semaphore>,
 ) {
     let (to_writer, from_reader) = mpsc::channel(MAX_BATCHES_IN_FLIGHT);
     let writer = tokio::spawn(write_answers(send, from_reader, Arc::clone(shared)));
-    read_publishes(recv, quic, shared, to_writer).await;
+    read_publishes(recv, quic, shared, to_writer, unread_answers).await;
     let _ = writer.await;
 }
 
@@ -92,7 +96,13 @@ async fn read_publishes(
     quic: quinn::Connection,
     shared: &Arc<Shared>,
     to_writer: mpsc::Sender<ToWriter>,
+    unread_answers: Arc<Semaphore>,
 ) {
+    let budget = shared
+        .config
+        .limits
+        .max_unread_answers_per_connection
+        .max(1);
     let mut last_exchange = LastExchange::default();
     loop {
         if !wait_below_watermark(&to_writer, shared).await {
@@ -130,7 +140,15 @@ async fn read_publishes(
         if pending.is_empty() {
             continue;
         }
-        if to_writer.send(ToWriter::Batch(pending)).await.is_err() {
+        let owed = u32::try_from(pending.len()).unwrap_or(u32::MAX).min(budget);
+        let Ok(permit) = Arc::clone(&unread_answers).acquire_many_owned(owed).await else {
+            return;
+        };
+        if to_writer
+            .send(ToWriter::Batch(pending, permit))
+            .await
+            .is_err()
+        {
             return;
         }
     }
@@ -151,9 +169,14 @@ async fn write_answers(
         > 0
     {
         let mut pending: Vec<Pending> = Vec::new();
+        // Given back once the answers are written.
+        let mut permits = Vec::new();
         for item in items.drain(..) {
             match item {
-                ToWriter::Batch(batch) => pending.extend(batch),
+                ToWriter::Batch(batch, permit) => {
+                    pending.extend(batch);
+                    permits.push(permit);
+                }
                 ToWriter::Frame(frame) => {
                     // Blocked/Unblocked keep their place among the answers.
                     settle_durability(&mut pending, &shared).await;
@@ -417,7 +440,7 @@ async fn write_outcomes(
                     })?;
                 }
                 run = match run {
-                    Some((first, last)) if last + 1 == seq => Some((first, seq)),
+                    Some((first, last)) if last.checked_add(1) == Some(seq) => Some((first, seq)),
                     Some(_) => {
                         flush_run(send, &mut run)?;
                         Some((seq, seq))

@@ -20,6 +20,7 @@ pub(crate) fn wire_error(error: &BrokerError) -> WireError {
         BrokerError::MessageTooLarge { .. } => ErrorCode::MessageTooLarge,
         BrokerError::Storage { .. } => ErrorCode::StorageFailed,
         BrokerError::QueueFull { .. } => ErrorCode::QueueFull,
+        BrokerError::LimitReached { .. } => ErrorCode::LimitReached,
     };
     WireError::new(code, error.to_string())
 }
