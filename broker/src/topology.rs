@@ -244,7 +244,9 @@ impl Topology {
         if let Ok(report) = &result {
             *self.unrestored.lock() = report.skipped.clone();
         }
-        self.persist(&self.state.read());
+        // Logged by `persist`; the definitions in memory stand and are written with the next
+        // change.
+        let _ = self.persist(&self.state.read());
         result
     }
 
@@ -398,12 +400,15 @@ impl Topology {
         }
     }
 
-    /// Writes the durable definitions. A failure is logged: the change stands in memory, and
-    /// the file keeps the previous definitions until a later write succeeds.
-    fn persist(&self, state: &State) {
-        let Some(store) = &self.store else { return };
+    /// Writes the durable definitions. A failure is logged and returned: the change stands in
+    /// memory unless the caller undoes it, and the file keeps the previous definitions until a
+    /// later write succeeds.
+    fn persist(&self, state: &State) -> Result<(), BrokerError> {
+        let Some(store) = &self.store else {
+            return Ok(());
+        };
         if self.restoring.load(Ordering::Relaxed) {
-            return;
+            return Ok(());
         }
         let mut definitions = Self::definitions(state, true);
         let unrestored = self.unrestored.lock();
@@ -414,9 +419,10 @@ impl Topology {
         definitions
             .bindings
             .extend(unrestored.bindings.iter().cloned());
-        if let Err(error) = store.save_definitions(&definitions) {
+        store.save_definitions(&definitions).map_err(|error| {
             tracing::error!(%error, "writing the durable definitions failed");
-        }
+            BrokerError::storage(format!("writing the durable definitions failed: {error}"))
+        })
     }
 
     pub fn plugins(&self) -> &Arc<PluginRegistry> {
@@ -500,7 +506,7 @@ impl Topology {
         let durable = exchange.spec.durable;
         state.exchanges.insert(exchange.spec.name.clone(), exchange);
         if durable {
-            self.persist(&state);
+            let _ = self.persist(&state);
         }
         Ok(())
     }
@@ -538,7 +544,7 @@ impl Topology {
         state.by_handle.remove(&exchange.id);
         exchange.router.destroy_exchange(exchange.id);
         if exchange.spec.durable {
-            self.persist(&state);
+            let _ = self.persist(&state);
         }
         Ok(())
     }
@@ -633,12 +639,19 @@ impl Topology {
             ),
         };
         state.by_handle.insert(id, Node::Queue(Arc::clone(&queue)));
-        state.queues.insert(spec.name, Arc::clone(&queue));
+        state.queues.insert(spec.name.clone(), Arc::clone(&queue));
+        if queue.properties().durable
+            && let Err(error) = self.persist(&state)
+        {
+            // A durable queue missing from the file would not come back after a restart:
+            // refuse the declare instead of taking messages it could lose (review finding 14).
+            state.queues.remove(&spec.name);
+            state.by_handle.remove(&id);
+            queue.delete();
+            return Err(error);
+        }
         // Starts the x-expires clock (if any) with the timer.
         queue.touch();
-        if queue.properties().durable {
-            self.persist(&state);
-        }
         Ok(queue)
     }
 
@@ -718,7 +731,7 @@ impl Topology {
         state.queues.remove(name);
         state.by_handle.remove(&queue.id());
         if queue.properties().durable {
-            self.persist(&state);
+            let _ = self.persist(&state);
         }
         Ok(queue.delete())
     }
@@ -783,7 +796,7 @@ impl Topology {
 
     fn persist_if_durable(&self, state: &State, source: &Exchange) {
         if source.spec.durable {
-            self.persist(state);
+            let _ = self.persist(state);
         }
     }
 

@@ -139,15 +139,38 @@ impl Store {
         Ok((log, recovered))
     }
 
-    /// Deletes the logs of queues not in `keep` (left behind by a crash during a delete).
+    /// Clears away the logs of queues not in `keep`: left behind by a crash during a delete,
+    /// or (review finding 14) written for a queue whose definition never reached the file. A
+    /// log that still holds segments is never deleted: it is set aside as
+    /// `<dir>.set-aside-<ms>` with an error in the log, so no confirmed message is destroyed
+    /// on the strength of a definitions file that may be stale. Empty ones are removed.
     pub fn remove_queues_except(&self, keep: &[&str]) -> io::Result<()> {
         let keep: Vec<PathBuf> = keep.iter().map(|name| self.queue_dir(name)).collect();
         for entry in std::fs::read_dir(self.config.dir.join("queues"))? {
             let path = entry?.path();
-            if path.is_dir() && !keep.contains(&path) {
-                tracing::info!(dir = %path.display(), "removing the log of a queue that is no longer defined");
-                std::fs::remove_dir_all(&path)?;
+            let set_aside_before = path
+                .file_name()
+                .is_some_and(|name| name.to_string_lossy().contains(".set-aside-"));
+            if !path.is_dir() || keep.contains(&path) || set_aside_before {
+                continue;
             }
+            if segment::list_segments(&path)?.is_empty() {
+                tracing::info!(dir = %path.display(), "removing the empty log of a queue that is no longer defined");
+                std::fs::remove_dir_all(&path)?;
+                continue;
+            }
+            let queue = std::fs::read_to_string(path.join("name")).unwrap_or_default();
+            let aside = path.with_file_name(format!(
+                "{}.set-aside-{}",
+                path.file_name().unwrap_or_default().to_string_lossy(),
+                now_ms()
+            ));
+            tracing::error!(
+                queue = queue.trim_end(),
+                dir = %aside.display(),
+                "the log of a queue that is not in the definitions still holds messages; set aside, not deleted"
+            );
+            std::fs::rename(&path, &aside)?;
         }
         Ok(())
     }

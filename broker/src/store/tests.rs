@@ -256,3 +256,33 @@ fn queue_directory_names_are_safe_and_distinct() {
     assert_ne!(a, b);
     assert!(queue_dir_name(&"é".repeat(120)).len() < 100);
 }
+
+/// Review finding 14: a queue whose definition never reached the file (a failed save) had its
+/// log deleted at the next start, confirmed messages and all.
+#[test]
+fn a_log_with_messages_but_no_definition_is_set_aside_not_deleted() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(dir.path(), 1 << 20);
+    let (log, _) = store.open_queue("audit", 100, None).unwrap();
+    let lsn = append(&log, 0, true);
+    assert!(wait(&store, &log, lsn));
+    let (_, _) = store.open_queue("empty", 100, None).unwrap();
+    store.remove_queues_except(&[]).unwrap();
+    let left: Vec<String> = std::fs::read_dir(dir.path().join("queues"))
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert!(left[0].contains(".set-aside-"), "{left:?}");
+    let aside = dir.path().join("queues").join(&left[0]);
+    assert_eq!(
+        std::fs::read_to_string(aside.join("name"))
+            .unwrap()
+            .trim_end(),
+        "audit"
+    );
+    assert!(!segment::list_segments(&aside).unwrap().is_empty());
+    // A later start leaves it where it is.
+    store.remove_queues_except(&[]).unwrap();
+    assert!(aside.is_dir());
+}
