@@ -338,6 +338,45 @@ async fn a_publisher_that_never_reads_its_answers_is_no_longer_read_from() {
         .unwrap();
 }
 
+/// Review finding 23: argument values were unbounded, and a listing larger than a frame ended
+/// the control stream without a word.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listing_larger_than_a_frame_is_an_error_and_the_control_stream_lives_on() {
+    let t = TestBroker::start_with(|config| {
+        config.max_frame_bytes = 128 << 10;
+        config.max_message_bytes = 64 << 10;
+    })
+    .await;
+    let c = &t.client;
+    let huge = QueueOptions {
+        arguments: vec![("note".into(), "n".repeat(5000))],
+        ..QueueOptions::default()
+    };
+    match c.declare_queue("huge-argument", huge).await {
+        Err(ClientError::Refused(error)) => {
+            assert_eq!(error.code, ErrorCode::InvalidArgument, "{}", error.message)
+        }
+        other => panic!("a 5000-byte argument was accepted: {other:?}"),
+    }
+    for n in 0..600 {
+        let name = format!("{n:04}-{}", "q".repeat(240));
+        c.declare_queue(&name, QueueOptions::default())
+            .await
+            .unwrap();
+    }
+    match c.list_queues().await {
+        Err(ClientError::Refused(error)) => {
+            assert_eq!(error.code, ErrorCode::LimitReached, "{}", error.message)
+        }
+        other => panic!("expected a refusal, got {:?}", other.map(|q| q.len())),
+    }
+    // The same connection goes on working.
+    c.declare_queue("after", QueueOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(c.queue_info("after").await.unwrap().ready, 0);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_consumer_whose_queue_is_deleted_is_cancelled_cleanly() {
     let t = TestBroker::start().await;

@@ -58,9 +58,47 @@ pub(crate) async fn serve(
             id: request.id,
             result,
         });
-        if send.send(&reply).await.is_err() {
+        // A reply too large for a frame (a listing of very many queues, say) is answered with
+        // an error instead: the control stream stays usable (review finding 23).
+        let reply = match send.push(&reply) {
+            Ok(()) => None,
+            Err(error) => Some(ControlDown::Reply(ControlReply {
+                id: request.id,
+                result: Err(WireError::new(
+                    ErrorCode::LimitReached,
+                    format!("the answer to {op_name} does not fit a frame: {error}"),
+                )),
+            })),
+        };
+        let sent = match reply {
+            None => send.flush().await,
+            Some(error_reply) => send.send(&error_reply).await,
+        };
+        if sent.is_err() {
             return;
         }
+    }
+}
+
+/// The longest value of an exchange, queue or binding argument. Arguments are kept, listed
+/// and exported with their object, so they stay small.
+const MAX_ARGUMENT_VALUE_BYTES: usize = 4096;
+
+/// Checks declare and bind arguments: count and names as for headers, and each value's length.
+fn validate_arguments(arguments: &[(String, String)]) -> Result<(), WireError> {
+    validate_headers(arguments)?;
+    match arguments
+        .iter()
+        .find(|(_, value)| value.len() > MAX_ARGUMENT_VALUE_BYTES)
+    {
+        Some((name, value)) => Err(WireError::new(
+            ErrorCode::InvalidArgument,
+            format!(
+                "argument {name} is {} bytes; at most {MAX_ARGUMENT_VALUE_BYTES} are allowed",
+                value.len()
+            ),
+        )),
+        None => Ok(()),
     }
 }
 
@@ -78,7 +116,7 @@ fn handle(op: ControlOp, connection: u64, shared: &Shared) -> Result<ControlOk, 
             passive,
         } => {
             validate_name(NameKind::Exchange, &name)?;
-            validate_headers(&arguments)?;
+            validate_arguments(&arguments)?;
             let spec = ExchangeSpec {
                 name,
                 kind,
@@ -105,7 +143,7 @@ fn handle(op: ControlOp, connection: u64, shared: &Shared) -> Result<ControlOk, 
             passive,
         } => {
             validate_name(NameKind::Queue, &name)?;
-            validate_headers(&arguments)?;
+            validate_arguments(&arguments)?;
             let spec = QueueSpec {
                 name,
                 durable,
@@ -141,7 +179,7 @@ fn handle(op: ControlOp, connection: u64, shared: &Shared) -> Result<ControlOk, 
         }
         ControlOp::Bind(binding) => {
             validate_name(NameKind::RoutingKey, &binding.key)?;
-            validate_headers(&binding.arguments)?;
+            validate_arguments(&binding.arguments)?;
             topology.bind(to_binding(binding)).map_err(refused)?;
             Ok(ControlOk::Done)
         }
