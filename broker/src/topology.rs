@@ -239,7 +239,10 @@ impl Topology {
             .remove_queues_except(&keep)
             .map_err(|e| BrokerError::storage(format!("removing stale queue logs: {e}")))?;
         self.restoring.store(true, Ordering::Relaxed);
+        // Recovered queues dead-letter nothing until every binding is back.
+        self.queues_context.timer().hold();
         let result = self.import(&definitions, true);
+        self.queues_context.timer().release();
         self.restoring.store(false, Ordering::Relaxed);
         if let Ok(report) = &result {
             *self.unrestored.lock() = report.skipped.clone();

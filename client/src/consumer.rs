@@ -267,14 +267,31 @@ impl Subscription {
         let mut next_sync = 1u64;
         // A frame read while gathering a batch of deliveries, handled on the next round.
         let mut carried: Option<Down> = None;
+        // A batch the user has no room for yet (and whether a malformed frame followed it):
+        // while it waits, no more frames are read, but acks, syncs and cancels still go out,
+        // so a user who syncs before reading further is answered.
+        let mut waiting: Option<(Vec<Delivery>, bool)> = None;
         loop {
             tokio::select! {
+                room = self.deliveries.clone().reserve_owned(), if waiting.is_some() => {
+                    let (batch, malformed) = waiting.take().expect("guarded");
+                    let Ok(room) = room else {
+                        // The consumer was dropped: end the subscription.
+                        let _ = send.send(&ConsumeUp::Cancel).await;
+                        send.finish();
+                        return StreamEnd::Finished;
+                    };
+                    room.send(Ok(batch));
+                    if malformed {
+                        return StreamEnd::Failed(ClientError::Protocol("the broker sent a malformed frame".into()));
+                    }
+                }
                 frame = async {
                     match carried.take() {
                         Some(frame) => Ok(Some(frame)),
                         None => recv.next_view::<ConsumeDownFrames, _>(|view, payload| Down::from_view(view, payload, &mut decoder)).await,
                     }
-                } => {
+                }, if waiting.is_none() => {
                     let first = match frame {
                         Ok(Some(Down::Deliver(d))) => d,
                         Ok(Some(Down::Cancelled(CancelReason::ClientRequest))) => {
@@ -321,14 +338,18 @@ impl Subscription {
                             }
                         }
                     }
-                    if self.deliveries.send(Ok(batch)).await.is_err() {
-                        // The consumer was dropped: end the subscription.
-                        let _ = send.send(&ConsumeUp::Cancel).await;
-                        send.finish();
-                        return StreamEnd::Finished;
-                    }
-                    if malformed {
-                        return StreamEnd::Failed(ClientError::Protocol("the broker sent a malformed frame".into()));
+                    match self.deliveries.try_send(Ok(batch)) {
+                        Ok(()) if malformed => {
+                            return StreamEnd::Failed(ClientError::Protocol("the broker sent a malformed frame".into()));
+                        }
+                        Ok(()) => {}
+                        Err(mpsc::error::TrySendError::Full(Ok(batch))) => waiting = Some((batch, malformed)),
+                        Err(_) => {
+                            // The consumer was dropped: end the subscription.
+                            let _ = send.send(&ConsumeUp::Cancel).await;
+                            send.finish();
+                            return StreamEnd::Finished;
+                        }
                     }
                 }
                 ack = acks_rx.recv() => {

@@ -738,6 +738,55 @@ async fn a_delayed_message_in_a_paging_queue_is_delivered_once_and_nothing_is_lo
     );
 }
 
+/// Found by the fault-injection runner: a persistent message that expired while the broker was
+/// down was dead-lettered by the queue timer during the restart, before the bindings of its
+/// dead-letter exchange were restored, and so routed nowhere and lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_that_expired_while_the_broker_was_down_is_dead_lettered_after_the_restart() {
+    let t = TestBroker::start().await;
+    let durable = |pairs: &[(&str, &str)]| QueueOptions {
+        durable: true,
+        arguments: arguments(pairs),
+        ..QueueOptions::default()
+    };
+    let exchange = ExchangeOptions {
+        durable: true,
+        ..ExchangeOptions::default()
+    };
+    let c = t.connect().await;
+    c.declare_exchange("dlx", "fanout", exchange).await.unwrap();
+    // Declared after the source queue, so restored after it too.
+    c.declare_queue(
+        "a-source",
+        durable(&[("x-message-ttl", "300"), ("x-dead-letter-exchange", "dlx")]),
+    )
+    .await
+    .unwrap();
+    c.declare_queue("z-sink", durable(&[])).await.unwrap();
+    c.bind_queue("dlx", "z-sink", "", Vec::new()).await.unwrap();
+    let mut publisher = c.publisher().await.unwrap();
+    for n in 0..20 {
+        publisher
+            .publish_confirmed(OutgoingMessage::new("", "a-source", format!("m{n}")).persistent())
+            .await
+            .unwrap();
+    }
+    drop(publisher);
+    c.close().await;
+    let t = t
+        .restart_after(|_| std::thread::sleep(Duration::from_millis(500)))
+        .await;
+    let mut sink = t
+        .client
+        .consume(ConsumeOptions::new("z-sink"))
+        .await
+        .unwrap();
+    for _ in 0..20 {
+        let letter = next_delivery(&mut sink).await;
+        assert_eq!(header(&letter, "x-death-reason"), Some("expired"));
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_publish_with_the_same_message_id_is_confirmed_but_not_enqueued() {
     let t = TestBroker::start().await;

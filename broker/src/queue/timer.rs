@@ -22,6 +22,8 @@ struct Schedule {
     entries: BTreeMap<(Instant, u64), Weak<Queue>>,
     next_serial: u64,
     stopped: bool,
+    /// While set, nothing runs: wake-ups keep until it is cleared (see [`QueueTimer::hold`]).
+    held: bool,
 }
 
 #[derive(Debug, Default)]
@@ -62,6 +64,19 @@ impl QueueTimer {
         }
     }
 
+    /// Holds every wake-up until [`QueueTimer::release`]. The topology holds the timer while
+    /// it restores durable definitions: a queue recovered with due or expired messages must not
+    /// dead-letter them before the bindings they route through are back.
+    pub fn hold(&self) {
+        self.shared.schedule.lock().held = true;
+    }
+
+    /// Runs what was held, and what comes due from now on.
+    pub fn release(&self) {
+        self.shared.schedule.lock().held = false;
+        self.shared.changed.notify_one();
+    }
+
     /// Wake-ups scheduled and not yet run.
     pub fn pending(&self) -> usize {
         self.shared.schedule.lock().entries.len()
@@ -84,6 +99,7 @@ fn run(shared: &Shared) {
         }
         let now = Instant::now();
         match schedule.entries.first_key_value() {
+            _ if schedule.held => shared.changed.wait(&mut schedule),
             None => shared.changed.wait(&mut schedule),
             Some(((at, _), _)) if *at > now => {
                 let at = *at;
