@@ -985,13 +985,21 @@ enum RouteFailure {
 }
 
 impl QueueHost for Topology {
-    fn dead_letter(&self, exchange: &str, message: Message) -> Vec<(Arc<QueueLog>, u64)> {
+    fn dead_letter(
+        &self,
+        exchange: &str,
+        message: Message,
+    ) -> Result<Vec<(Arc<QueueLog>, u64)>, ()> {
         let mut durable = Vec::new();
         let routed = match self.route(exchange, &message) {
             Ok(routed) => routed,
+            Err(error @ BrokerError::RoutingFault(_)) => {
+                tracing::warn!(exchange, error = %error, "dead letter not routed now: its dead-letter exchange's plugin failed; the source keeps it");
+                return Err(());
+            }
             Err(error) => {
                 tracing::warn!(exchange, error = %error, "dead letter dropped: its dead-letter exchange cannot route it");
-                return durable;
+                return Ok(durable);
             }
         };
         let (exchange, message) = match routed.dead_lettered {
@@ -1019,15 +1027,16 @@ impl QueueHost for Topology {
                 durable.push((log, lsn));
             }
         }
-        durable
+        Ok(durable)
     }
 
-    fn wait_durable(&self, logs: &[(Arc<QueueLog>, u64)]) {
-        if let Some(store) = &self.store
-            && !logs.is_empty()
-        {
-            let progress = store.progress();
-            futures::executor::block_on(crate::store::wait_durable(progress, logs));
+    fn wait_durable(&self, logs: &[(Arc<QueueLog>, u64)]) -> bool {
+        match &self.store {
+            Some(store) if !logs.is_empty() => {
+                let progress = store.progress();
+                futures::executor::block_on(crate::store::wait_durable(progress, logs))
+            }
+            _ => true,
         }
     }
 

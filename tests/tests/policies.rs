@@ -787,6 +787,68 @@ async fn a_message_that_expired_while_the_broker_was_down_is_dead_lettered_after
     }
 }
 
+/// Review finding 13: a dead letter whose dead-letter exchange failed to route it (a plugin
+/// fault, a quarantine) was dropped, and the source deleted its copy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_letter_the_exchange_fails_to_route_is_kept_and_routed_later() {
+    let t = TestBroker::start().await;
+    t.broker
+        .plugins()
+        .load_file(std::path::Path::new(wasm::TRAPPER))
+        .unwrap();
+    let c = &t.client;
+    // The trapper plugin traps on the key `boom`, which is the dead-letter routing key.
+    c.declare_exchange("fragile-dlx", "trapper", ExchangeOptions::default())
+        .await
+        .unwrap();
+    c.declare_queue(
+        "work",
+        with_arguments(&[
+            ("x-dead-letter-exchange", "fragile-dlx"),
+            ("x-dead-letter-routing-key", "boom"),
+        ]),
+    )
+    .await
+    .unwrap();
+    c.publisher()
+        .await
+        .unwrap()
+        .publish_confirmed(OutgoingMessage::new("", "work", "precious"))
+        .await
+        .unwrap();
+    let mut worker = consume(&t, "work").await;
+    next_delivery(&mut worker).await.reject(false).unwrap();
+    worker.sync().await.unwrap();
+    drop(worker);
+    // The routing failed: the queue still holds the message, waiting to try again.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let held = |t: &TestBroker| {
+        t.broker
+            .topology()
+            .queue("work", 0)
+            .unwrap()
+            .counts()
+            .delayed
+    };
+    assert_eq!(held(&t), 1);
+    // The operator replaces the broken exchange; the next attempt routes the letter.
+    c.delete_exchange("fragile-dlx", false).await.unwrap();
+    c.declare_exchange("fragile-dlx", "fanout", ExchangeOptions::default())
+        .await
+        .unwrap();
+    c.declare_queue("parking", QueueOptions::default())
+        .await
+        .unwrap();
+    c.bind_queue("fragile-dlx", "parking", "", Vec::new())
+        .await
+        .unwrap();
+    let mut parking = consume(&t, "parking").await;
+    let letter = next_delivery(&mut parking).await;
+    assert_eq!(text(&letter), "precious");
+    assert_eq!(header(&letter, "x-death-reason"), Some("rejected"));
+    assert_eq!(held(&t), 0);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_publish_with_the_same_message_id_is_confirmed_but_not_enqueued() {
     let t = TestBroker::start().await;

@@ -156,11 +156,23 @@ pub enum SubscribeRefusal {
 pub trait QueueHost: Send + Sync + std::fmt::Debug {
     /// Publishes a dead-lettered `message` to `exchange` and enqueues it where it routes,
     /// except in queues where it would close a dead-letter cycle. Returns the log positions
-    /// that make it durable in the durable queues that took it.
-    fn dead_letter(&self, exchange: &str, message: Message) -> Vec<(Arc<QueueLog>, u64)>;
+    /// that make it durable in the durable queues that took it, or `Err` when routing failed
+    /// for a reason that may pass (the exchange's plugin faulted or is quarantined): the
+    /// source keeps the message and tries again later. An exchange that does not exist, or
+    /// routes the message nowhere, drops it (as in RabbitMQ).
+    #[expect(
+        clippy::result_unit_err,
+        reason = "the only failure is 'try again later'"
+    )]
+    fn dead_letter(
+        &self,
+        exchange: &str,
+        message: Message,
+    ) -> Result<Vec<(Arc<QueueLog>, u64)>, ()>;
 
-    /// Blocks until those log positions are durable (the store's fsync policy).
-    fn wait_durable(&self, logs: &[(Arc<QueueLog>, u64)]);
+    /// Blocks until those log positions are durable or lost (the store's fsync policy);
+    /// false when any was lost.
+    fn wait_durable(&self, logs: &[(Arc<QueueLog>, u64)]) -> bool;
 
     /// `queue` has been unused for its `x-expires`: delete it if it still is.
     fn queue_unused(&self, queue: &Queue);
@@ -365,32 +377,45 @@ impl Queue {
             .dead_letter_exchange
             .as_deref()
             .expect("dead letters are only collected with a dead-letter exchange");
-        let host = self.context.host.upgrade();
-        let mut done = Vec::with_capacity(letters.len());
+        let Some(host) = self.context.host.upgrade() else {
+            // The broker is going away: the messages stay where they are.
+            return;
+        };
+        let mut routed = Vec::with_capacity(letters.len());
         let mut durable = Vec::new();
+        let mut failed = Vec::new();
         for (queued, reason) in letters {
-            if let Some(host) = &host {
-                let message = dead_lettered(
-                    &queued.message,
-                    reason,
-                    DeathPlace {
-                        queue: &self.name,
-                        exchange: &queued.exchange,
-                    },
-                    self.policy.dead_letter_routing_key.as_deref(),
-                );
-                durable.extend(host.dead_letter(exchange, message));
+            let message = dead_lettered(
+                &queued.message,
+                reason,
+                DeathPlace {
+                    queue: &self.name,
+                    exchange: &queued.exchange,
+                },
+                self.policy.dead_letter_routing_key.as_deref(),
+            );
+            match host.dead_letter(exchange, message) {
+                Ok(positions) => {
+                    durable.extend(positions);
+                    routed.push((queued, reason));
+                }
+                Err(()) => failed.push((queued, reason)),
             }
-            done.push(queued);
         }
-        if let Some(host) = &host
-            && done.iter().any(|m| m.stored)
-        {
-            host.wait_durable(&durable);
+        // The targets must hold the letters on disk before the source lets go; if a write
+        // failed, the letters are tried again later (a target may then hold a duplicate).
+        if !durable.is_empty() && !host.wait_durable(&durable) {
+            let (persistent, transient): (Vec<_>, Vec<_>) = routed
+                .into_iter()
+                .partition(|(queued, _)| queued.message.properties.persistent);
+            failed.extend(persistent);
+            routed = transient;
         }
-        self.state
-            .lock()
-            .remove_for_good(&done, state::Removal::DeadLettered);
+        let done: Vec<QueuedMessage> = routed.into_iter().map(|(queued, _)| queued).collect();
+        self.operate(|state, now| {
+            state.remove_for_good(&done, state::Removal::DeadLettered);
+            state.retry_dead_letters_later(failed, now);
+        });
     }
 
     /// Offers messages and delivers what consumers can take. A queue deleted meanwhile (a

@@ -20,6 +20,9 @@ use super::ready::ReadyList;
 use super::{Cancellation, QueueContext, QueuedMessage, SubscribeRefusal};
 use crate::store::{self, DiskTail, QueueLog, Recovered};
 
+/// How long dead letters that could not be routed or stored wait before they are tried again.
+const DEAD_LETTER_RETRY: Duration = Duration::from_secs(1);
+
 /// How far past the head dispatch looks for a message a filtering consumer accepts.
 const FILTER_LOOKAHEAD: usize = 256;
 
@@ -94,6 +97,10 @@ pub(super) struct QueueState {
     dedup: Option<Deduplication>,
     /// Collected under the lock, routed by the queue after releasing it.
     pub(super) dead_letters: Vec<(QueuedMessage, DeathReason)>,
+    /// Dead letters whose routing or write failed for a reason that may pass, held until
+    /// `retry_at` and then routed again (review finding 13: they used to be dropped).
+    retrying: Vec<(QueuedMessage, DeathReason)>,
+    retry_at: Option<Instant>,
     /// The earliest wake-up asked of the timer and not yet run.
     pub(super) scheduled: Option<Instant>,
     /// Since when nobody has used the queue (for `x-expires`); meaningful without consumers.
@@ -114,6 +121,8 @@ impl QueueState {
             consumers: Vec::new(),
             cursor: 0,
             dead_letters: Vec::new(),
+            retrying: Vec::new(),
+            retry_at: None,
             scheduled: None,
             last_used: Instant::now(),
             deleted: false,
@@ -208,7 +217,7 @@ impl QueueState {
             unacked: self.consumers.iter().map(|c| c.unacked.len() as u64).sum(),
             consumers: self.active_consumers().count() as u32,
             ready_bytes: self.ready.bytes(),
-            delayed: self.ready.delayed_len() as u64,
+            delayed: (self.ready.delayed_len() + self.retrying.len()) as u64,
         }
     }
 
@@ -329,6 +338,27 @@ impl QueueState {
             durable.removed(messages);
         }
         tracing::trace!(count = messages.len(), why = ?why, "messages left the queue");
+    }
+
+    /// Holds dead letters that could not be routed or written now, to route again after
+    /// [`DEAD_LETTER_RETRY`].
+    pub(super) fn retry_dead_letters_later(
+        &mut self,
+        letters: Vec<(QueuedMessage, DeathReason)>,
+        now: Instant,
+    ) {
+        if letters.is_empty() || self.deleted {
+            let held: Vec<QueuedMessage> = letters.into_iter().map(|(m, _)| m).collect();
+            self.remove_for_good(&held, Removal::Deleted);
+            return;
+        }
+        tracing::warn!(
+            count = letters.len(),
+            retry_in = ?DEAD_LETTER_RETRY,
+            "dead letters could not be routed or stored; kept, to be tried again"
+        );
+        self.retrying.extend(letters);
+        self.retry_at.get_or_insert(now + DEAD_LETTER_RETRY);
     }
 
     /// Sends a message to the dead-letter exchange, or drops it when the queue has none.
@@ -467,6 +497,7 @@ impl QueueState {
     pub(super) fn delete(&mut self) {
         self.deleted = true;
         let mut held = self.ready.take_all();
+        held.extend(self.retrying.drain(..).map(|(message, _)| message));
         for mut consumer in self.consumers.drain(..) {
             consumer.cancel(Cancellation::QueueDeleted);
             held.extend(consumer.take_unacked());
@@ -481,6 +512,10 @@ impl QueueState {
     /// Does what is due at `now`: delayed messages become ready, expired ones leave, timed-out
     /// deliveries come back. Returns whether the queue has been unused for `x-expires`.
     pub(super) fn run_due(&mut self, now: Instant) -> bool {
+        if self.retry_at.is_some_and(|at| at <= now) {
+            self.retry_at = None;
+            self.dead_letters.append(&mut self.retrying);
+        }
         for message in self.ready.take_due(now) {
             self.make_ready(message, now, Arrival::CameDue);
         }
@@ -525,6 +560,7 @@ impl QueueState {
             }
         };
         consider(self.ready.next_expiry());
+        consider(self.retry_at);
         if let Some(timeout) = self.policy.consumer_timeout {
             for consumer in &self.consumers {
                 consider(consumer.oldest_delivery().map(|at| at + timeout));
@@ -537,6 +573,7 @@ impl QueueState {
     /// Whether this queue can have deadlines at all (so the hot path can skip asking).
     pub(super) fn may_have_deadlines(&self) -> bool {
         self.policy.has_deadlines()
+            || self.retry_at.is_some()
             || self.ready.delayed_len() > 0
             || self.ready.next_expiry().is_some()
     }

@@ -11,12 +11,18 @@ struct RecordingHost {
 }
 
 impl QueueHost for RecordingHost {
-    fn dead_letter(&self, exchange: &str, message: Message) -> Vec<(Arc<QueueLog>, u64)> {
+    fn dead_letter(
+        &self,
+        exchange: &str,
+        message: Message,
+    ) -> Result<Vec<(Arc<QueueLog>, u64)>, ()> {
         self.letters.lock().push((exchange.to_owned(), message));
-        Vec::new()
+        Ok(Vec::new())
     }
 
-    fn wait_durable(&self, _logs: &[(Arc<QueueLog>, u64)]) {}
+    fn wait_durable(&self, _logs: &[(Arc<QueueLog>, u64)]) -> bool {
+        true
+    }
 
     fn queue_unused(&self, _queue: &Queue) {}
 }
