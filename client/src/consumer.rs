@@ -267,14 +267,17 @@ impl Subscription {
         let mut next_sync = 1u64;
         // A frame read while gathering a batch of deliveries, handled on the next round.
         let mut carried: Option<Down> = None;
-        // A batch the user has no room for yet (and whether a malformed frame followed it):
-        // while it waits, no more frames are read, but acks, syncs and cancels still go out,
-        // so a user who syncs before reading further is answered.
-        let mut waiting: Option<(Vec<Delivery>, bool)> = None;
+        // Batches the user has no room for yet (each with whether a malformed frame followed
+        // it). Frames are still read meanwhile, so that a user who syncs before reading further
+        // gets the answer that follows the deliveries; the broker sends no more than the
+        // prefetch window, which bounds this buffer (and `MAX_WAITING_BATCHES` does without a
+        // prefetch).
+        let mut waiting: std::collections::VecDeque<(Vec<Delivery>, bool)> =
+            std::collections::VecDeque::new();
         loop {
             tokio::select! {
-                room = self.deliveries.clone().reserve_owned(), if waiting.is_some() => {
-                    let (batch, malformed) = waiting.take().expect("guarded");
+                room = self.deliveries.clone().reserve_owned(), if !waiting.is_empty() => {
+                    let (batch, malformed) = waiting.pop_front().expect("guarded");
                     let Ok(room) = room else {
                         // The consumer was dropped: end the subscription.
                         let _ = send.send(&ConsumeUp::Cancel).await;
@@ -291,7 +294,7 @@ impl Subscription {
                         Some(frame) => Ok(Some(frame)),
                         None => recv.next_view::<ConsumeDownFrames, _>(|view, payload| Down::from_view(view, payload, &mut decoder)).await,
                     }
-                }, if waiting.is_none() => {
+                }, if waiting.len() < MAX_WAITING_BATCHES => {
                     let first = match frame {
                         Ok(Some(Down::Deliver(d))) => d,
                         Ok(Some(Down::Cancelled(CancelReason::ClientRequest))) => {
@@ -338,12 +341,17 @@ impl Subscription {
                             }
                         }
                     }
+                    if !waiting.is_empty() {
+                        // Behind batches that wait: keep the order.
+                        waiting.push_back((batch, malformed));
+                        continue;
+                    }
                     match self.deliveries.try_send(Ok(batch)) {
                         Ok(()) if malformed => {
                             return StreamEnd::Failed(ClientError::Protocol("the broker sent a malformed frame".into()));
                         }
                         Ok(()) => {}
-                        Err(mpsc::error::TrySendError::Full(Ok(batch))) => waiting = Some((batch, malformed)),
+                        Err(mpsc::error::TrySendError::Full(Ok(batch))) => waiting.push_back((batch, malformed)),
                         Err(_) => {
                             // The consumer was dropped: end the subscription.
                             let _ = send.send(&ConsumeUp::Cancel).await;
@@ -384,6 +392,10 @@ impl Subscription {
         }
     }
 }
+
+/// Batches of deliveries a subscription holds for a user who is not taking them, at most (see
+/// `Subscription::serve`); past it, reading stops until the user catches up.
+const MAX_WAITING_BATCHES: usize = 1024;
 
 /// Syncs sent on a stream, answered in order; dropped (an error for the caller) when the
 /// stream ends.

@@ -1,6 +1,8 @@
 //! Helpers for Switchyard's integration tests: where the test plugins were built, and a plugin
 //! registry set up the way the broker sets it up.
 
+pub mod broker_process;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 

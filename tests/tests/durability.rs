@@ -6,18 +6,19 @@
 //! `tests/src/bin/`), so they can kill it with SIGKILL or start it under `prlimit --fsize`.
 
 use std::collections::{HashMap, HashSet};
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
 use switchyard_client::{
-    ClientError, ConnectOptions, Connection, ConsumeOptions, Delivery, ErrorCode, ExchangeOptions,
-    OutgoingMessage, QueueOptions, Trust,
+    ClientError, Connection, ConsumeOptions, Delivery, ErrorCode, ExchangeOptions, OutgoingMessage,
+    QueueOptions,
 };
+use switchyard_tests::broker_process::{BrokerProcess, free_port, write_config};
 use switchyard_tests::{TestBroker, next_delivery};
+
+/// The broker binary the crash and disk-full tests run.
+const TEST_BROKER: &str = env!("CARGO_BIN_EXE_test-broker");
 
 /// Test bookkeeping shared between tasks.
 type Shared<T> = Arc<std::sync::Mutex<T>>;
@@ -494,100 +495,6 @@ async fn definitions_export_and_import_round_trip() {
     t.broker.shutdown().await;
 }
 
-// --- A broker in its own process -------------------------------------------------------------
-
-/// A `test-broker` process.
-struct BrokerProcess {
-    child: Child,
-    addr: SocketAddr,
-    fingerprint: String,
-}
-
-impl BrokerProcess {
-    /// Starts the broker with `config`, under `prlimit --fsize=<bytes>` when a limit is given,
-    /// and waits until it serves.
-    fn spawn(config: &Path, file_size_limit: Option<u64>) -> BrokerProcess {
-        let exe = env!("CARGO_BIN_EXE_test-broker");
-        let mut command = match file_size_limit {
-            Some(bytes) => {
-                let mut command = Command::new("prlimit");
-                command.arg(format!("--fsize={bytes}")).arg(exe);
-                command
-            }
-            None => Command::new(exe),
-        };
-        command
-            .arg(config)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
-        let mut child = command.spawn().expect("test-broker starts");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut lines = BufReader::new(stdout).lines();
-            if let Some(Ok(line)) = lines.next() {
-                let _ = ready_tx.send(line);
-            }
-            // Keep reading so the broker never blocks on a full pipe.
-            for _ in lines {}
-        });
-        let line = ready_rx
-            .recv_timeout(Duration::from_secs(120))
-            .expect("the broker says READY within 120 s");
-        let mut words = line.split_whitespace();
-        assert_eq!(words.next(), Some("READY"), "{line}");
-        let addr = words.next().unwrap().parse().unwrap();
-        let fingerprint = words.next().unwrap().to_owned();
-        BrokerProcess {
-            child,
-            addr,
-            fingerprint,
-        }
-    }
-
-    async fn connect(&self) -> Connection {
-        Connection::connect(ConnectOptions::new(
-            self.addr,
-            Trust::Pinned(self.fingerprint.clone()),
-        ))
-        .await
-        .expect("client connects")
-    }
-
-    /// SIGKILL, and wait for the process to be gone.
-    fn kill(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for BrokerProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A free UDP port on 127.0.0.1, so a restarted broker keeps its address.
-fn free_port() -> u16 {
-    std::net::UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn write_config(data_dir: &Path, port: u16, store: &str) -> PathBuf {
-    let path = data_dir.join("broker.toml");
-    let config = format!(
-        "listen = \"127.0.0.1:{port}\"\ndata_dir = \"{}\"\n[store]\n{store}\n",
-        data_dir.display()
-    );
-    std::fs::write(&path, config).unwrap();
-    path
-}
-
 /// What the crash test saw, across all broker lives.
 #[derive(Default)]
 struct Ledger {
@@ -700,7 +607,8 @@ async fn crash_test(cycles: usize) {
     let ledger: Shared<Ledger> = Shared::default();
     let mut next_id = 0u64;
     for cycle in 0..cycles {
-        let process = tokio::task::block_in_place(|| BrokerProcess::spawn(&config, None));
+        let process =
+            tokio::task::block_in_place(|| BrokerProcess::spawn(TEST_BROKER, &config, None));
         let life = Duration::from_millis(fastrand::u64(300..1500));
         crash_cycle(process, &ledger, &mut next_id, life).await;
         let ledger = lock(&ledger);
@@ -712,7 +620,7 @@ async fn crash_test(cycles: usize) {
         );
     }
     // A last life: take everything that is left.
-    let process = tokio::task::block_in_place(|| BrokerProcess::spawn(&config, None));
+    let process = tokio::task::block_in_place(|| BrokerProcess::spawn(TEST_BROKER, &config, None));
     let client = process.connect().await;
     client.declare_queue("crash", durable()).await.unwrap();
     let left = ready(&client, "crash").await;
@@ -790,14 +698,16 @@ async fn a_full_disk_refuses_persistent_publishes_and_loses_nothing_confirmed() 
     let config = write_config(data_dir.path(), free_port(), "segment_mib = 64");
     // A first life without a limit compiles and caches the plugins and declares the queues.
     {
-        let process = tokio::task::block_in_place(|| BrokerProcess::spawn(&config, None));
+        let process =
+            tokio::task::block_in_place(|| BrokerProcess::spawn(TEST_BROKER, &config, None));
         let client = process.connect().await;
         client.declare_queue("big", durable()).await.unwrap();
         client.close().await;
         tokio::task::block_in_place(|| process.kill());
     }
     // No file may grow past 1 MiB: the queue's segment fills up.
-    let process = tokio::task::block_in_place(|| BrokerProcess::spawn(&config, Some(1 << 20)));
+    let process =
+        tokio::task::block_in_place(|| BrokerProcess::spawn(TEST_BROKER, &config, Some(1 << 20)));
     let client = process.connect().await;
     client
         .declare_queue("light", QueueOptions::default())
@@ -832,7 +742,7 @@ async fn a_full_disk_refuses_persistent_publishes_and_loses_nothing_confirmed() 
     tokio::task::block_in_place(|| process.kill());
 
     // Without the limit, every confirmed message is there, in order.
-    let process = tokio::task::block_in_place(|| BrokerProcess::spawn(&config, None));
+    let process = tokio::task::block_in_place(|| BrokerProcess::spawn(TEST_BROKER, &config, None));
     let client = process.connect().await;
     let held = ready(&client, "big").await as usize;
     assert!(

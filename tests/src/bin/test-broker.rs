@@ -1,7 +1,8 @@
 //! A broker in its own process, for tests that kill it (`SIGKILL`) or limit it (`prlimit`).
 //!
 //! Usage: `test-broker CONFIG.toml`. Prints `READY <address> <certificate fingerprint>` on
-//! stdout once serving, then runs until killed or until stdin closes.
+//! stdout once serving, then runs until killed; when stdin closes or on `SIGTERM` it shuts down
+//! gracefully (`Broker::shutdown`) and exits.
 
 use std::io::BufRead as _;
 
@@ -25,17 +26,24 @@ fn main() {
     runtime.block_on(async {
         let broker = Broker::start(config).await.expect("broker starts");
         println!("READY {} {}", broker.local_addr(), broker.fingerprint());
-        // Until stdin closes (the test dropped its handle) or the process is killed.
-        tokio::task::spawn_blocking(|| {
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .expect("SIGTERM handler");
+        // Until stdin closes (the test dropped its handle), SIGTERM, or the process is killed.
+        let stdin_closed = tokio::task::spawn_blocking(|| {
             let stdin = std::io::stdin();
             for line in stdin.lock().lines() {
                 if line.is_err() {
                     break;
                 }
             }
-        })
-        .await
-        .expect("stdin reader");
+        });
+        tokio::select! {
+            _ = stdin_closed => {}
+            _ = terminate.recv() => {}
+        }
         broker.shutdown().await;
     });
+    // The stdin reader may still be blocked in `read`: do not wait for it.
+    runtime.shutdown_background();
 }

@@ -1,0 +1,82 @@
+//! Bugs the runner found and that are not fixed yet: as a small deterministic test, `#[ignore]`d
+//! until fixed, where one could be written (run them with `cargo test -p switchyard-tests --test
+//! fault_injection -- --ignored known_bug`), otherwise described here with the seed that shows
+//! them. The runner keeps out of their way unless `FAULT_KNOWN_BUGS` is set, and says so in its
+//! report.
+//!
+//! Broker bug, not pinned down to a small test yet: a publish that makes a length-limited durable
+//! queue dead-letter (`drop-head`, `reject-publish-dlx`) waits for the dead letters' fsync with
+//! `futures::executor::block_on` inside `Queue::enqueue` (`Topology::wait_durable`, topology.rs),
+//! on a tokio worker thread. Under load both worker threads were found parked there while the
+//! syncer thread was idle, so the awaited records never became durable; the broker stopped reading
+//! its socket and every client timed out. Seen three times in three runs of `FAULT_KNOWN_BUGS=1
+//! FAULT_HEAVY=1 FAULT_SEED=729501507 FAULT_CYCLES=7`, each time in life 2 (the broker then ignores
+//! `SIGTERM` too). With `FAULT_SEED=28752879 FAULT_KNOWN_BUGS=1` (normal pace) a confirm never
+//! arrived once (`publishes unsettled 30 s after the stop`), likely the same wait on one worker
+//! thread.
+//!
+//! Broker bug, not pinned down yet: confirmed persistent messages published to a durable queue with
+//! `x-message-ttl=0` and a dead-letter exchange (to a hop with `x-message-ttl=164` dead-lettering
+//! on to a plain durable queue) were never delivered anywhere and never seen again — 3 or 4 per run
+//! in 3 of 4 runs of `FAULT_SEED=28752879 FAULT_KNOWN_BUGS=1 FAULT_CYCLES=7` (the fourth had the
+//! unanswered confirm above), most of them delayed (`x-delay`) and falling due around a restart,
+//! two published just before a `SIGTERM`. No log line. A single broker life with delayed messages
+//! in such a queue loses nothing, so a restart (or the hop) seems to matter.
+//!
+//! Fixed since (the runner found them; the fixes have tests of their own): a dead letter whose
+//! write failed on a full disk was lost with its source message (`FAULT_SEED=238645140
+//! FAULT_CYCLES=10 FAULT_KNOWN_BUGS=full-disk`, long run: 14 lost; now the source keeps it and
+//! tries again, `policies::a_dead_letter_the_exchange_fails_to_route_is_kept_and_routed_later`);
+//! and `Consumer::sync` deadlocked behind a full delivery buffer (the test below, no longer
+//! ignored).
+//!
+//! Suspected broker bug, seen once in 150 lives and not reproduced by one replay: a message of a
+//! queue with `x-delivery-limit=4` and a dead-letter exchange, published in a full-disk life that
+//! ended with `kill -9`, was delivered again in the next life without `redelivered`
+//! (`FAULT_SEED=238645146 FAULT_CYCLES=10 FAULT_KNOWN_BUGS=full-disk`, long run). A "delivered"
+//! record that could not be written on the full disk would explain it. Such duplicates (of messages
+//! published or delivered in a full-disk life) are reported as *tolerated* and fail the run only
+//! when `FAULT_KNOWN_BUGS` is set.
+//!
+//! Unless `FAULT_KNOWN_BUGS=1` (or `all`): queues that dead-letter by length limit or TTL are left
+//! out of scenarios, and in a full-disk life nothing dead-letters (consumers of dead-lettering
+//! queues only ack and never cancel, and the life ends with `kill -9`);
+//! `FAULT_KNOWN_BUGS=full-disk` brings back only the latter.
+
+use std::time::Duration;
+
+use switchyard_client::{ConsumeOptions, OutgoingMessage, QueueOptions};
+use switchyard_tests::{TestBroker, next_delivery};
+
+/// `Consumer::sync` did not return when the client's delivery buffer (8 batches) was full: the
+/// subscription task was parked handing over a batch and did not send the sync, and the
+/// caller, waiting on the sync, did not read. Any consumer whose prefetch lets more than 8
+/// batches arrive while it syncs can hang this way: here 20 deliveries arriving one at a time
+/// (the fault runner saw it with prefetch 15).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sync_returns_while_deliveries_wait_unread() {
+    let t = TestBroker::start().await;
+    let c = &t.client;
+    c.declare_queue("backlog", QueueOptions::default())
+        .await
+        .unwrap();
+    let mut options = ConsumeOptions::new("backlog");
+    options.prefetch = 50;
+    let mut consumer = c.consume(options).await.unwrap();
+    // Messages arriving one at a time reach the client one batch each.
+    let mut publisher = c.publisher().await.unwrap();
+    for n in 0..20u32 {
+        publisher
+            .publish_confirmed(OutgoingMessage::new("", "backlog", n.to_string()))
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    next_delivery(&mut consumer).await.ack().unwrap();
+    let synced = tokio::time::timeout(Duration::from_secs(5), consumer.sync()).await;
+    assert!(
+        matches!(synced, Ok(Ok(()))),
+        "the sync did not return: {synced:?}"
+    );
+    t.broker.shutdown().await;
+}
