@@ -1030,13 +1030,27 @@ impl QueueHost for Topology {
         Ok(durable)
     }
 
+    /// Blocks the calling thread. From a Tokio worker it steps out of the worker first
+    /// (`block_in_place`), and the wait runs outside Tokio's cooperative budget: inside a
+    /// task whose budget was spent, Tokio's `watch::changed` answers `Pending` and wakes at
+    /// once, for ever, so a plain `block_on` there spun without ever seeing the syncer's
+    /// progress (found by the fault-injection runner: both workers stuck here, the broker
+    /// deaf to its socket).
     fn wait_durable(&self, logs: &[(Arc<QueueLog>, u64)]) -> bool {
-        match &self.store {
-            Some(store) if !logs.is_empty() => {
-                let progress = store.progress();
-                futures::executor::block_on(crate::store::wait_durable(progress, logs))
+        let Some(store) = self.store.as_ref().filter(|_| !logs.is_empty()) else {
+            return true;
+        };
+        let wait = || {
+            let progress = store.progress();
+            futures::executor::block_on(tokio::task::unconstrained(crate::store::wait_durable(
+                progress, logs,
+            )))
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+                tokio::task::block_in_place(wait)
             }
-            _ => true,
+            _ => wait(),
         }
     }
 
