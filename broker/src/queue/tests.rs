@@ -315,3 +315,136 @@ fn a_hundred_thousand_delayed_messages_need_one_timer_entry() {
     assert_eq!((counts.ready, counts.delayed), (0, 100_000));
     assert_eq!(q.context.timer().pending(), 1);
 }
+
+/// A property test of one queue against a small model of what RabbitMQ's queues promise: a
+/// FIFO of ready messages with an optional `x-max-length` (drop-head, no dead-letter exchange),
+/// one consumer with a prefetch window, acks, nacks with and without requeue (a requeued
+/// message goes back to the head, marked redelivered), and prefetch changes. After every step
+/// the queue's ready list, its deliveries and its counts must equal the model's.
+mod model {
+    use std::collections::{BTreeMap, VecDeque};
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    #[derive(Debug, Clone)]
+    enum Step {
+        Publish,
+        /// Settles the outstanding delivery at this index (modulo how many there are).
+        Ack(usize),
+        Nack {
+            index: usize,
+            requeue: bool,
+        },
+        Prefetch(u32),
+    }
+
+    fn step() -> impl Strategy<Value = Step> {
+        prop_oneof![
+            4 => Just(Step::Publish),
+            3 => any::<usize>().prop_map(Step::Ack),
+            2 => (any::<usize>(), any::<bool>())
+                .prop_map(|(index, requeue)| Step::Nack { index, requeue }),
+            1 => (1u32..=8).prop_map(Step::Prefetch),
+        ]
+    }
+
+    #[derive(Debug, Default)]
+    struct Model {
+        /// Ready messages: (id, redelivered).
+        ready: VecDeque<(u64, bool)>,
+        /// Outstanding deliveries by tag.
+        unacked: BTreeMap<u64, u64>,
+        next_tag: u64,
+        prefetch: u32,
+        max_length: Option<usize>,
+        /// Deliveries made by the last step: (tag, id, redelivered).
+        delivered: Vec<(u64, u64, bool)>,
+    }
+
+    impl Model {
+        fn dispatch(&mut self) {
+            while self.unacked.len() < self.prefetch as usize {
+                let Some((id, redelivered)) = self.ready.pop_front() else {
+                    break;
+                };
+                self.next_tag += 1;
+                self.unacked.insert(self.next_tag, id);
+                self.delivered.push((self.next_tag, id, redelivered));
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn a_queue_behaves_as_its_model(
+            max_length in proptest::option::of(1usize..6),
+            prefetch in 1u32..=8,
+            steps in proptest::collection::vec(step(), 1..80),
+        ) {
+            let arguments = match max_length {
+                Some(n) => vec![("x-max-length".to_owned(), n.to_string())],
+                None => Vec::new(),
+            };
+            let pairs: Vec<(&str, &str)> =
+                arguments.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+            let q = queue_with(&pairs, &Arc::default());
+            let (consumer_id, mut rx) = consumer(&q, prefetch, false);
+            let mut model = Model { prefetch, max_length, ..Model::default() };
+            let mut next_id = 0u64;
+            for step in steps {
+                model.delivered.clear();
+                match step {
+                    Step::Publish => {
+                        next_id += 1;
+                        q.enqueue([message(&next_id.to_string())]);
+                        model.ready.push_back((next_id, false));
+                        if let Some(max) = model.max_length {
+                            while model.ready.len() > max {
+                                model.ready.pop_front();
+                            }
+                        }
+                    }
+                    Step::Ack(index) | Step::Nack { index, .. } if model.unacked.is_empty() => {
+                        let _ = index;
+                    }
+                    Step::Ack(index) => {
+                        let tag = *model.unacked.keys().nth(index % model.unacked.len()).unwrap();
+                        prop_assert_eq!(q.ack(consumer_id, tag, false), 1);
+                        model.unacked.remove(&tag);
+                    }
+                    Step::Nack { index, requeue } => {
+                        let tag = *model.unacked.keys().nth(index % model.unacked.len()).unwrap();
+                        prop_assert_eq!(q.nack(consumer_id, tag, false, requeue), 1);
+                        let id = model.unacked.remove(&tag).unwrap();
+                        if requeue {
+                            model.ready.push_front((id, true));
+                        }
+                    }
+                    Step::Prefetch(p) => {
+                        q.set_prefetch(consumer_id, p);
+                        model.prefetch = p;
+                    }
+                }
+                model.dispatch();
+                let got: Vec<(u64, u64, bool)> = delivered(&mut rx)
+                    .into_iter()
+                    .map(|(tag, key, redelivered, _)| (tag, key.parse().unwrap(), redelivered))
+                    .collect();
+                prop_assert_eq!(&got, &model.delivered);
+                let ready: Vec<(u64, bool)> = q
+                    .peek_ready(usize::MAX)
+                    .iter()
+                    .map(|m| (m.message.routing_key.parse().unwrap(), m.redelivered))
+                    .collect();
+                prop_assert_eq!(ready, model.ready.iter().copied().collect::<Vec<_>>());
+                let counts = q.counts();
+                prop_assert_eq!(counts.ready, model.ready.len() as u64);
+                prop_assert_eq!(counts.unacked, model.unacked.len() as u64);
+            }
+        }
+    }
+}
