@@ -6,11 +6,18 @@
 //! - The binding table here is authoritative; each binding is also given to the source
 //!   exchange's plugin, which keeps its own index.
 //! - Routing clones what it needs out of the lock and calls plugins without holding it.
+//! - Changes (declare, delete, bind, unbind) are serialised by a separate mutex, `changes`.
+//!   They call plugins (create-exchange, validate-binding: guest code under the admin
+//!   deadline), write the definitions file and delete queue logs holding only that mutex; the
+//!   state lock is taken for writing only to update the maps, so a slow plugin or disk stalls
+//!   other changes, never routing.
 //!
 //! Durable exchanges and queues, and bindings between durable ones, are written to the store's
-//! definitions file after every change that touches them (under the write lock, so the file
-//! follows the order of changes); [`Topology::restore`] declares them again at start, and a
-//! durable queue is rebuilt from its log.
+//! definitions file after every change that touches them (under `changes`, so the file follows
+//! the order of changes); a durable queue is added to the maps only once the file lists it.
+//! [`Topology::restore`] and [`Topology::import`] write the file once, at their end.
+//! [`Topology::restore`] declares them again at start, and a durable queue is rebuilt from its
+//! log.
 //!
 //! The default exchange `""` is not plugin-backed: it routes to the queue named by the routing
 //! key, cannot be declared, deleted or bound, as in AMQP.
@@ -131,11 +138,11 @@ pub struct Topology {
     plugins: Arc<PluginRegistry>,
     queues_context: Arc<QueueContext>,
     state: RwLock<State>,
+    /// Held across every change, and only by changes (see the module doc).
+    changes: parking_lot::Mutex<()>,
     next_handle: AtomicU32,
     store: Option<Arc<Store>>,
     window: Window,
-    /// Set while [`Topology::restore`] runs: the definitions are written once at its end.
-    restoring: std::sync::atomic::AtomicBool,
     /// Durable definitions that could not be restored at start; saved with the rest.
     unrestored: parking_lot::Mutex<Definitions>,
     limits: LimitSettings,
@@ -156,6 +163,58 @@ fn normalized_arguments(
         )));
     }
     Ok(arguments)
+}
+
+/// Bindings taken out of the maps whose plugins still have to be told, outside the state lock.
+#[derive(Default)]
+#[must_use = "the plugins still hold these bindings"]
+struct RemovedBindings {
+    unbound: Vec<(Arc<Exchange>, BindingSpec)>,
+    /// Auto-delete exchanges whose last binding went.
+    deleted_exchanges: Vec<Arc<Exchange>>,
+}
+
+impl RemovedBindings {
+    /// Tells the plugins; returns whether any of it was in the definitions file (a durable
+    /// source exchange).
+    fn tell_plugins(self) -> bool {
+        let mut durable = false;
+        for (source, spec) in &self.unbound {
+            durable |= source.spec.durable;
+            if let Err(error) = source.router.unbind(source.id, spec) {
+                tracing::warn!(exchange = source.name(), error = %error, "plugin failed to unbind");
+            }
+        }
+        for exchange in &self.deleted_exchanges {
+            exchange.router.destroy_exchange(exchange.id);
+        }
+        durable
+    }
+}
+
+thread_local! {
+    static PERSIST_BATCH: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// While one lives, changes made on this thread do not write the definitions file: an import
+/// writes it once at its end instead of once per item.
+struct PersistBatch;
+
+impl PersistBatch {
+    fn begin() -> PersistBatch {
+        PERSIST_BATCH.with(|batch| batch.set(true));
+        PersistBatch
+    }
+
+    fn active() -> bool {
+        PERSIST_BATCH.with(|batch| batch.get())
+    }
+}
+
+impl Drop for PersistBatch {
+    fn drop(&mut self) {
+        PERSIST_BATCH.with(|batch| batch.set(false));
+    }
 }
 
 /// Refuses one more of `what` when `current` already reached `max`.
@@ -209,10 +268,10 @@ impl Topology {
                 plugins,
                 queues_context: Arc::new(QueueContext::new(host)),
                 state: RwLock::new(State::default()),
+                changes: parking_lot::Mutex::new(()),
                 next_handle: AtomicU32::new(1),
                 store,
                 window,
-                restoring: Default::default(),
                 unrestored: Default::default(),
                 limits,
             }
@@ -238,24 +297,40 @@ impl Topology {
         store
             .remove_queues_except(&keep)
             .map_err(|e| BrokerError::storage(format!("removing stale queue logs: {e}")))?;
-        self.restoring.store(true, Ordering::Relaxed);
         // Recovered queues dead-letter nothing until every binding is back.
         self.queues_context.timer().hold();
-        let result = self.import(&definitions, true);
+        let batch = PersistBatch::begin();
+        let result = self.import_items(&definitions, true);
+        drop(batch);
         self.queues_context.timer().release();
-        self.restoring.store(false, Ordering::Relaxed);
         if let Ok(report) = &result {
             *self.unrestored.lock() = report.skipped.clone();
         }
         // Logged by `persist`; the definitions in memory stand and are written with the next
         // change.
-        let _ = self.persist(&self.state.read());
+        let _change = self.changes.lock();
+        let _ = self.persist(None);
         result
     }
 
     /// Declares what `definitions` lists (exchanges, then queues, then bindings), skipping what
-    /// fails and saying why. Items that exist already are left as they are when equal.
+    /// fails and saying why. Items that exist already are left as they are when equal. The
+    /// definitions file is written once, at the end.
     pub fn import(
+        &self,
+        definitions: &Definitions,
+        keep_going: bool,
+    ) -> Result<RestoreReport, BrokerError> {
+        let batch = PersistBatch::begin();
+        let result = self.import_items(definitions, keep_going);
+        drop(batch);
+        let _change = self.changes.lock();
+        let saved = self.persist(None);
+        let report = result?;
+        saved.map(|()| report)
+    }
+
+    fn import_items(
         &self,
         definitions: &Definitions,
         keep_going: bool,
@@ -403,17 +478,21 @@ impl Topology {
         }
     }
 
-    /// Writes the durable definitions. A failure is logged and returned: the change stands in
-    /// memory unless the caller undoes it, and the file keeps the previous definitions until a
-    /// later write succeeds.
-    fn persist(&self, state: &State) -> Result<(), BrokerError> {
+    /// Writes the durable definitions, with `adding` (a durable queue not yet in the maps).
+    /// Call it holding `changes`, never the state lock: the definitions are copied under a
+    /// read lock, then written and synced without it. Inside an import (a [`PersistBatch`] on
+    /// this thread) it writes nothing: the import writes once at its end. A failure is logged
+    /// and returned: the change stands in memory unless the caller undoes it, and the file
+    /// keeps the previous definitions until a later write succeeds.
+    fn persist(&self, adding: Option<QueueDefinition>) -> Result<(), BrokerError> {
         let Some(store) = &self.store else {
             return Ok(());
         };
-        if self.restoring.load(Ordering::Relaxed) {
+        if PersistBatch::active() {
             return Ok(());
         }
-        let mut definitions = Self::definitions(state, true);
+        let mut definitions = Self::definitions(&self.state.read(), true);
+        definitions.queues.extend(adding);
         let unrestored = self.unrestored.lock();
         definitions
             .exchanges
@@ -461,36 +540,21 @@ impl Topology {
             ));
         }
         let on_routing_fault = RoutingFaultPolicy::parse(&spec.arguments)?;
-        if let Some(existing) = self.state.read().exchanges.get(&spec.name) {
-            if passive || existing.spec == spec {
-                return Ok(());
-            }
-            return Err(BrokerError::precondition(format!(
-                "exchange {:?} exists with different properties (type {}, durable {}, auto-delete {}, internal {}, arguments {:?})",
-                spec.name,
-                existing.spec.kind,
-                existing.spec.durable,
-                existing.spec.auto_delete,
-                existing.spec.internal,
-                existing.spec.arguments
-            )));
-        }
-        if passive {
-            return Err(BrokerError::not_found("exchange", &spec.name));
+        if let Some(existing) = self.existing_exchange(&spec, passive)? {
+            return existing;
         }
         let router = self
             .plugins
             .router(&spec.kind)
             .map_err(BrokerError::from_admin_plugin_error)?;
-        let mut state = self.state.write();
-        if state.exchanges.contains_key(&spec.name) {
-            // Declared concurrently; compare again.
-            drop(state);
-            return self.declare_exchange(spec, passive);
+        let _change = self.changes.lock();
+        if let Some(existing) = self.existing_exchange(&spec, passive)? {
+            // Declared while this one waited for its turn.
+            return existing;
         }
         limit(
             "exchanges",
-            state.exchanges.len(),
+            self.state.read().exchanges.len(),
             self.limits.max_exchanges,
         )?;
         let id = self.new_handle();
@@ -503,15 +567,47 @@ impl Topology {
             router,
             on_routing_fault,
         });
-        state
-            .by_handle
-            .insert(id, Node::Exchange(Arc::clone(&exchange)));
         let durable = exchange.spec.durable;
-        state.exchanges.insert(exchange.spec.name.clone(), exchange);
+        {
+            let mut state = self.state.write();
+            state
+                .by_handle
+                .insert(id, Node::Exchange(Arc::clone(&exchange)));
+            state.exchanges.insert(exchange.spec.name.clone(), exchange);
+        }
         if durable {
-            let _ = self.persist(&state);
+            let _ = self.persist(None);
         }
         Ok(())
+    }
+
+    /// `Some(answer)` when the declare of `spec` is answered by what exists (or, passive, by
+    /// what does not).
+    #[allow(clippy::type_complexity)]
+    fn existing_exchange(
+        &self,
+        spec: &ExchangeSpec,
+        passive: bool,
+    ) -> Result<Option<Result<(), BrokerError>>, BrokerError> {
+        let state = self.state.read();
+        let Some(existing) = state.exchanges.get(&spec.name) else {
+            if passive {
+                return Err(BrokerError::not_found("exchange", &spec.name));
+            }
+            return Ok(None);
+        };
+        if passive || existing.spec == *spec {
+            return Ok(Some(Ok(())));
+        }
+        Err(BrokerError::precondition(format!(
+            "exchange {:?} exists with different properties (type {}, durable {}, auto-delete {}, internal {}, arguments {:?})",
+            spec.name,
+            existing.spec.kind,
+            existing.spec.durable,
+            existing.spec.auto_delete,
+            existing.spec.internal,
+            existing.spec.arguments
+        )))
     }
 
     /// Deletes an exchange and every binding from or to it.
@@ -521,33 +617,37 @@ impl Topology {
                 "the default exchange \"\" cannot be deleted",
             ));
         }
-        let mut state = self.state.write();
-        let exchange = state
-            .exchanges
-            .get(name)
-            .cloned()
-            .ok_or_else(|| BrokerError::not_found("exchange", name))?;
-        if if_unused && state.bindings.iter().any(|b| b.source == name) {
-            return Err(BrokerError::precondition(format!(
-                "exchange {name:?} has bindings and if-unused was given"
-            )));
-        }
-        let touching: Vec<Binding> = state
-            .bindings
-            .iter()
-            .filter(|b| {
-                b.source == name || b.destination == BindingDestination::Exchange(name.to_owned())
-            })
-            .cloned()
-            .collect();
-        for binding in touching {
-            Self::remove_binding(&mut state, &binding);
-        }
-        state.exchanges.remove(name);
-        state.by_handle.remove(&exchange.id);
+        let _change = self.changes.lock();
+        let (exchange, removed) = {
+            let mut state = self.state.write();
+            let exchange = state
+                .exchanges
+                .get(name)
+                .cloned()
+                .ok_or_else(|| BrokerError::not_found("exchange", name))?;
+            if if_unused && state.bindings.iter().any(|b| b.source == name) {
+                return Err(BrokerError::precondition(format!(
+                    "exchange {name:?} has bindings and if-unused was given"
+                )));
+            }
+            // Bindings from the exchange go with its plugin state; only those to it are
+            // removed from other exchanges' plugins.
+            let touching: Vec<Binding> = state
+                .bindings
+                .iter()
+                .filter(|b| b.destination == BindingDestination::Exchange(name.to_owned()))
+                .cloned()
+                .collect();
+            state.bindings.retain(|b| b.source != name);
+            let removed = Self::take_bindings(&mut state, &touching);
+            state.exchanges.remove(name);
+            state.by_handle.remove(&exchange.id);
+            (exchange, removed)
+        };
         exchange.router.destroy_exchange(exchange.id);
-        if exchange.spec.durable {
-            let _ = self.persist(&state);
+        let file_changes = removed.tell_plugins();
+        if exchange.spec.durable || file_changes {
+            let _ = self.persist(None);
         }
         Ok(())
     }
@@ -579,26 +679,19 @@ impl Topology {
             auto_delete: spec.auto_delete,
             arguments: spec.arguments.clone(),
         };
-        let mut state = self.state.write();
-        if let Some(existing) = state.queues.get(&spec.name) {
-            Self::check_exclusive(existing, connection)?;
-            if passive || *existing.properties() == properties {
-                existing.touch();
-                return Ok(Arc::clone(existing));
-            }
-            return Err(BrokerError::precondition(format!(
-                "queue {:?} exists with different properties (durable {}, exclusive {}, auto-delete {}, arguments {:?})",
-                spec.name,
-                existing.properties().durable,
-                existing.properties().exclusive_owner.is_some(),
-                existing.properties().auto_delete,
-                existing.properties().arguments
-            )));
+        if let Some(existing) = self.existing_queue(&spec.name, &properties, connection, passive)? {
+            return Ok(existing);
         }
-        if passive {
-            return Err(BrokerError::not_found("queue", &spec.name));
+        let _change = self.changes.lock();
+        if let Some(existing) = self.existing_queue(&spec.name, &properties, connection, passive)? {
+            // Declared while this one waited for its turn.
+            return Ok(existing);
         }
-        limit("queues", state.queues.len(), self.limits.max_queues)?;
+        limit(
+            "queues",
+            self.state.read().queues.len(),
+            self.limits.max_queues,
+        )?;
         let id = self.new_handle();
         let queue = match (&self.store, spec.durable) {
             (Some(store), true) => {
@@ -641,23 +734,63 @@ impl Topology {
                 Arc::clone(&self.queues_context),
             ),
         };
-        state.by_handle.insert(id, Node::Queue(Arc::clone(&queue)));
-        state.queues.insert(spec.name.clone(), Arc::clone(&queue));
         if queue.properties().durable
-            && let Err(error) = self.persist(&state)
+            && let Err(error) = self.persist(Some(Self::queue_definition(&queue)))
         {
             // A durable queue missing from the file would not come back after a restart:
             // refuse the declare instead of taking messages it could lose (review finding 14).
-            state.queues.remove(&spec.name);
-            state.by_handle.remove(&id);
+            // Nobody has seen the queue yet.
             queue.delete();
             return Err(error);
+        }
+        {
+            let mut state = self.state.write();
+            state.by_handle.insert(id, Node::Queue(Arc::clone(&queue)));
+            state.queues.insert(spec.name.clone(), Arc::clone(&queue));
         }
         // Starts the x-expires clock (if any) with the timer.
         queue.touch();
         Ok(queue)
     }
 
+    /// `Some(queue)` when the declare is answered by the queue called `name` that exists.
+    fn existing_queue(
+        &self,
+        name: &str,
+        properties: &QueueProperties,
+        connection: u64,
+        passive: bool,
+    ) -> Result<Option<Arc<Queue>>, BrokerError> {
+        let state = self.state.read();
+        let Some(existing) = state.queues.get(name) else {
+            if passive {
+                return Err(BrokerError::not_found("queue", name));
+            }
+            return Ok(None);
+        };
+        Self::check_exclusive(existing, connection)?;
+        if passive || existing.properties() == properties {
+            existing.touch();
+            return Ok(Some(Arc::clone(existing)));
+        }
+        Err(BrokerError::precondition(format!(
+            "queue {:?} exists with different properties (durable {}, exclusive {}, auto-delete {}, arguments {:?})",
+            name,
+            existing.properties().durable,
+            existing.properties().exclusive_owner.is_some(),
+            existing.properties().auto_delete,
+            existing.properties().arguments
+        )))
+    }
+
+    fn queue_definition(queue: &Queue) -> QueueDefinition {
+        QueueDefinition {
+            name: queue.name().to_owned(),
+            durable: queue.properties().durable,
+            auto_delete: queue.properties().auto_delete,
+            arguments: queue.properties().arguments.clone(),
+        }
+    }
     fn check_exclusive(queue: &Queue, connection: u64) -> Result<(), BrokerError> {
         match queue.properties().exclusive_owner {
             Some(owner) if owner != connection => Err(BrokerError::ResourceLocked {
@@ -701,44 +834,47 @@ impl Topology {
         if_empty: bool,
         expected: Option<u32>,
     ) -> Result<u64, BrokerError> {
-        let mut state = self.state.write();
-        let queue = state
-            .queues
-            .get(name)
-            .filter(|q| expected.is_none_or(|id| q.id() == id))
-            .cloned()
-            .ok_or_else(|| BrokerError::not_found("queue", name))?;
-        Self::check_exclusive(&queue, connection)?;
-        let counts = queue.counts();
-        if if_unused && counts.consumers > 0 {
-            return Err(BrokerError::precondition(format!(
-                "queue {name:?} has {} consumers and if-unused was given",
-                counts.consumers
-            )));
+        let _change = self.changes.lock();
+        let (queue, removed) = {
+            let mut state = self.state.write();
+            let queue = state
+                .queues
+                .get(name)
+                .filter(|q| expected.is_none_or(|id| q.id() == id))
+                .cloned()
+                .ok_or_else(|| BrokerError::not_found("queue", name))?;
+            Self::check_exclusive(&queue, connection)?;
+            let counts = queue.counts();
+            if if_unused && counts.consumers > 0 {
+                return Err(BrokerError::precondition(format!(
+                    "queue {name:?} has {} consumers and if-unused was given",
+                    counts.consumers
+                )));
+            }
+            if if_empty && counts.ready + counts.unacked > 0 {
+                return Err(BrokerError::precondition(format!(
+                    "queue {name:?} holds {} messages and if-empty was given",
+                    counts.ready + counts.unacked
+                )));
+            }
+            let touching: Vec<Binding> = state
+                .bindings
+                .iter()
+                .filter(|b| b.destination == BindingDestination::Queue(name.to_owned()))
+                .cloned()
+                .collect();
+            let removed = Self::take_bindings(&mut state, &touching);
+            state.queues.remove(name);
+            state.by_handle.remove(&queue.id());
+            (queue, removed)
+        };
+        let file_changes = removed.tell_plugins();
+        if queue.properties().durable || file_changes {
+            let _ = self.persist(None);
         }
-        if if_empty && counts.ready + counts.unacked > 0 {
-            return Err(BrokerError::precondition(format!(
-                "queue {name:?} holds {} messages and if-empty was given",
-                counts.ready + counts.unacked
-            )));
-        }
-        let touching: Vec<Binding> = state
-            .bindings
-            .iter()
-            .filter(|b| b.destination == BindingDestination::Queue(name.to_owned()))
-            .cloned()
-            .collect();
-        for binding in touching {
-            Self::remove_binding(&mut state, &binding);
-        }
-        state.queues.remove(name);
-        state.by_handle.remove(&queue.id());
-        if queue.properties().durable {
-            let _ = self.persist(&state);
-        }
+        // Its log is removed only once the file no longer lists the queue.
         Ok(queue.delete())
     }
-
     /// Deletes the exclusive queues of a connection that has closed.
     pub fn connection_closed(&self, connection: u64) {
         let owned: Vec<String> = self
@@ -772,51 +908,55 @@ impl Topology {
             ));
         }
         check_name("binding key", &binding.key)?;
-        let mut state = self.state.write();
-        let source = state
-            .exchanges
-            .get(&binding.source)
-            .cloned()
-            .ok_or_else(|| BrokerError::not_found("exchange", &binding.source))?;
-        let destination = Self::destination_handle(&state, &binding.destination)?;
-        if state.bindings.contains(&binding) {
-            return Ok(());
-        }
-        limit("bindings", state.bindings.len(), self.limits.max_bindings)?;
+        let _change = self.changes.lock();
+        let (source, destination) = {
+            let state = self.state.read();
+            let source = state
+                .exchanges
+                .get(&binding.source)
+                .cloned()
+                .ok_or_else(|| BrokerError::not_found("exchange", &binding.source))?;
+            let destination = Self::destination_handle(&state, &binding.destination)?;
+            if state.bindings.contains(&binding) {
+                return Ok(());
+            }
+            limit("bindings", state.bindings.len(), self.limits.max_bindings)?;
+            (source, destination)
+        };
         let spec = BindingSpec {
             destination,
             key: binding.key.clone(),
             arguments: binding.arguments.clone(),
         };
+        // Guest code under the admin deadline: no state lock held. Nothing else changes the
+        // maps meanwhile (`changes` is held), so what was checked above still holds.
         source
             .router
             .bind(source.id, spec)
             .map_err(BrokerError::from_admin_plugin_error)?;
-        state.bindings.insert(binding);
-        self.persist_if_durable(&state, &source);
-        Ok(())
-    }
-
-    fn persist_if_durable(&self, state: &State, source: &Exchange) {
+        self.state.write().bindings.insert(binding);
         if source.spec.durable {
-            let _ = self.persist(state);
+            let _ = self.persist(None);
         }
+        Ok(())
     }
 
     /// Removes a binding; removing one that does not exist is a no-op (as in RabbitMQ).
     pub fn unbind(&self, binding: &Binding) -> Result<(), BrokerError> {
         let mut normalized = binding.clone();
         normalized.arguments = normalized_arguments("binding", normalized.arguments)?;
-        let binding = &normalized;
-        let mut state = self.state.write();
-        if !state.exchanges.contains_key(&binding.source) {
-            return Err(BrokerError::not_found("exchange", &binding.source));
-        }
-        Self::destination_handle(&state, &binding.destination)?;
-        let source = state.exchanges.get(&binding.source).cloned();
-        Self::remove_binding(&mut state, binding);
-        if let Some(source) = source {
-            self.persist_if_durable(&state, &source);
+        let binding = normalized;
+        let _change = self.changes.lock();
+        let removed = {
+            let mut state = self.state.write();
+            if !state.exchanges.contains_key(&binding.source) {
+                return Err(BrokerError::not_found("exchange", &binding.source));
+            }
+            Self::destination_handle(&state, &binding.destination)?;
+            Self::take_bindings(&mut state, std::slice::from_ref(&binding))
+        };
+        if removed.tell_plugins() {
+            let _ = self.persist(None);
         }
         Ok(())
     }
@@ -832,30 +972,36 @@ impl Topology {
         .ok_or_else(|| BrokerError::not_found(destination.kind(), destination.name()))
     }
 
-    fn remove_binding(state: &mut State, binding: &Binding) {
-        if !state.bindings.remove(binding) {
-            return;
+    /// Removes `bindings` from the maps, and the auto-delete exchanges they leave unbound; the
+    /// plugins are told afterwards, without the state lock ([`RemovedBindings::tell_plugins`]).
+    fn take_bindings(state: &mut State, bindings: &[Binding]) -> RemovedBindings {
+        let mut removed = RemovedBindings::default();
+        for binding in bindings {
+            if !state.bindings.remove(binding) {
+                continue;
+            }
+            let (Some(source), Ok(destination)) = (
+                state.exchanges.get(&binding.source).cloned(),
+                Self::destination_handle(state, &binding.destination),
+            ) else {
+                continue;
+            };
+            removed.unbound.push((
+                Arc::clone(&source),
+                BindingSpec {
+                    destination,
+                    key: binding.key.clone(),
+                    arguments: binding.arguments.clone(),
+                },
+            ));
+            let source_still_bound = state.bindings.iter().any(|b| b.source == binding.source);
+            if source.spec.auto_delete && !source_still_bound {
+                state.exchanges.remove(&binding.source);
+                state.by_handle.remove(&source.id);
+                removed.deleted_exchanges.push(source);
+            }
         }
-        let (Some(source), Ok(destination)) = (
-            state.exchanges.get(&binding.source).cloned(),
-            Self::destination_handle(state, &binding.destination),
-        ) else {
-            return;
-        };
-        let spec = BindingSpec {
-            destination,
-            key: binding.key.clone(),
-            arguments: binding.arguments.clone(),
-        };
-        if let Err(error) = source.router.unbind(source.id, &spec) {
-            tracing::warn!(exchange = binding.source.as_str(), error = %error, "plugin failed to unbind");
-        }
-        let source_still_bound = state.bindings.iter().any(|b| b.source == binding.source);
-        if source.spec.auto_delete && !source_still_bound {
-            state.exchanges.remove(&binding.source);
-            state.by_handle.remove(&source.id);
-            source.router.destroy_exchange(source.id);
-        }
+        removed
     }
 
     pub fn exchanges(&self) -> Vec<Arc<Exchange>> {

@@ -60,3 +60,39 @@ fn many_filters_stay_independent() {
         }
     }
 }
+
+/// Review finding 8: one consumer's filter, fed messages it cannot handle (a `LIKE` over a
+/// header too large for the plugin's memory), faulted the `selector` plugin into quarantine
+/// for every consumer in the broker.
+#[test]
+fn a_filter_that_keeps_faulting_is_quarantined_alone() {
+    let registry = switchyard_tests::registry_with(switchyard::plugin::PluginLimits {
+        quarantine_faults: 3,
+        quarantine_after: std::time::Duration::ZERO,
+        memory_bytes: 16 << 20,
+        ..switchyard_tests::test_limits()
+    });
+    let selector = registry.filter("selector").unwrap();
+    let hostile = selector.compile("h LIKE '%x'").unwrap();
+    let innocent = selector.compile("region = 'eu'").unwrap();
+    let huge = Message::new("k", "").with_header("h", "y".repeat(8 << 20));
+    for _ in 0..3 {
+        let error = hostile.matches(&huge).unwrap_err();
+        assert!(
+            matches!(
+                error,
+                PluginError::MemoryLimit { .. } | PluginError::Deadline { .. }
+            ),
+            "{error:?}"
+        );
+    }
+    let error = hostile
+        .matches(&Message::new("k", "").with_header("h", "x"))
+        .unwrap_err();
+    assert!(error.to_string().contains("for this filter"), "{error}");
+    let eu = Message::new("k", "").with_header("region", "eu");
+    assert!(innocent.matches(&eu).unwrap());
+    // A new consumer's filter compiles and works too.
+    let newcomer = selector.compile("region = 'us'").unwrap();
+    assert!(!newcomer.matches(&eu).unwrap());
+}

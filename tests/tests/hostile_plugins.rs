@@ -137,7 +137,7 @@ fn poison_messages_fail_alone_and_good_ones_keep_routing() {
 }
 
 #[test]
-fn a_plugin_that_keeps_faulting_is_quarantined_and_reported() {
+fn an_exchange_whose_every_call_faults_is_quarantined_alone_and_reported() {
     let registry = registry_with(PluginLimits {
         quarantine_faults: 3,
         quarantine_after: std::time::Duration::ZERO,
@@ -146,6 +146,9 @@ fn a_plugin_that_keeps_faulting_is_quarantined_and_reported() {
     registry.load_file(Path::new(wasm::TRAPPER)).unwrap();
     bound_exchange(&registry, "trapper");
     let router = registry.router("trapper").unwrap();
+    // A second exchange of the same type, another tenant's.
+    router.create_exchange(2, Vec::new()).unwrap();
+    router.bind(2, BindingSpec::new(7, "ok")).unwrap();
     for _ in 0..3 {
         let error = router.route(1, &Message::new("boom", "")).unwrap_err();
         assert!(matches!(error, PluginError::Trap { .. }), "{error:?}");
@@ -155,14 +158,21 @@ fn a_plugin_that_keeps_faulting_is_quarantined_and_reported() {
         matches!(error, PluginError::Quarantined { .. }),
         "{error:?}"
     );
-    // The refusal says how many faults led to it.
+    // The refusal says how many faults led to it, and that it is this exchange's.
     assert!(error.to_string().contains("after 3 faults"), "{error}");
+    assert!(error.to_string().contains("on this exchange"), "{error}");
+    // Review finding 8: the other exchange of the type routes on.
+    assert_eq!(
+        router.route(2, &Message::new("ok", "")).unwrap().to_vec(),
+        vec![7]
+    );
+    assert_eq!(router.faults().quarantined_scopes, 1);
     let row = registry
         .list()
         .into_iter()
         .find(|row| row.name == "trapper")
         .unwrap();
-    assert_eq!(row.health, PluginHealth::Quarantined);
+    assert_eq!(row.health, PluginHealth::Serving);
     assert!(row.last_error.unwrap().contains("trapped"));
     // The other plugins are untouched.
     let topic = registry.router("topic").unwrap();
@@ -172,6 +182,9 @@ fn a_plugin_that_keeps_faulting_is_quarantined_and_reported() {
         topic.route(1, &Message::new("x", "")).unwrap().to_vec(),
         vec![3]
     );
+    // Deleting the exchange forgets its quarantine.
+    router.destroy_exchange(1);
+    assert_eq!(router.faults().quarantined_scopes, 0);
 }
 
 #[test]
@@ -269,4 +282,103 @@ fn a_plugin_gets_no_files_environment_clock_or_sockets() {
     }
     let worked = router.route(1, &Message::new("any", "")).unwrap();
     assert!(worked.is_empty(), "capabilities that worked: {worked:?}");
+}
+
+fn exchange_spec(name: &str, kind: &str) -> switchyard::exchange::ExchangeSpec {
+    switchyard::exchange::ExchangeSpec {
+        name: name.into(),
+        kind: kind.into(),
+        durable: false,
+        auto_delete: false,
+        internal: false,
+        arguments: Vec::new(),
+    }
+}
+
+/// Review finding 15: a bind whose plugin validation runs to the admin deadline (2 s) held
+/// the topology's write lock throughout, and every publish in the broker waited for it.
+#[test]
+fn a_plugin_stuck_validating_a_binding_does_not_hold_up_routing_elsewhere() {
+    use switchyard::topology::{Binding, BindingDestination, QueueSpec, Topology};
+    let registry = registry();
+    registry.load_file(Path::new(wasm::LOOPER)).unwrap();
+    let topology = Topology::new(registry);
+    topology
+        .declare_exchange(exchange_spec("stuck", "looper"), false)
+        .unwrap();
+    topology
+        .declare_exchange(exchange_spec("busy", "direct"), false)
+        .unwrap();
+    let queue = QueueSpec {
+        name: "q".into(),
+        durable: false,
+        exclusive: false,
+        auto_delete: false,
+        arguments: Vec::new(),
+    };
+    topology.declare_queue(queue, 0, false).unwrap();
+    let binding = |source: &str, key: &str| Binding {
+        source: source.into(),
+        destination: BindingDestination::Queue("q".into()),
+        key: key.into(),
+        arguments: Vec::new(),
+    };
+    topology.bind(binding("busy", "k")).unwrap();
+
+    let stuck_bind = std::thread::spawn({
+        let topology = std::sync::Arc::clone(&topology);
+        move || topology.bind(binding("stuck", "loop"))
+    });
+    // Let the bind reach the plugin; it spins there until the admin deadline.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let routed = topology.route("busy", &Message::new("k", "")).unwrap();
+    assert_eq!(routed.queues.len(), 1);
+    assert!(
+        !stuck_bind.is_finished(),
+        "routing waited for the stuck bind to end"
+    );
+    let error = stuck_bind.join().unwrap().unwrap_err();
+    assert!(error.to_string().contains("deadline"), "{error}");
+}
+
+/// Review finding 8: bindings with long many-word keys on one topic exchange grew the topic
+/// plugin's shared instance past its memory cap, after which every topic exchange failed to
+/// route. Bindings may now fill only part of an instance's memory; past that a bind is
+/// refused, and routing goes on for everyone.
+#[test]
+fn bindings_that_would_fill_a_plugins_memory_are_refused_and_routing_goes_on() {
+    let registry = registry();
+    let topic = registry.router("topic").unwrap();
+    topic.create_exchange(1, Vec::new()).unwrap();
+    topic.create_exchange(2, Vec::new()).unwrap();
+    topic.bind(2, BindingSpec::new(9, "a.*")).unwrap();
+    let mut refused = None;
+    for i in 0..5_000 {
+        // 124 short words with a distinct first one: a path of trie nodes per binding.
+        let key = format!("{i}.{}", vec!["w"; 123].join("."));
+        match topic.bind(1, BindingSpec::new(1, key)) {
+            Ok(_) => {}
+            Err(error) => {
+                refused = Some((i, error));
+                break;
+            }
+        }
+    }
+    let (bound, error) = refused.expect("some binding is refused before the memory cap");
+    eprintln!("refused after {bound} bindings: {error}");
+    assert!(matches!(error, PluginError::Refused { .. }), "{error:?}");
+    assert!(error.to_string().contains("may use at most"), "{error}");
+    assert!(bound > 100, "refused after only {bound} bindings: {error}");
+    // Both exchanges still route, from fresh instances too (bindings replayed).
+    for _ in 0..4 {
+        assert_eq!(
+            topic.route(2, &Message::new("a.b", "")).unwrap().to_vec(),
+            vec![9]
+        );
+        let key = format!("0.{}", vec!["w"; 123].join("."));
+        assert_eq!(
+            topic.route(1, &Message::new(&key, "")).unwrap().to_vec(),
+            vec![1]
+        );
+    }
 }

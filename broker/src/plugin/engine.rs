@@ -32,6 +32,7 @@ pub(crate) struct PluginEngine {
     pub(crate) linker: Linker<SandboxState>,
     pub(crate) limits: PluginLimits,
     cache_dir: Option<PathBuf>,
+    pub(crate) log_budgets: super::log_budget::LogBudgets,
 }
 
 impl std::fmt::Debug for PluginEngine {
@@ -88,6 +89,7 @@ impl PluginEngine {
             linker,
             limits,
             cache_dir,
+            log_budgets: Default::default(),
         });
         start_epoch_ticker(Arc::downgrade(&plugin_engine));
         Ok(plugin_engine)

@@ -72,11 +72,26 @@ pub enum PluginError {
     },
 
     /// A call tried to grow the plugin's memory past its cap.
-    #[error("plugin {plugin:?}: {call} exceeded the memory limit of {limit_bytes} bytes")]
+    #[error(
+        "plugin {plugin:?}: {call} asked for {asked_bytes} bytes of memory in all; the limit is {limit_bytes} bytes"
+    )]
     MemoryLimit {
         plugin: String,
         call: PluginCall,
         limit_bytes: usize,
+        /// The instance's total memory the refused growth would have made.
+        asked_bytes: usize,
+    },
+
+    /// A call tried to grow the plugin's tables past their cap.
+    #[error(
+        "plugin {plugin:?}: {call} asked for {asked_elements} table elements in all; the limit is {limit_elements}"
+    )]
+    TableLimit {
+        plugin: String,
+        call: PluginCall,
+        limit_elements: usize,
+        asked_elements: usize,
     },
 
     /// A call trapped (a panic, an `unreachable`, an out-of-bounds access, …).
@@ -109,10 +124,12 @@ pub enum PluginError {
     /// The plugin faulted too often and is refused calls until its quarantine ends or a new
     /// version is loaded.
     #[error(
-        "plugin {plugin:?} is quarantined for {remaining:?} after {faults} faults: {last_fault}"
+        "plugin {plugin:?} is quarantined{scope} for {remaining:?} after {faults} faults: {last_fault}"
     )]
     Quarantined {
         plugin: String,
+        /// Empty for the whole plugin, else which part (" on this exchange").
+        scope: &'static str,
         faults: usize,
         remaining: Duration,
         last_fault: String,
@@ -155,6 +172,7 @@ impl PluginError {
             self,
             PluginError::Deadline { .. }
                 | PluginError::MemoryLimit { .. }
+                | PluginError::TableLimit { .. }
                 | PluginError::Trap { .. }
                 | PluginError::InvalidDestination { .. }
                 | PluginError::Instantiate { .. }

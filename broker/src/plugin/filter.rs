@@ -13,7 +13,7 @@ use super::bindings::{empty_message, fill_message_for_plugin, info_from_wit, typ
 use super::engine::PluginEngine;
 use super::error::{PluginCall, PluginError};
 use super::info::{PluginInfo, PluginSource, Reads};
-use super::quarantine::FaultReport;
+use super::quarantine::{FaultReport, Scope};
 use super::replay::ReplayState;
 use super::replicas::{Replica, ReplicaSet, Version};
 use super::sandbox::SandboxState;
@@ -257,7 +257,7 @@ impl FilterPlugin {
                 ),
             });
         }
-        self.replicas.quarantine.check()?;
+        self.replicas.quarantine.check(Scope::Plugin)?;
         let mut log = self.replicas.lock_log();
         let version = self.replicas.current();
         let mut instance = self.replicas.check_out_locked(&version, &log)?;
@@ -276,7 +276,11 @@ impl FilterPlugin {
                     expression: expression.to_owned(),
                 })
             }
-            Err(error) => Err(self.replicas.after_failure(&version, instance, error)),
+            Err(error) => {
+                Err(self
+                    .replicas
+                    .after_failure(&version, instance, error, Scope::Plugin))
+            }
         }
     }
 
@@ -284,20 +288,25 @@ impl FilterPlugin {
         let mut log = self.replicas.lock_log();
         if log.state().expressions.contains_key(&id) {
             self.replicas.push(&mut log, FilterOp::Release { id });
+            self.replicas.quarantine.forget(Scope::Filter(id));
         }
     }
 
     fn matches(&self, id: u64, message: &Message) -> Result<bool, PluginError> {
-        self.replicas.quarantine.check()?;
+        self.replicas.quarantine.check(Scope::Filter(id))?;
         let version = self.replicas.current();
         let mut instance = self.replicas.check_out(&version)?;
         match instance.matches(&self.replicas.engine, id, message, version.info.reads) {
             Ok(pass) => {
                 version.check_in(instance);
-                self.replicas.after_success();
+                self.replicas.after_success(Scope::Filter(id));
                 Ok(pass)
             }
-            Err(error) => Err(self.replicas.after_failure(&version, instance, error)),
+            Err(error) => {
+                Err(self
+                    .replicas
+                    .after_failure(&version, instance, error, Scope::Filter(id)))
+            }
         }
     }
 

@@ -6,6 +6,10 @@ use std::time::SystemTime;
 
 /// The longest plugin name accepted, in bytes.
 pub const MAX_PLUGIN_NAME: usize = 64;
+/// The longest version string a plugin may give itself.
+pub const MAX_PLUGIN_VERSION: usize = 64;
+/// The longest description a plugin may give itself.
+pub const MAX_PLUGIN_DESCRIPTION: usize = 1024;
 
 /// What a plugin reads besides the routing key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
@@ -96,8 +100,29 @@ pub struct PluginStatus {
     pub loaded_at: Option<SystemTime>,
 }
 
+/// Checks what a plugin says about itself: its name, and a version and description short
+/// enough to list (a plugin list must fit in a reply frame).
+pub(crate) fn check_info(info: &PluginInfo) -> Result<(), String> {
+    check_name(&info.name)?;
+    if info.version.len() > MAX_PLUGIN_VERSION {
+        return Err(format!(
+            "plugin {:?} gives a version of {} bytes; the limit is {MAX_PLUGIN_VERSION}",
+            info.name,
+            info.version.len()
+        ));
+    }
+    if info.description.len() > MAX_PLUGIN_DESCRIPTION {
+        return Err(format!(
+            "plugin {:?} gives a description of {} bytes; the limit is {MAX_PLUGIN_DESCRIPTION}",
+            info.name,
+            info.description.len()
+        ));
+    }
+    Ok(())
+}
+
 /// Checks a plugin's self-chosen name.
-pub(crate) fn check_name(name: &str) -> Result<(), String> {
+fn check_name(name: &str) -> Result<(), String> {
     if name.is_empty() || name.len() > MAX_PLUGIN_NAME {
         return Err(format!(
             "plugin name {name:?} must be 1 to {MAX_PLUGIN_NAME} bytes long"

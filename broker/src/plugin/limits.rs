@@ -47,11 +47,21 @@ impl Default for PluginLimits {
 
 /// Refuses growth past the caps and remembers that it did, so a failed call can be reported
 /// as a memory-limit error rather than as the generic trap the guest turns it into.
+///
+/// The caps hold for the whole store, not each memory or table in it: a component may hold
+/// several core modules, each with its own linear memory, and they share one budget. Memories
+/// and tables never shrink and die with their store, so the sum of what growth was allowed is
+/// what the store holds.
 #[derive(Debug)]
 pub(crate) struct MemoryLimiter {
     memory_bytes: usize,
     table_elements: usize,
-    pub(crate) hit: bool,
+    memory_in_use: usize,
+    table_elements_in_use: usize,
+    /// Set by a refused memory growth: the store's total bytes that growth asked for.
+    pub(crate) refused_memory: Option<usize>,
+    /// Set by a refused table growth: the store's total elements it asked for.
+    pub(crate) refused_table: Option<usize>,
 }
 
 impl MemoryLimiter {
@@ -59,31 +69,114 @@ impl MemoryLimiter {
         MemoryLimiter {
             memory_bytes: limits.memory_bytes,
             table_elements: limits.table_elements,
-            hit: false,
+            memory_in_use: 0,
+            table_elements_in_use: 0,
+            refused_memory: None,
+            refused_table: None,
         }
+    }
+
+    /// The linear memory the store's instances hold, in bytes.
+    pub(crate) fn memory_in_use(&self) -> usize {
+        self.memory_in_use
+    }
+
+    pub(crate) fn table_elements(&self) -> usize {
+        self.table_elements
+    }
+
+    /// Forgets the refusals of an earlier call.
+    pub(crate) fn clear_refusals(&mut self) {
+        self.refused_memory = None;
+        self.refused_table = None;
+    }
+
+    /// Grows `in_use` by `desired - current` if the new total stays within `cap`.
+    fn grow(
+        in_use: &mut usize,
+        cap: usize,
+        current: usize,
+        desired: usize,
+        refused: &mut Option<usize>,
+    ) -> bool {
+        let total = in_use.saturating_sub(current).saturating_add(desired);
+        if total > cap {
+            *refused = Some(total);
+            return false;
+        }
+        *in_use = total;
+        true
     }
 }
 
 impl wasmtime::ResourceLimiter for MemoryLimiter {
     fn memory_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        let allowed = desired <= self.memory_bytes;
-        self.hit |= !allowed;
-        Ok(allowed)
+        Ok(Self::grow(
+            &mut self.memory_in_use,
+            self.memory_bytes,
+            current,
+            desired,
+            &mut self.refused_memory,
+        ))
     }
 
     fn table_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        let allowed = desired <= self.table_elements;
-        self.hit |= !allowed;
-        Ok(allowed)
+        Ok(Self::grow(
+            &mut self.table_elements_in_use,
+            self.table_elements,
+            current,
+            desired,
+            &mut self.refused_table,
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use wasmtime::ResourceLimiter;
+
+    use super::*;
+
+    fn limiter(memory_bytes: usize) -> MemoryLimiter {
+        MemoryLimiter::new(&PluginLimits {
+            memory_bytes,
+            ..PluginLimits::default()
+        })
+    }
+
+    #[test]
+    fn memories_of_one_store_share_one_cap() {
+        let mut limiter = limiter(100);
+        // A first memory grows to 60 bytes, in two steps.
+        assert!(limiter.memory_growing(0, 40, None).unwrap());
+        assert!(limiter.memory_growing(40, 60, None).unwrap());
+        // A second memory of the same store gets what is left, not a cap of its own.
+        assert!(limiter.memory_growing(0, 40, None).unwrap());
+        assert!(!limiter.memory_growing(40, 41, None).unwrap());
+        assert_eq!(limiter.refused_memory, Some(101));
+        // The first cannot take the room either.
+        assert!(!limiter.memory_growing(60, 61, None).unwrap());
+    }
+
+    #[test]
+    fn tables_of_one_store_share_one_cap() {
+        let mut limiter = MemoryLimiter::new(&PluginLimits {
+            table_elements: 10,
+            ..PluginLimits::default()
+        });
+        assert!(limiter.table_growing(0, 6, None).unwrap());
+        assert!(!limiter.table_growing(0, 5, None).unwrap());
+        assert_eq!(limiter.refused_table, Some(11));
+        assert!(limiter.table_growing(0, 4, None).unwrap());
     }
 }

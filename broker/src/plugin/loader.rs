@@ -7,7 +7,7 @@ use super::bindings::router_world::RouterPre;
 use super::engine::PluginEngine;
 use super::error::PluginError;
 use super::filter::{FilterInstance, FilterVersion};
-use super::info::{PluginKind, PluginSource, check_name};
+use super::info::{PluginKind, PluginSource, check_info};
 use super::replicas::{Replica, Version};
 use super::router::{RouterInstance, RouterVersion};
 
@@ -53,7 +53,7 @@ pub(crate) fn load_version(
         Ok(pre) => {
             let mut probe = RouterInstance::instantiate(engine, &pre, origin)?;
             let info = probe.info(engine)?;
-            check_name(&info.name).map_err(|reason| bad_info(origin, reason))?;
+            check_info(&info).map_err(|reason| bad_info(origin, reason))?;
             return Ok(LoadedVersion::Router(Version::new(info, source, pre)));
         }
         Err(e) => e,
@@ -62,7 +62,7 @@ pub(crate) fn load_version(
         Ok(pre) => {
             let mut probe = FilterInstance::instantiate(engine, &pre, origin)?;
             let info = probe.info(engine)?;
-            check_name(&info.name).map_err(|reason| bad_info(origin, reason))?;
+            check_info(&info).map_err(|reason| bad_info(origin, reason))?;
             Ok(LoadedVersion::Filter(Version::new(info, source, pre)))
         }
         Err(filter_error) => Err(wrong_world(format!(

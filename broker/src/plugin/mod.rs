@@ -19,6 +19,7 @@ mod filter;
 mod info;
 mod limits;
 mod loader;
+mod log_budget;
 mod quarantine;
 mod registry;
 mod reload;

@@ -23,7 +23,7 @@ use parking_lot::{Mutex, MutexGuard};
 use super::engine::PluginEngine;
 use super::error::PluginError;
 use super::info::{PluginInfo, PluginSource};
-use super::quarantine::{FaultSite, Quarantine};
+use super::quarantine::{FaultSite, Quarantine, Scope};
 use super::replay::{CatchUp, ReplayLog, ReplayState};
 
 /// Idle instances kept per version; more are dropped when checked in.
@@ -155,6 +155,16 @@ impl<R: Replica> ReplicaSet<R> {
         }
     }
 
+    /// A new instance of `version` with the whole log replayed into it: what an instance
+    /// holds when nothing but the log's state has grown its memory.
+    pub(crate) fn fresh_instance(
+        &self,
+        version: &Version<R>,
+        log: &ReplayLog<R::State>,
+    ) -> Result<R, PluginError> {
+        self.bring_up_to_date(version, None, log)
+    }
+
     /// Like `check_out`, for callers that already hold the log.
     pub(crate) fn check_out_locked(
         &self,
@@ -188,9 +198,9 @@ impl<R: Replica> ReplicaSet<R> {
         result.map_err(|error| self.count_fault(error, FaultSite::Instance))
     }
 
-    /// Notes a call that succeeded (see `quarantine.rs`).
-    pub(crate) fn after_success(&self) {
-        self.quarantine.record_success();
+    /// Notes a call for `scope` that succeeded (see `quarantine.rs`).
+    pub(crate) fn after_success(&self, scope: Scope) {
+        self.quarantine.record_success(scope);
     }
 
     /// Disposes of an instance after a failed call and counts the fault. An instance that
@@ -201,6 +211,7 @@ impl<R: Replica> ReplicaSet<R> {
         version: &Version<R>,
         instance: R,
         error: PluginError,
+        scope: Scope,
     ) -> PluginError {
         match error {
             PluginError::Refused { .. }
@@ -208,7 +219,7 @@ impl<R: Replica> ReplicaSet<R> {
             | PluginError::InvalidDestination { .. } => version.check_in(instance),
             _ => drop(instance),
         }
-        self.count_fault(error, FaultSite::Call)
+        self.count_fault(error, FaultSite::Call(scope))
     }
 
     fn count_fault(&self, error: PluginError, site: FaultSite) -> PluginError {

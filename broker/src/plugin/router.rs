@@ -15,7 +15,7 @@ use super::decision_cache::{DecisionCache, Destinations};
 use super::engine::PluginEngine;
 use super::error::{PluginCall, PluginError};
 use super::info::{PluginInfo, PluginSource, Reads};
-use super::quarantine::FaultReport;
+use super::quarantine::{FaultReport, Scope};
 use super::replay::{ReplayLog, ReplayState};
 use super::replicas::{Replica, ReplicaSet, Version};
 use super::sandbox::SandboxState;
@@ -194,6 +194,10 @@ impl Replica for RouterInstance {
 }
 
 impl RouterInstance {
+    fn memory_in_use(&self) -> usize {
+        self.sandbox.memory_in_use()
+    }
+
     pub(crate) fn info(&mut self, engine: &PluginEngine) -> Result<PluginInfo, PluginError> {
         let exports = &self.exports;
         self.sandbox
@@ -369,6 +373,10 @@ impl RouterInstance {
 /// A loaded version of a router plugin.
 pub(crate) type RouterVersion = Version<RouterInstance>;
 
+/// The share of an instance's memory limit that the bindings it holds may fill (numerator,
+/// denominator); the rest is room for routing calls.
+pub const BINDING_MEMORY_SHARE: (usize, usize) = (3, 4);
+
 /// An exchange type: the router plugin serving it and every exchange of that type.
 pub struct RouterPlugin {
     replicas: ReplicaSet<RouterInstance>,
@@ -448,7 +456,12 @@ impl RouterPlugin {
                 version.check_in(instance);
                 Ok(())
             }
-            Err(error) => Err(self.replicas.after_failure(&version, instance, error)),
+            Err(error) => Err(self.replicas.after_failure(
+                &version,
+                instance,
+                error,
+                Scope::Exchange(exchange),
+            )),
         }
     }
 
@@ -458,6 +471,7 @@ impl RouterPlugin {
         if log.state().exchanges.contains_key(&exchange) {
             self.replicas.push(&mut log, RouterOp::Destroy { exchange });
             self.cache.invalidate();
+            self.replicas.quarantine.forget(Scope::Exchange(exchange));
         }
     }
 
@@ -473,13 +487,75 @@ impl RouterPlugin {
         let mut instance = self.replicas.check_out_locked(&version, &log)?;
         match instance.validate_binding(&self.replicas.engine, exchange, &binding) {
             Ok(()) => {
+                let op = RouterOp::Bind { exchange, binding };
+                let mut instance =
+                    self.apply_within_budget(&version, &log, instance, exchange, &op)?;
+                instance.applied = self.replicas.push(&mut log, op);
                 version.check_in(instance);
-                self.replicas
-                    .push(&mut log, RouterOp::Bind { exchange, binding });
                 self.cache.invalidate();
                 Ok(true)
             }
-            Err(error) => Err(self.replicas.after_failure(&version, instance, error)),
+            Err(error) => Err(self.replicas.after_failure(
+                &version,
+                instance,
+                error,
+                Scope::Exchange(exchange),
+            )),
+        }
+    }
+
+    /// Applies a new binding to `instance` and checks that the instance still has room to
+    /// route: every instance holds every binding of every exchange of this type, so bindings
+    /// may fill at most [`BINDING_MEMORY_SHARE`] of the memory limit (review finding 8: one
+    /// tenant's bindings pushed the shared instance past the cap, and every exchange of the
+    /// type failed). Memory never shrinks, so an instance over the budget is rebuilt from the
+    /// log first, and the binding refused only if a fresh instance is over it too. Returns the
+    /// instance with the binding applied, current with the log once `op` is pushed.
+    fn apply_within_budget(
+        &self,
+        version: &RouterVersion,
+        log: &ReplayLog<RouterTable>,
+        instance: RouterInstance,
+        exchange: u32,
+        op: &RouterOp,
+    ) -> Result<RouterInstance, PluginError> {
+        let limit = self.replicas.engine.limits.memory_bytes;
+        let budget = limit / BINDING_MEMORY_SHARE.1 * BINDING_MEMORY_SHARE.0;
+        let instance = self.apply_admin_op(version, instance, exchange, op)?;
+        if instance.memory_in_use() <= budget {
+            return Ok(instance);
+        }
+        drop(instance);
+        let fresh = self.replicas.fresh_instance(version, log)?;
+        let fresh = self.apply_admin_op(version, fresh, exchange, op)?;
+        let in_use = fresh.memory_in_use();
+        if in_use <= budget {
+            return Ok(fresh);
+        }
+        Err(PluginError::Refused {
+            plugin: self.name().to_owned(),
+            call: PluginCall::Bind,
+            reason: format!(
+                "with this binding the plugin's instance would hold {in_use} bytes; the bindings of all exchanges of this type may use at most {budget} of its {limit} bytes"
+            ),
+        })
+    }
+
+    fn apply_admin_op(
+        &self,
+        version: &RouterVersion,
+        mut instance: RouterInstance,
+        exchange: u32,
+        op: &RouterOp,
+    ) -> Result<RouterInstance, PluginError> {
+        match instance.apply_op(&self.replicas.engine, op) {
+            Ok(()) => Ok(instance),
+            Err(error) => Err(self.replicas.after_failure(
+                version,
+                instance,
+                error,
+                Scope::Exchange(exchange),
+            )),
         }
     }
 
@@ -532,7 +608,7 @@ impl RouterPlugin {
     /// Blocks the calling thread for at most the call deadline (off the async worker, see
     /// `sandbox_call.rs`).
     pub fn route(&self, exchange: u32, message: &Message) -> Result<Destinations, PluginError> {
-        self.replicas.quarantine.check()?;
+        self.replicas.quarantine.check(Scope::Exchange(exchange))?;
         // Read before the version and the instance, so a decision computed against bindings
         // that change meanwhile is refused by the cache (see `decision_cache.rs`).
         let generation = self.cache.generation();
@@ -547,7 +623,7 @@ impl RouterPlugin {
         match instance.route(&self.replicas.engine, exchange, message, version.info.reads) {
             Ok(destinations) => {
                 version.check_in(instance);
-                self.replicas.after_success();
+                self.replicas.after_success(Scope::Exchange(exchange));
                 let destinations: Destinations = destinations.into();
                 if cacheable {
                     self.cache
@@ -555,7 +631,12 @@ impl RouterPlugin {
                 }
                 Ok(destinations)
             }
-            Err(error) => Err(self.replicas.after_failure(&version, instance, error)),
+            Err(error) => Err(self.replicas.after_failure(
+                &version,
+                instance,
+                error,
+                Scope::Exchange(exchange),
+            )),
         }
     }
 
@@ -567,7 +648,7 @@ impl RouterPlugin {
         exchange: u32,
         messages: &[Message],
     ) -> Vec<Result<Destinations, PluginError>> {
-        if let Err(error) = self.replicas.quarantine.check() {
+        if let Err(error) = self.replicas.quarantine.check(Scope::Exchange(exchange)) {
             return messages.iter().map(|_| Err(error.clone())).collect();
         }
         let generation = self.cache.generation();
@@ -596,10 +677,15 @@ impl RouterPlugin {
                     ) {
                         Ok(answers) => {
                             version.check_in(instance);
-                            self.replicas.after_success();
+                            self.replicas.after_success(Scope::Exchange(exchange));
                             Ok(answers)
                         }
-                        Err(error) => Err(self.replicas.after_failure(&version, instance, error)),
+                        Err(error) => Err(self.replicas.after_failure(
+                            &version,
+                            instance,
+                            error,
+                            Scope::Exchange(exchange),
+                        )),
                     }
                 });
             match answers {

@@ -4,12 +4,14 @@
 //! arguments, no sockets, closed stdin, and clocks frozen at zero, so its answers cannot depend
 //! on where or when it runs. Randomness is the one thing left real: Rust's standard library
 //! seeds its hash maps from it, and a predictable seed would let publishers craft colliding
-//! keys. Its stdout, stderr and `host.log` lines go to `tracing` under the plugin's name.
+//! keys. Its stdout, stderr and `host.log` lines go to `tracing` under the plugin's name,
+//! clipped to [`MAX_LOG_LINE`] bytes and within the plugin's rate (`log_budget.rs`).
 //!
 //! WASI's blocking stream calls run on Wasmtime's ambient Tokio runtime, so plugin code must
 //! run on a thread that is not driving a Tokio runtime; `sandbox_call::off_runtime` sees to
 //! that for every call.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use wasmtime::component::ResourceTable;
@@ -18,6 +20,7 @@ use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxView, Was
 
 use super::bindings::host;
 use super::limits::{MemoryLimiter, PluginLimits};
+use super::log_budget::LogBudget;
 
 /// The longest log line kept from a plugin; the rest is cut so a plugin cannot flood the log.
 const MAX_LOG_LINE: usize = 4096;
@@ -28,6 +31,7 @@ pub(crate) struct SandboxState {
     wasi: WasiCtx,
     table: ResourceTable,
     pub(crate) limiter: MemoryLimiter,
+    log_budget: Arc<LogBudget>,
 }
 
 impl std::fmt::Debug for SandboxState {
@@ -39,15 +43,17 @@ impl std::fmt::Debug for SandboxState {
 }
 
 impl SandboxState {
-    pub(crate) fn new(plugin: &str, limits: &PluginLimits) -> Self {
+    pub(crate) fn new(plugin: &str, limits: &PluginLimits, log_budget: Arc<LogBudget>) -> Self {
         let mut wasi = WasiCtx::builder();
         wasi.stdout(PluginOutput {
             plugin: plugin.to_owned(),
             stream: "stdout",
+            log_budget: Arc::clone(&log_budget),
         })
         .stderr(PluginOutput {
             plugin: plugin.to_owned(),
             stream: "stderr",
+            log_budget: Arc::clone(&log_budget),
         })
         .wall_clock(FrozenClock)
         .monotonic_clock(FrozenClock)
@@ -59,6 +65,7 @@ impl SandboxState {
             wasi: wasi.build(),
             table: ResourceTable::new(),
             limiter: MemoryLimiter::new(limits),
+            log_budget,
         }
     }
 }
@@ -74,8 +81,11 @@ impl WasiView for SandboxState {
 
 impl host::Host for SandboxState {
     fn log(&mut self, level: host::Level, message: String) {
-        let message = clip(&message);
         let plugin = self.plugin.as_str();
+        if !self.log_budget.admit(plugin) {
+            return;
+        }
+        let message = clip(&message);
         match level {
             host::Level::Trace => tracing::trace!(plugin, "{message}"),
             host::Level::Debug => tracing::debug!(plugin, "{message}"),
@@ -123,6 +133,7 @@ impl HostMonotonicClock for FrozenClock {
 struct PluginOutput {
     plugin: String,
     stream: &'static str,
+    log_budget: Arc<LogBudget>,
 }
 
 impl wasmtime_wasi::cli::IsTerminal for PluginOutput {
@@ -163,6 +174,9 @@ impl LineWriter {
     }
 
     fn emit(&self, line: &[u8]) {
+        if !self.output.log_budget.admit(&self.output.plugin) {
+            return;
+        }
         let text = String::from_utf8_lossy(line);
         tracing::info!(
             plugin = self.output.plugin.as_str(),

@@ -40,7 +40,10 @@ pub(crate) fn off_runtime<R>(work: impl FnOnce() -> R) -> R {
 
 impl Sandbox {
     pub(crate) fn new(engine: &PluginEngine, plugin: &str) -> Self {
-        let mut store = Store::new(&engine.engine, SandboxState::new(plugin, &engine.limits));
+        let mut store = Store::new(
+            &engine.engine,
+            SandboxState::new(plugin, &engine.limits, engine.log_budgets.of(plugin)),
+        );
         store.limiter(|state| &mut state.limiter);
         store.epoch_deadline_trap();
         store.set_epoch_deadline(PluginEngine::deadline_ticks(engine.limits.admin_deadline));
@@ -49,6 +52,11 @@ impl Sandbox {
             plugin: plugin.to_owned(),
             memory_bytes: engine.limits.memory_bytes,
         }
+    }
+
+    /// The linear memory this instance holds, in bytes (it never shrinks).
+    pub(crate) fn memory_in_use(&self) -> usize {
+        self.store.data().limiter.memory_in_use()
     }
 
     pub(crate) fn plugin(&self) -> &str {
@@ -64,7 +72,7 @@ impl Sandbox {
     ) -> Result<R, PluginError> {
         self.store
             .set_epoch_deadline(PluginEngine::deadline_ticks(deadline));
-        self.store.data_mut().limiter.hit = false;
+        self.store.data_mut().limiter.clear_refusals();
         let result = off_runtime(|| f(&mut self.store));
         result.map_err(|error| self.classify(call, deadline, &error))
     }
@@ -72,7 +80,7 @@ impl Sandbox {
     /// Maps an error from instantiating into this store.
     pub(crate) fn instantiate_error(&self, error: &wasmtime::Error) -> PluginError {
         match self.classify(PluginCall::Info, Duration::ZERO, error) {
-            e @ PluginError::MemoryLimit { .. } => e,
+            e @ (PluginError::MemoryLimit { .. } | PluginError::TableLimit { .. }) => e,
             _ => PluginError::Instantiate {
                 plugin: self.plugin.clone(),
                 reason: format!("{error:#}"),
@@ -87,11 +95,21 @@ impl Sandbox {
         error: &wasmtime::Error,
     ) -> PluginError {
         let plugin = self.plugin.clone();
-        if self.store.data().limiter.hit {
+        let limiter = &self.store.data().limiter;
+        if let Some(asked_bytes) = limiter.refused_memory {
             return PluginError::MemoryLimit {
                 plugin,
                 call,
                 limit_bytes: self.memory_bytes,
+                asked_bytes,
+            };
+        }
+        if let Some(asked_elements) = limiter.refused_table {
+            return PluginError::TableLimit {
+                plugin,
+                call,
+                limit_elements: limiter.table_elements(),
+                asked_elements,
             };
         }
         if error.downcast_ref::<wasmtime::Trap>() == Some(&wasmtime::Trap::Interrupt) {

@@ -6,7 +6,10 @@
 //! Routing and dispatch call WebAssembly plugins synchronously, from the stream tasks. Each call
 //! into a plugin leaves the async worker for its duration (see `plugin::sandbox_call`); the
 //! routing decision cache and the default exchange need no call, so the hot paths stay on the
-//! worker. The server needs Tokio's multi-threaded runtime.
+//! worker. Likewise, enqueueing, dispatching and settling on a queue that may touch the disk
+//! (a durable queue, or one that dead-letters) leave the worker ([`queue_work`]): they may
+//! append to a log, wait for the log's write lock behind an fsync, or page messages in. The
+//! server needs Tokio's multi-threaded runtime.
 
 mod admission;
 mod busy_wait;
@@ -31,6 +34,16 @@ use crate::auth::Users;
 use crate::config::BrokerConfig;
 use crate::tls::TlsIdentity;
 use crate::topology::Topology;
+
+/// Runs `work` on `queue` off the async worker when the queue may touch the disk
+/// ([`Queue::may_touch_disk`]), in place otherwise (memory-only work costs no thread hand-over).
+pub(crate) fn queue_work<R>(queue: &crate::queue::Queue, work: impl FnOnce() -> R) -> R {
+    if queue.may_touch_disk() {
+        tokio::task::block_in_place(work)
+    } else {
+        work()
+    }
+}
 
 /// What every connection task shares.
 #[derive(Debug)]

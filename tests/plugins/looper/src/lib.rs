@@ -1,5 +1,6 @@
-//! A router whose `route` never returns when the routing key is `loop`; otherwise it routes
-//! like `direct`. Tests that the host stops it at the deadline and keeps serving.
+//! A router whose `route` never returns when the routing key is `loop`, and whose binding
+//! validation never returns for the binding key `loop`; otherwise it routes like `direct`.
+//! Tests that the host stops it at the deadline and keeps serving.
 
 use switchyard_plugin::{Binding, Destination, Header, Message, PluginInfo, Router};
 
@@ -17,6 +18,13 @@ impl Router for Looper {
         Ok(Looper::default())
     }
 
+    fn validate_binding(&self, binding: &Binding) -> Result<(), String> {
+        if binding.key == "loop" {
+            spin_for_ever();
+        }
+        Ok(())
+    }
+
     fn bind(&mut self, binding: Binding) {
         self.bindings.push(binding);
     }
@@ -27,16 +35,20 @@ impl Router for Looper {
 
     fn route(&self, message: &Message) -> Vec<Destination> {
         if message.routing_key == "loop" {
-            let mut counter: u64 = 0;
-            loop {
-                counter = std::hint::black_box(counter.wrapping_add(1));
-            }
+            spin_for_ever();
         }
         self.bindings
             .iter()
             .filter(|b| b.key == message.routing_key)
             .map(|b| b.destination)
             .collect()
+    }
+}
+
+fn spin_for_ever() -> ! {
+    let mut counter: u64 = 0;
+    loop {
+        counter = std::hint::black_box(counter.wrapping_add(1));
     }
 }
 
