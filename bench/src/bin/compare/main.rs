@@ -1,14 +1,19 @@
 //! Switchyard against RabbitMQ on the same workloads, in one run on loopback.
 //!
-//! Starts each server in turn (RabbitMQ from Debian's package, Switchyard's release build),
-//! runs W1–W4 with the same client logic against it ([`client`], over lapin or the Switchyard
-//! SDK), samples the server's CPU time around each measured interval, then measures the
-//! resident memory of a fresh server with idle connections, idle queues and a backlog. Prints
-//! the medians as one table and writes every run as a JSON line.
+//! Each repetition starts every broker in turn ([`brokers`]: RabbitMQ from Debian's package,
+//! Switchyard's release build with and without its routing decision cache, and any other
+//! Switchyard binary given, for a before/after comparison), in an order rotated from one
+//! repetition to the next so the machine's drift spreads over all of them, and all under the
+//! same spin policy. It runs W1–W4 with the same client logic against each ([`client`], over
+//! lapin or the Switchyard SDK), samples the server's CPU time around each measured interval,
+//! then measures the resident memory of a fresh server with idle connections, idle queues and
+//! a backlog. Prints the medians, their spread and the ratios to RabbitMQ as one table and
+//! writes every run as a JSON line.
 //!
 //! Run it through `bench/run.sh` (installs RabbitMQ if missing, builds, invokes this).
 
 mod amqp;
+mod brokers;
 mod client;
 mod fsyncs;
 mod memory;
@@ -23,6 +28,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::Parser;
 
+use crate::brokers::{BrokerKind, BrokerSpec, Spin};
 use crate::report::{Context, JsonLines, Record};
 use crate::servers::{RabbitServer, Server, SwitchyardServer};
 use crate::workloads::{Settings, Workload};
@@ -33,10 +39,19 @@ struct Args {
     /// Workloads to run, comma-separated.
     #[arg(long, default_value = "W1,W2,W3,W4", value_delimiter = ',')]
     workloads: Vec<String>,
-    /// Brokers to run against, comma-separated: switchyard, rabbitmq.
-    #[arg(long, default_value = "switchyard,rabbitmq", value_delimiter = ',')]
+    /// Brokers to run against, comma-separated: switchyard, switchyard-nocache (W1 only),
+    /// rabbitmq, and LABEL=PATH for another switchyard binary (LABEL-nocache=PATH without its
+    /// decision cache).
+    #[arg(
+        long,
+        default_value = "switchyard,switchyard-nocache,rabbitmq",
+        value_delimiter = ','
+    )]
     brokers: Vec<String>,
-    /// Runs of each workload per broker; the table shows medians.
+    /// Whether the brokers may busy-wait for work; both always run under the same policy.
+    #[arg(long, value_enum, default_value_t = Spin::Off)]
+    spin: Spin,
+    /// Runs of each workload per broker, interleaved; the table shows medians.
     #[arg(long, default_value_t = 3)]
     repetitions: usize,
     /// Fraction of the message counts (and memory-test counts) to run.
@@ -52,7 +67,8 @@ struct Args {
     /// marks the results as confirmed from memory.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     switchyard_fsync: bool,
-    /// The `switchyard` binary (default: next to this one, i.e. the same release build).
+    /// The `switchyard` binary of the `switchyard` entries (default: next to this one, i.e.
+    /// the same release build).
     #[arg(long)]
     switchyard_bin: Option<PathBuf>,
     /// RabbitMQ's start script.
@@ -61,22 +77,6 @@ struct Args {
     /// Upper bound on one workload's measured interval, in seconds.
     #[arg(long, default_value_t = 300)]
     timeout_secs: u64,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum BrokerKind {
-    Switchyard,
-    RabbitMq,
-}
-
-impl BrokerKind {
-    fn parse(text: &str) -> anyhow::Result<BrokerKind> {
-        match text.trim().to_ascii_lowercase().as_str() {
-            "switchyard" | "sy" => Ok(BrokerKind::Switchyard),
-            "rabbitmq" | "rabbit" | "rmq" => Ok(BrokerKind::RabbitMq),
-            other => anyhow::bail!("unknown broker {other:?} (switchyard or rabbitmq)"),
-        }
-    }
 }
 
 fn main() -> anyhow::Result<()> {
@@ -97,22 +97,39 @@ fn main() -> anyhow::Result<()> {
     })
 }
 
-async fn start(kind: BrokerKind, args: &Args) -> anyhow::Result<Box<dyn Server>> {
-    Ok(match kind {
-        BrokerKind::Switchyard => {
-            let binary = match &args.switchyard_bin {
+async fn start(broker: &BrokerSpec, args: &Args) -> anyhow::Result<Box<dyn Server>> {
+    Ok(match &broker.kind {
+        BrokerKind::Switchyard {
+            binary,
+            decision_cache,
+        } => {
+            let binary = match binary.as_ref().or(args.switchyard_bin.as_ref()) {
                 Some(path) => path.clone(),
                 None => std::env::current_exe()?
                     .parent()
                     .context("no directory for this executable")?
                     .join("switchyard"),
             };
-            eprintln!("starting switchyard ({})", binary.display());
-            Box::new(SwitchyardServer::start(&binary).await?)
+            let mut extra = args.spin.switchyard_args();
+            if !decision_cache {
+                extra.extend(["--plugin-decision-cache-entries".into(), "0".into()]);
+            }
+            eprintln!(
+                "starting {} ({} {})",
+                broker.label,
+                binary.display(),
+                extra.join(" ")
+            );
+            Box::new(SwitchyardServer::start(&binary, &extra).await?)
         }
         BrokerKind::RabbitMq => {
-            eprintln!("starting rabbitmq ({})", args.rabbitmq_server.display());
-            Box::new(RabbitServer::start(&args.rabbitmq_server).await?)
+            eprintln!(
+                "starting {} ({}, {})",
+                broker.label,
+                args.rabbitmq_server.display(),
+                args.spin.erlang_args()
+            );
+            Box::new(RabbitServer::start(&args.rabbitmq_server, args.spin.erlang_args()).await?)
         }
     })
 }
@@ -123,10 +140,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
         .iter()
         .map(|w| Workload::parse(w))
         .collect::<anyhow::Result<_>>()?;
-    let brokers: Vec<BrokerKind> = args
+    let brokers: Vec<BrokerSpec> = args
         .brokers
         .iter()
-        .map(|b| BrokerKind::parse(b))
+        .map(|b| BrokerSpec::parse(b))
         .collect::<anyhow::Result<_>>()?;
     anyhow::ensure!(args.scale > 0.0, "--scale must be positive");
     let settings = Settings {
@@ -140,13 +157,24 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let mut json = JsonLines::create(args.json.as_deref())?;
     let machine = machine_description();
     eprintln!("{machine}");
-    json.write(&serde_json::json!({ "kind": "machine", "description": machine }))?;
+    json.write(&serde_json::json!({
+        "kind": "machine", "description": machine, "spin": format!("{:?}", args.spin),
+        "brokers": brokers.iter().map(|b| b.label.clone()).collect::<Vec<_>>(),
+    }))?;
 
     let mut records = Vec::new();
-    for &kind in &brokers {
-        let server = start(kind, &args).await?;
-        for repetition in 1..=args.repetitions {
-            for &workload in &workloads {
+    for repetition in 1..=args.repetitions {
+        for broker in brokers::order(&brokers, repetition) {
+            let chosen: Vec<Workload> = workloads
+                .iter()
+                .copied()
+                .filter(|&w| broker.runs(w))
+                .collect();
+            if chosen.is_empty() {
+                continue;
+            }
+            let server = start(broker, &args).await?;
+            for workload in chosen {
                 let tag = format!("r{repetition}");
                 let connector = server.connector();
                 let result = workloads::run(
@@ -161,7 +189,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
                     Ok(outcome) => {
                         eprintln!(
                             "  {} {} #{repetition}: {:.0} {} (p50 {:.0} µs, p99 {:.0} µs, server {:.2} CPU s per M msgs, server/client CPU {:.2}/{:.2} s{})",
-                            server.name(),
+                            broker.label,
                             workload.id(),
                             outcome.rate,
                             workload.rate_unit(),
@@ -173,7 +201,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
                             if outcome.complete { "" } else { ", INCOMPLETE" }
                         );
                         let record = Record {
-                            broker: server.name(),
+                            broker: broker.label.clone(),
+                            switchyard: broker.is_switchyard(),
                             workload,
                             repetition,
                             outcome,
@@ -184,11 +213,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
                     Err(error) => {
                         eprintln!(
                             "  {} {} #{repetition} failed: {error:#}",
-                            server.name(),
+                            broker.label,
                             workload.id()
                         );
                         json.write(&serde_json::json!({
-                            "kind": "error", "broker": server.name(), "workload": workload.id(),
+                            "kind": "error", "broker": broker.label, "workload": workload.id(),
                             "repetition": repetition, "error": format!("{error:#}"),
                         }))?;
                     }
@@ -196,16 +225,16 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 // Let queue deletions and garbage collection finish before the next run.
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
+            eprintln!("stopping {}", broker.label);
+            drop(server);
         }
-        eprintln!("stopping {}", server.name());
-        drop(server);
     }
 
     let mut memory = Vec::new();
     if !args.no_memory {
-        for &kind in &brokers {
-            let server = start(kind, &args).await?;
-            eprintln!("measuring {}'s memory", server.name());
+        for broker in brokers.iter().filter(|b| b.measures_memory()) {
+            let server = start(broker, &args).await?;
+            eprintln!("measuring {}'s memory", broker.label);
             match memory::measure(
                 server.connector().as_ref(),
                 server.measured_pid(),
@@ -214,28 +243,35 @@ async fn run(args: Args) -> anyhow::Result<()> {
             .await
             {
                 Ok(figures) => {
-                    json.write(&report::memory_json(server.name(), &figures, args.scale))?;
-                    memory.push((server.name(), figures));
+                    json.write(&report::memory_json(&broker.label, &figures, args.scale))?;
+                    memory.push((broker.label.clone(), figures));
                 }
-                Err(error) => eprintln!("  memory of {} failed: {error:#}", server.name()),
+                Err(error) => eprintln!("  memory of {} failed: {error:#}", broker.label),
             }
             drop(server);
         }
     }
 
     for &workload in &workloads {
-        for broker in ["switchyard", "rabbitmq"] {
-            if let Some(summary) = report::summarise(&records, broker, workload) {
-                json.write(&report::summary_json(broker, workload, &summary, context))?;
+        for broker in &brokers {
+            if let Some(summary) = report::summarise(&records, &broker.label, workload) {
+                json.write(&report::summary_json(
+                    &broker.label,
+                    broker.is_switchyard(),
+                    workload,
+                    &summary,
+                    context,
+                ))?;
             }
         }
     }
     println!("\n{machine}");
     println!(
-        "{} repetition(s), medians; scale {}\n",
-        args.repetitions, args.scale
+        "{} repetition(s), interleaved, medians (min–max); spin {:?}; scale {}\n",
+        args.repetitions, args.spin, args.scale
     );
-    println!("{}", report::table(&records, &workloads, context));
+    let labels: Vec<&str> = brokers.iter().map(|b| b.label.as_str()).collect();
+    println!("{}", report::table(&records, &workloads, &labels, context));
     if !memory.is_empty() {
         println!("{}", report::memory_table(&memory));
     }

@@ -1,5 +1,5 @@
 //! Results: one JSON line per run (and per median and memory figure), and the summary table
-//! of medians over the repetitions.
+//! of medians over the repetitions, with their spread and the ratio to RabbitMQ.
 
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -12,7 +12,9 @@ use crate::workloads::{Outcome, Workload};
 /// One run of one workload against one broker.
 #[derive(Debug, Clone)]
 pub struct Record {
-    pub broker: &'static str,
+    /// The broker's label (see `brokers.rs`).
+    pub broker: String,
+    pub switchyard: bool,
     pub workload: Workload,
     pub repetition: usize,
     pub outcome: Outcome,
@@ -51,10 +53,10 @@ fn finite(x: f64) -> Value {
     if x.is_finite() { json!(x) } else { Value::Null }
 }
 
-fn durability(broker: &str, workload: Workload, context: Context) -> Value {
-    match (broker, workload) {
-        ("switchyard", Workload::W2) => json!(context.switchyard_fsync),
-        ("rabbitmq", Workload::W2) => json!(true),
+fn durability(switchyard: bool, workload: Workload, context: Context) -> Value {
+    match (switchyard, workload) {
+        (true, Workload::W2) => json!(context.switchyard_fsync),
+        (false, Workload::W2) => json!(true),
         _ => Value::Null,
     }
 }
@@ -81,7 +83,7 @@ pub fn run_json(record: &Record, context: Context) -> Value {
         "fsyncs": o.fsyncs,
         "fsyncs_per_s": finite(o.fsyncs_per_s()),
         "msgs_per_fsync": finite(o.msgs_per_fsync()),
-        "confirms_after_fsync": durability(record.broker, record.workload, context),
+        "confirms_after_fsync": durability(record.switchyard, record.workload, context),
         "switchyard_fsync": context.switchyard_fsync,
     })
 }
@@ -90,6 +92,8 @@ pub fn run_json(record: &Record, context: Context) -> Value {
 #[derive(Debug, Clone, Copy)]
 pub struct Summary {
     pub rate: f64,
+    pub min_rate: f64,
+    pub max_rate: f64,
     pub p50_us: f64,
     pub p99_us: f64,
     pub cpu_s_per_million: f64,
@@ -124,8 +128,11 @@ pub fn summarise(records: &[Record], broker: &str, workload: Workload) -> Option
         return None;
     }
     let metric = |f: fn(&Outcome) -> f64| median(runs.iter().map(|o| f(o)).collect());
+    let rates = runs.iter().map(|o| o.rate).filter(|r| r.is_finite());
     Some(Summary {
         rate: metric(|o| o.rate),
+        min_rate: rates.clone().fold(f64::INFINITY, f64::min),
+        max_rate: rates.fold(f64::NEG_INFINITY, f64::max),
         p50_us: metric(|o| o.p50_us),
         p99_us: metric(|o| o.p99_us),
         cpu_s_per_million: metric(Outcome::cpu_s_per_million),
@@ -136,7 +143,13 @@ pub fn summarise(records: &[Record], broker: &str, workload: Workload) -> Option
     })
 }
 
-pub fn summary_json(broker: &str, workload: Workload, s: &Summary, context: Context) -> Value {
+pub fn summary_json(
+    broker: &str,
+    switchyard: bool,
+    workload: Workload,
+    s: &Summary,
+    context: Context,
+) -> Value {
     json!({
         "kind": "median",
         "broker": broker,
@@ -145,6 +158,8 @@ pub fn summary_json(broker: &str, workload: Workload, s: &Summary, context: Cont
         "runs": s.runs,
         "scale": context.scale,
         "rate": finite(s.rate),
+        "min_rate": finite(s.min_rate),
+        "max_rate": finite(s.max_rate),
         "rate_unit": workload.rate_unit(),
         "p50_us": finite(s.p50_us),
         "p99_us": finite(s.p99_us),
@@ -152,7 +167,7 @@ pub fn summary_json(broker: &str, workload: Workload, s: &Summary, context: Cont
         "fsyncs_per_s": finite(s.fsyncs_per_s),
         "msgs_per_fsync": finite(s.msgs_per_fsync),
         "all_complete": s.all_complete,
-        "confirms_after_fsync": durability(broker, workload, context),
+        "confirms_after_fsync": durability(switchyard, workload, context),
         "switchyard_fsync": context.switchyard_fsync,
     })
 }
@@ -177,58 +192,71 @@ fn cell(summary: Option<&Summary>, f: impl Fn(&Summary) -> String) -> String {
     }
 }
 
-/// The comparison table (Markdown), medians of the repetitions.
-pub fn table(records: &[Record], workloads: &[Workload], context: Context) -> String {
+/// The comparison table (Markdown): per workload, a row per broker (in `labels` order) with
+/// the median rate, its spread over the repetitions, the ratio of medians to RabbitMQ's,
+/// latency and server CPU.
+pub fn table(
+    records: &[Record],
+    workloads: &[Workload],
+    labels: &[&str],
+    context: Context,
+) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "| workload | rate unit | Switchyard | RabbitMQ | ratio SY/RMQ | p50 / p99 µs SY | p50 / p99 µs RMQ | server CPU s per M msgs SY | server CPU s per M msgs RMQ |"
+        "| workload | broker | rate | min–max | × RabbitMQ | p50 / p99 µs | server CPU s per M msgs |"
     );
-    let _ = writeln!(out, "|---|---|--:|--:|--:|--:|--:|--:|--:|");
+    let _ = writeln!(out, "|---|---|--:|--:|--:|--:|--:|");
     for &workload in workloads {
-        let sy = summarise(records, "switchyard", workload);
-        let rmq = summarise(records, "rabbitmq", workload);
-        let ratio = match (&sy, &rmq) {
-            (Some(a), Some(b)) if b.rate > 0.0 => format!("{:.2}×", a.rate / b.rate),
-            _ => "-".into(),
-        };
-        let mark = if workload == Workload::W2 && !context.switchyard_fsync && sy.is_some() {
-            " †"
-        } else {
-            ""
-        };
-        let _ = writeln!(
-            out,
-            "| {} {}{mark} | {} | {} | {} | {ratio} | {} | {} | {} | {} |",
-            workload.id(),
-            workload.title(),
-            workload.rate_unit(),
-            cell(sy.as_ref(), |s| number(s.rate)),
-            cell(rmq.as_ref(), |s| number(s.rate)),
-            cell(sy.as_ref(), |s| format!(
-                "{} / {}",
-                number(s.p50_us),
-                number(s.p99_us)
-            )),
-            cell(rmq.as_ref(), |s| format!(
-                "{} / {}",
-                number(s.p50_us),
-                number(s.p99_us)
-            )),
-            cell(sy.as_ref(), |s| number(s.cpu_s_per_million)),
-            cell(rmq.as_ref(), |s| number(s.cpu_s_per_million)),
-        );
+        let reference = summarise(records, crate::brokers::REFERENCE, workload);
+        for &label in labels {
+            let Some(summary) = summarise(records, label, workload) else {
+                continue;
+            };
+            let ratio = match &reference {
+                Some(r) if r.rate > 0.0 => format!("{:.2}×", summary.rate / r.rate),
+                _ => "-".into(),
+            };
+            let mark = if workload == Workload::W2
+                && !context.switchyard_fsync
+                && label != crate::brokers::REFERENCE
+            {
+                " †"
+            } else {
+                ""
+            };
+            let s = Some(&summary);
+            let _ = writeln!(
+                out,
+                "| {} {}{mark} ({}) | {label} | {} | {} | {ratio} | {} | {} |",
+                workload.id(),
+                workload.title(),
+                workload.rate_unit(),
+                cell(s, |s| number(s.rate)),
+                cell(s, |s| format!(
+                    "{}–{}",
+                    number(s.min_rate),
+                    number(s.max_rate)
+                )),
+                cell(s, |s| format!(
+                    "{} / {}",
+                    number(s.p50_us),
+                    number(s.p99_us)
+                )),
+                cell(s, |s| number(s.cpu_s_per_million)),
+            );
+        }
     }
     if workloads.contains(&Workload::W2) {
         let _ = writeln!(
             out,
             "\n| W2 durable | fsyncs/s | msgs per fsync |\n|---|--:|--:|"
         );
-        for (name, broker) in [("Switchyard", "switchyard"), ("RabbitMQ", "rabbitmq")] {
-            if let Some(s) = summarise(records, broker, Workload::W2) {
+        for &label in labels {
+            if let Some(s) = summarise(records, label, Workload::W2) {
                 let _ = writeln!(
                     out,
-                    "| {name} | {} | {} |",
+                    "| {label} | {} | {} |",
                     number(s.fsyncs_per_s),
                     number(s.msgs_per_fsync)
                 );
@@ -238,7 +266,7 @@ pub fn table(records: &[Record], workloads: &[Workload], context: Context) -> St
     if workloads.contains(&Workload::W2) && !context.switchyard_fsync {
         let _ = writeln!(
             out,
-            "\n† Switchyard has no durable storage yet: its W2 confirms come from memory, not after an fsync (`\"switchyard_fsync\": false`). RabbitMQ's W2 confirms follow its fsync."
+            "\n† Switchyard ran with `fsync = \"interval\"`: its W2 confirms come from memory, not after an fsync (`\"switchyard_fsync\": false`). RabbitMQ's W2 confirms follow its fsync."
         );
     }
     out
@@ -263,7 +291,7 @@ pub fn memory_json(broker: &str, m: &MemoryFigures, scale: f64) -> Value {
     })
 }
 
-pub fn memory_table(figures: &[(&'static str, MemoryFigures)]) -> String {
+pub fn memory_table(figures: &[(String, MemoryFigures)]) -> String {
     const MIB: f64 = 1024.0 * 1024.0;
     let mut out = String::new();
     let _ = writeln!(

@@ -115,7 +115,6 @@ pub fn sample(pid: i32) -> anyhow::Result<ProcessSample> {
 
 /// A running server: the process to measure and a way to connect to it.
 pub trait Server {
-    fn name(&self) -> &'static str;
     /// The process whose CPU and memory are the server's.
     fn measured_pid(&self) -> i32;
     fn connector(&self) -> Box<dyn Connector>;
@@ -155,7 +154,8 @@ pub struct SwitchyardServer {
 }
 
 impl SwitchyardServer {
-    pub async fn start(binary: &Path) -> anyhow::Result<SwitchyardServer> {
+    /// Starts `binary` with `extra_args` after its own (`--busy-wait-us`, say).
+    pub async fn start(binary: &Path, extra_args: &[String]) -> anyhow::Result<SwitchyardServer> {
         let dir = tempfile::Builder::new()
             .prefix("switchyard-bench-")
             .tempdir()?;
@@ -170,6 +170,7 @@ impl SwitchyardServer {
                 .arg(addr.to_string())
                 .arg("--data-dir")
                 .arg(&data)
+                .args(extra_args)
                 .env("RUST_LOG", "warn")
                 .stdin(Stdio::null())
                 .stdout(log.try_clone()?)
@@ -203,9 +204,6 @@ impl SwitchyardServer {
 }
 
 impl Server for SwitchyardServer {
-    fn name(&self) -> &'static str {
-        "switchyard"
-    }
     fn measured_pid(&self) -> i32 {
         self.process.pid()
     }
@@ -227,7 +225,8 @@ pub struct RabbitServer {
 }
 
 impl RabbitServer {
-    pub async fn start(script: &Path) -> anyhow::Result<RabbitServer> {
+    /// Starts the node with `erlang_args` added to the VM's (`+sbwt none`, say).
+    pub async fn start(script: &Path, erlang_args: &str) -> anyhow::Result<RabbitServer> {
         let dir = tempfile::Builder::new()
             .prefix("rabbitmq-bench-")
             .tempdir()?;
@@ -273,7 +272,7 @@ impl RabbitServer {
                 .env("ERL_EPMD_ADDRESS", "127.0.0.1")
                 .env(
                     "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS",
-                    "-kernel inet_dist_use_interface {127,0,0,1}",
+                    format!("-kernel inet_dist_use_interface {{127,0,0,1}} {erlang_args}"),
                 )
                 .env("RABBITMQ_MNESIA_BASE", base.join("mnesia"))
                 .env("RABBITMQ_LOG_BASE", base.join("log"))
@@ -354,9 +353,6 @@ fn find_descendant(pid: i32, name: &str) -> Option<i32> {
 }
 
 impl Server for RabbitServer {
-    fn name(&self) -> &'static str {
-        "rabbitmq"
-    }
     fn measured_pid(&self) -> i32 {
         self.beam_pid
     }
