@@ -758,6 +758,86 @@ async fn a_full_disk_refuses_persistent_publishes_and_loses_nothing_confirmed() 
     tokio::task::block_in_place(|| process.kill());
 }
 
+/// Review findings 4 and 19: with writes failing at a file-size limit, pipelined batches
+/// were confirmed through a later write's durable position, and a failed write left the
+/// segment's positions wrong, so confirmed messages were missing after a restart. Segments
+/// here are larger than the limit, so writes fail every ~1 MiB, and each failure starts a
+/// new segment that fills and fails in turn, with hundreds of publishes in flight across it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelined_publishes_across_failing_writes_confirm_only_what_is_on_disk() {
+    let data_dir = tempfile::tempdir().unwrap();
+    let config = write_config(data_dir.path(), free_port(), "segment_mib = 4");
+    {
+        let process =
+            tokio::task::block_in_place(|| BrokerProcess::spawn(TEST_BROKER, &config, None));
+        let client = process.connect().await;
+        client.declare_queue("big", durable()).await.unwrap();
+        client.close().await;
+        tokio::task::block_in_place(|| process.kill());
+    }
+    let process =
+        tokio::task::block_in_place(|| BrokerProcess::spawn(TEST_BROKER, &config, Some(1 << 20)));
+    let client = process.connect().await;
+    let mut publisher = client.publisher_with(500).await.unwrap();
+    let mut confirmed = Vec::new();
+    let mut refused = 0;
+    for window in 0..8 {
+        let mut pending = Vec::new();
+        for i in 0..500 {
+            let n = window * 500 + i;
+            let body = format!("{n:08}").repeat(256);
+            let message = OutgoingMessage::new("", "big", body).persistent();
+            pending.push((n, publisher.publish(message).await.unwrap()));
+        }
+        for (n, confirmation) in pending {
+            match confirmation.wait().await {
+                Ok(_) => confirmed.push(n),
+                Err(ClientError::Rejected { error, .. }) => {
+                    assert_eq!(error.code, ErrorCode::StorageFailed, "{}", error.message);
+                    refused += 1;
+                }
+                Err(other) => panic!("publish {n}: {other:?}"),
+            }
+        }
+    }
+    eprintln!("{} confirmed, {refused} refused", confirmed.len());
+    assert!(
+        refused > 0,
+        "no write failed: the test needs a smaller limit"
+    );
+    assert!(
+        confirmed.len() > 500,
+        "{} confirmed, {refused} refused",
+        confirmed.len()
+    );
+    client.close().await;
+    tokio::task::block_in_place(|| process.kill());
+
+    // Without the limit, every confirmed message is there.
+    let process = tokio::task::block_in_place(|| BrokerProcess::spawn(TEST_BROKER, &config, None));
+    let client = process.connect().await;
+    let held = ready(&client, "big").await as usize;
+    let got: std::collections::BTreeSet<String> = drain(&client, "big", held)
+        .await
+        .into_iter()
+        .map(|(body, ..)| body[..8].to_owned())
+        .collect();
+    let missing: Vec<usize> = confirmed
+        .iter()
+        .copied()
+        .filter(|n| !got.contains(&format!("{n:08}")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{} of {} confirmed messages missing after the restart ({held} held, {refused} refused), first {:?}",
+        missing.len(),
+        confirmed.len(),
+        &missing[..missing.len().min(10)]
+    );
+    client.close().await;
+    tokio::task::block_in_place(|| process.kill());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deduplication_remembers_consumed_messages_across_a_restart() {
     let t = TestBroker::start().await;

@@ -83,6 +83,11 @@ pub enum PluginError {
         asked_bytes: usize,
     },
 
+    /// Every instance slot of the engine's pool is taken (by all plugins together): the call
+    /// was not made. Not the plugin's fault, so it does not count towards quarantine.
+    #[error("plugin {plugin:?}: no free instance slot, the call was not made: {reason}")]
+    NoInstanceSlot { plugin: String, reason: String },
+
     /// A call tried to grow the plugin's tables past their cap.
     #[error(
         "plugin {plugin:?}: {call} asked for {asked_elements} table elements in all; the limit is {limit_elements}"

@@ -77,8 +77,19 @@ impl Sandbox {
         result.map_err(|error| self.classify(call, deadline, &error))
     }
 
-    /// Maps an error from instantiating into this store.
+    /// Maps an error from instantiating into this store. Running out of the engine's shared
+    /// instance slots is no fault of this plugin (another plugin's slow calls may hold them):
+    /// it is [`PluginError::NoInstanceSlot`], which quarantine does not count.
     pub(crate) fn instantiate_error(&self, error: &wasmtime::Error) -> PluginError {
+        if error
+            .downcast_ref::<wasmtime::PoolConcurrencyLimitError>()
+            .is_some()
+        {
+            return PluginError::NoInstanceSlot {
+                plugin: self.plugin.clone(),
+                reason: format!("{error:#}"),
+            };
+        }
         match self.classify(PluginCall::Info, Duration::ZERO, error) {
             e @ (PluginError::MemoryLimit { .. } | PluginError::TableLimit { .. }) => e,
             _ => PluginError::Instantiate {
