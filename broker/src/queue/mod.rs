@@ -313,14 +313,6 @@ impl Queue {
         &self.policy
     }
 
-    /// Whether operating on this queue may read or write a log and wait for the disk: a
-    /// durable queue pages and appends, and a queue that dead-letters may enqueue into one.
-    /// Such work must run off the async workers (see `server::queue_work`); a transient queue
-    /// without a dead-letter exchange only touches memory.
-    pub fn may_touch_disk(&self) -> bool {
-        self.properties.durable || self.policy.dead_letter_exchange.is_some()
-    }
-
     pub fn counts(&self) -> QueueCounts {
         self.state.lock().counts()
     }

@@ -98,7 +98,7 @@ pub(crate) async fn serve(
                     refuse_unsendable(&queue, consumer, &unsendable);
                 }
                 match written {
-                    Ok(true) => super::queue_work(&queue, || queue.dispatch()),
+                    Ok(true) => queue.dispatch(),
                     Ok(false) => {
                         let _ = send.send(&ConsumeDown::Cancelled { reason: CancelReason::QueueDeleted }).await;
                         send.finish();
@@ -176,7 +176,7 @@ pub(crate) async fn serve(
                             }
                         }
                     }
-                    let settled = super::queue_work(&queue, || apply(&queue, consumer, frames));
+                    let settled = apply(&queue, consumer, frames);
                     if let Err(error) = settled {
                         let _ = send.send(&ConsumeDown::Error(error)).await;
                         send.finish();

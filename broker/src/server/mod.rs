@@ -6,10 +6,15 @@
 //! Routing and dispatch call WebAssembly plugins synchronously, from the stream tasks. Each call
 //! into a plugin leaves the async worker for its duration (see `plugin::sandbox_call`); the
 //! routing decision cache and the default exchange need no call, so the hot paths stay on the
-//! worker. Likewise, enqueueing, dispatching and settling on a queue that may touch the disk
-//! (a durable queue, or one that dead-letters) leave the worker ([`queue_work`]): they may
-//! append to a log, wait for the log's write lock behind an fsync, or page messages in. The
-//! server needs Tokio's multi-threaded runtime.
+//! worker. Enqueueing, dispatching and settling stay on the worker too, on durable queues as
+//! well: appending to a log is a memory copy, and what reaches the disk from there is a
+//! `write(2)` into the page cache (a delivery record, so a crash still marks the message
+//! redelivered), a read-back of a paged-out backlog, or the unlink of a drained segment — never
+//! an fsync, which only the syncer thread makes (it holds no lock a worker waits for while it
+//! syncs). Leaving the worker for each of them (`block_in_place`) was measured: it cost W2 a
+//! fifth of its throughput and two thirds more CPU per message (`bench/README.md`). Waits for
+//! an fsync on a worker (dead letters made durable) do leave it (`Topology::wait_durable`).
+//! The server needs Tokio's multi-threaded runtime.
 
 mod admission;
 mod busy_wait;
@@ -34,16 +39,6 @@ use crate::auth::Users;
 use crate::config::BrokerConfig;
 use crate::tls::TlsIdentity;
 use crate::topology::Topology;
-
-/// Runs `work` on `queue` off the async worker when the queue may touch the disk
-/// ([`Queue::may_touch_disk`]), in place otherwise (memory-only work costs no thread hand-over).
-pub(crate) fn queue_work<R>(queue: &crate::queue::Queue, work: impl FnOnce() -> R) -> R {
-    if queue.may_touch_disk() {
-        tokio::task::block_in_place(work)
-    } else {
-        work()
-    }
-}
 
 /// What every connection task shares.
 #[derive(Debug)]

@@ -291,7 +291,7 @@ fn route_and_enqueue(
     }
     let mut full: HashMap<usize, Vec<String>> = HashMap::new();
     for (queue, publishes, messages) in shares {
-        let enqueued = super::queue_work(&queue, || queue.enqueue(messages));
+        let enqueued = queue.enqueue(messages);
         for position in enqueued.refused {
             full.entry(publishes[position])
                 .or_default()
