@@ -30,6 +30,8 @@ pub mod limits;
 mod message;
 pub mod publish;
 mod stream_kind;
+pub mod value;
+pub mod value_json;
 mod version;
 
 pub use body::SHARE_BODIES_FROM;
@@ -51,4 +53,5 @@ pub use limits::{MAX_HEADERS, MAX_NAME_BYTES, NameKind, validate_headers, valida
 pub use message::{Headers, Properties};
 pub use publish::{Publish, PublishDown, PublishUp, UNCONFIRMED};
 pub use stream_kind::StreamKind;
+pub use value::{Decimal, MAX_TABLE_ITEMS, MAX_VALUE_DEPTH, Table, Value};
 pub use version::{ALPN, PROTOCOL_VERSION, SUPPORTED_VERSIONS, negotiate};
