@@ -24,7 +24,8 @@
 //! `FAULT_HEAVY=1` publishes about ten times faster. A failing scenario prints its seed and
 //! keeps the broker's data directory and log (`broker.log`). Bugs the runner found are
 //! described in [`known_bugs`] (with small tests, ignored until fixed, where one could be
-//! written); what triggers them is left out of scenarios unless `FAULT_KNOWN_BUGS=1`.
+//! written). `FAULT_KNOWN_BUGS=1` makes the one tolerated symptom (a duplicate without
+//! `redelivered` after a full-disk life) fail the run.
 
 mod checker;
 mod faults;
@@ -66,15 +67,16 @@ fn env_u64(name: &str) -> Option<u64> {
     })
 }
 
-/// `FAULT_KNOWN_BUGS=1` (or `all`): include what hits bugs known and not yet fixed (see
-/// [`known_bugs`]); `FAULT_KNOWN_BUGS=full-disk`: only dead-lettering on a full disk.
+/// Every policy and fault is in scenarios: dead-lettering by TTL and length limit and
+/// dead-lettering on a full disk were left out while they hit known bugs, and came back after
+/// a clean long run with them (`FAULT_KNOWN_BUGS=1 FAULT_CYCLES=60`, 2026-12-02: 114,747
+/// published, 0 lost, 0 hangs). `FAULT_KNOWN_BUGS` now only makes unmarked duplicates after a
+/// full disk fail the run (see [`known_bugs`]).
 fn pace(life_ms: (u64, u64)) -> Pace {
-    let known = std::env::var("FAULT_KNOWN_BUGS").unwrap_or_default();
-    let all = known == "1" || known == "all";
     Pace {
         life_ms,
-        known_bugs: all,
-        full_disk_dead_letters: all || known == "full-disk",
+        ttl_and_length_dead_letters: true,
+        full_disk_dead_letters: true,
     }
 }
 

@@ -252,11 +252,11 @@ pub struct Scenario {
 pub struct Pace {
     /// Range of a life's length, in ms.
     pub life_ms: (u64, u64),
-    /// Include policies that hit known, not yet fixed broker bugs (see `known_bugs`):
-    /// dead-lettering by a length limit (`drop-head`, `reject-publish-dlx`) or by a TTL
-    /// (`x-message-ttl` with a dead-letter exchange, and chain hops).
-    pub known_bugs: bool,
-    /// Let consumers make queues dead-letter while the disk is full (a known bug).
+    /// Include dead-lettering by a length limit (`drop-head`, `reject-publish-dlx`) and by a
+    /// TTL (`x-message-ttl` with a dead-letter exchange, and chain hops). Once gated as known
+    /// bugs (see `known_bugs`); on by default since a clean 60-life run.
+    pub ttl_and_length_dead_letters: bool,
+    /// Let consumers make queues dead-letter while the disk is full.
     pub full_disk_dead_letters: bool,
 }
 
@@ -267,7 +267,7 @@ impl Scenario {
         // Always a plain durable queue and a dead-letter chain ending in a sink.
         add(&mut queues, &mut rng, Policy::Plain, true);
         let sink = add(&mut queues, &mut rng, Policy::DeadLetterSink, false);
-        let hop = (pace.known_bugs && rng.bool()).then(|| {
+        let hop = (pace.ttl_and_length_dead_letters && rng.bool()).then(|| {
             let ttl_ms = rng.u64(1..200);
             add(&mut queues, &mut rng, Policy::ChainHop { ttl_ms }, false)
         });
@@ -284,13 +284,13 @@ impl Scenario {
                 2 => Policy::MaxLengthReject {
                     max: rng.u32(5..300),
                 },
-                3 if pace.known_bugs => Policy::TtlDeadLetter {
+                3 if pace.ttl_and_length_dead_letters => Policy::TtlDeadLetter {
                     ttl_ms: *rng.choice(&[0, 5, 50, 300, 2000]).unwrap(),
                 },
                 3 => Policy::DeliveryLimitDeadLetter {
                     limit: rng.u32(1..5),
                 },
-                4 if pace.known_bugs => Policy::MaxLengthDeadLetter {
+                4 if pace.ttl_and_length_dead_letters => Policy::MaxLengthDeadLetter {
                     max: rng.u32(5..300),
                     reject: rng.bool(),
                 },
@@ -324,7 +324,7 @@ impl Scenario {
         }
         // A dead-letter source that is always there, so the sink has traffic.
         if dead_letter_sources.is_empty() {
-            let policy = if pace.known_bugs {
+            let policy = if pace.ttl_and_length_dead_letters {
                 Policy::TtlDeadLetter {
                     ttl_ms: rng.u64(0..100),
                 }
