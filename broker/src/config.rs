@@ -43,7 +43,7 @@ pub struct BrokerConfig {
     /// Above this many bytes of queued message bodies, publishers are slowed down.
     pub memory_high_watermark_bytes: u64,
     /// How long the worker threads keep polling after the last datagram instead of sleeping,
-    /// in microseconds (0: never); see `server::busy_wait`.
+    /// in microseconds (0: never); see `frontend::quic::busy_wait`.
     pub busy_wait_us: u64,
     pub plugins: PluginSettings,
     pub store: StoreSettings,

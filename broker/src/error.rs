@@ -1,5 +1,5 @@
 //! The broker's one error type for client-visible failures. Every variant maps to exactly one
-//! stable wire code in `server/wire_error.rs`, the only place that mapping exists.
+//! stable wire code in `frontend/quic/wire_error.rs`, the only place that mapping exists.
 
 use crate::plugin::PluginError;
 

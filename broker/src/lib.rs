@@ -3,17 +3,22 @@
 //! This crate is the server library and the `switchyard` binary. Start a broker with
 //! [`Broker::start`] (tests run it in-process on `127.0.0.1:0`). The parts, each its own
 //! module: [`plugin`] (the WebAssembly host), [`topology`] (exchanges, queues, bindings,
-//! routing), [`queue`] (delivery and acknowledgement), `server` (QUIC streams), [`tls`],
-//! [`config`].
+//! routing), [`queue`] (delivery and acknowledgement), [`session`] (the protocol-neutral API
+//! every frontend goes through), `frontend` (the protocols: QUIC today), [`tls`], [`config`].
+//!
+//! The core modules (`topology`, `queue`, `store`, `plugin`, `exchange`, `message`) stay at the
+//! crate root rather than under a `core/` folder: they are this crate's public API, which the
+//! CLI and the integration tests use directly. Frontends reach them only through `session`.
 
 pub mod auth;
 pub mod config;
 pub mod error;
 pub mod exchange;
+mod frontend;
 pub mod message;
 pub mod plugin;
 pub mod queue;
-mod server;
+pub mod session;
 pub mod store;
 pub mod tls;
 pub mod topology;
@@ -23,11 +28,11 @@ use std::sync::Arc;
 
 pub use config::BrokerConfig;
 pub use error::BrokerError;
+pub use frontend::quic::ServerError;
 pub use message::{Message, MessageProperties, Properties};
-pub use server::ServerError;
 
+use frontend::quic::Server;
 use plugin::{PluginConfig, PluginDirectory, PluginError, PluginRegistry};
-use server::Server;
 use tls::{TlsError, TlsIdentity};
 use topology::Topology;
 
@@ -110,7 +115,8 @@ impl Broker {
                 "restored durable definitions"
             );
         }
-        let server = Server::start(config, &identity, Arc::clone(&topology), users)?;
+        let sessions = session::Sessions::new(Arc::clone(&topology), users, &config);
+        let server = Server::start(config, &identity, sessions)?;
         Ok(Broker {
             server,
             topology,

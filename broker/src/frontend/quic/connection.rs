@@ -16,6 +16,21 @@ use tracing::Instrument;
 
 use super::stream_limit::{BidiStreamLimit, INITIAL_BIDI_STREAMS, MAX_BIDI_STREAMS};
 use super::{Shared, consume, control, publish};
+use crate::session::Session;
+
+/// Closes the connection's session when the connection ends, however it ends: its exclusive
+/// queues go with it.
+struct SessionGuard(Arc<Session>);
+
+impl Drop for SessionGuard {
+    fn drop(&mut self) {
+        let session = &self.0;
+        match tokio::runtime::Handle::try_current() {
+            Ok(_) => tokio::task::block_in_place(|| session.close()),
+            Err(_) => session.close(),
+        }
+    }
+}
 
 /// The connection-level receive window before the client has authenticated.
 pub(crate) const PRE_AUTH_RECEIVE_WINDOW: u32 = 256 << 10;
@@ -53,7 +68,6 @@ pub(crate) async fn serve(incoming: quinn::Incoming, id: u64, shared: Arc<Shared
             // it has not read a `Closing` frame yet.
             connection.close(reason.code.as_u16().into(), reason.message.as_bytes());
         }
-        shared.topology.connection_closed(id);
         tracing::debug!("disconnected");
     }
     .instrument(span)
@@ -116,7 +130,7 @@ async fn run(
             Auth::Password { .. } => Some(shared.admission.password_check().await),
             _ => None,
         };
-        tokio::task::block_in_place(|| shared.users.authenticate(&hello.auth))
+        tokio::task::block_in_place(|| shared.sessions.authenticate(&hello.auth))
     };
     let principal = match authenticated {
         Ok(principal) => principal,
@@ -130,6 +144,8 @@ async fn run(
         }
     };
     tracing::debug!(client = client.as_str(), version, ?principal, "hello");
+    // Closed (its exclusive queues deleted) however the connection ends from here on.
+    let session = SessionGuard(Arc::new(shared.sessions.open(principal, id)));
     connection.set_receive_window(RECEIVE_WINDOW.into());
     recv.set_max_frame(max_frame);
     send.send(&ControlDown::Welcome(Welcome {
@@ -142,7 +158,7 @@ async fn run(
     .map_err(|e| violation(e.to_string()))?;
 
     let control_task = tokio::spawn(
-        control::serve(send, recv, id, Arc::clone(shared)).instrument(tracing::Span::current()),
+        control::serve(send, recv, Arc::clone(&session.0)).instrument(tracing::Span::current()),
     );
     // Publish answers this connection owes its client, over all its publish streams.
     let unread_answers = Arc::new(tokio::sync::Semaphore::new(
@@ -163,11 +179,12 @@ async fn run(
                         connection.set_max_concurrent_bi_streams(limit.into());
                     }
                     let shared = Arc::clone(shared);
+                    let session = Arc::clone(&session.0);
                     let quic = connection.clone();
                     let unread_answers = Arc::clone(&unread_answers);
                     tokio::spawn(
                         async move {
-                            serve_stream(send, recv, id, quic, shared, unread_answers).await;
+                            serve_stream(send, recv, session, quic, shared, unread_answers).await;
                             drop(open);
                         }
                         .instrument(tracing::Span::current()),
@@ -211,7 +228,7 @@ async fn refuse(send: &mut FramedSend, error: WireError) -> Result<(), WireError
 async fn serve_stream(
     send: quinn::SendStream,
     recv: quinn::RecvStream,
-    connection: u64,
+    session: Arc<Session>,
     quic: quinn::Connection,
     shared: Arc<Shared>,
     unread_answers: Arc<tokio::sync::Semaphore>,
@@ -221,11 +238,9 @@ async fn serve_stream(
     let mut recv = FramedRecv::new(recv, max_frame);
     match recv.stream_kind().await {
         Ok(Some(StreamKind::Publish)) => {
-            publish::serve(send, recv, quic, &shared, unread_answers).await
+            publish::serve(send, recv, quic, &session, &shared, unread_answers).await
         }
-        Ok(Some(StreamKind::Consume)) => {
-            consume::serve(send, recv, connection, quic, &shared).await
-        }
+        Ok(Some(StreamKind::Consume)) => consume::serve(send, recv, quic, &session, &shared).await,
         Ok(Some(StreamKind::Control)) => {
             tracing::debug!("a second control stream; ignoring it");
         }

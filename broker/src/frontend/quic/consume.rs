@@ -1,11 +1,11 @@
-//! A consume stream: one consumer. Subscribes it (compiling its filter, if any), then writes
-//! its deliveries in coalesced batches and applies its acks, nacks and credit changes. A
+//! A consume stream: one consumer, a session [`Subscription`]. Subscribes it (the session
+//! compiles its filter, if any), then writes its deliveries in coalesced batches and applies its
+//! acks, nacks and credit changes. A
 //! Cancel stops deliveries and is answered with Cancelled; the client may go on settling what
 //! it holds until it finishes its side. When the stream or the connection ends, the unacked
 //! messages left return to the queue.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use switchyard_client::framed::{FramedRecv, FramedSend};
 use switchyard_protocol::{
@@ -15,10 +15,9 @@ use switchyard_protocol::{
 
 use super::Shared;
 use super::wire_error::wire_error;
-use crate::error::BrokerError;
-use crate::queue::{
-    Cancellation, ConsumerId, ConsumerSpec, DeliveryEvent, DeliveryReceiver, DeliverySender, Queue,
-    Settlement, SubscribeRefusal, delivery_channel,
+use crate::session::{
+    Cancellation, DeliveryEvent, DeliveryReceiver, DeliverySender, Session, Settlement,
+    SubscribeOptions, Subscription, delivery_channel,
 };
 
 /// Deliveries gathered for one flush before it is written (a batch is never split).
@@ -27,13 +26,11 @@ const MAX_DELIVERIES_PER_WRITE: usize = 256;
 /// Acks, nacks and credit changes applied under one queue lock at most.
 const MAX_SETTLEMENTS_AT_ONCE: usize = 1024;
 
-static NEXT_TAG: AtomicU64 = AtomicU64::new(1);
-
 pub(crate) async fn serve(
     mut send: FramedSend,
     mut recv: FramedRecv,
-    connection: u64,
     quic: quinn::Connection,
+    session: &Arc<Session>,
     shared: &Arc<Shared>,
 ) {
     let subscribe = match recv.next::<ConsumeUp>().await {
@@ -58,9 +55,8 @@ pub(crate) async fn serve(
     };
     let prefetch = subscribe.prefetch;
     let (events_tx, mut events) = delivery_channel(buffered_deliveries(prefetch));
-    let subscribed =
-        tokio::task::block_in_place(|| subscribe_to(subscribe, connection, events_tx, shared));
-    let (queue, consumer, tag) = match subscribed {
+    let subscribed = tokio::task::block_in_place(|| subscribe_to(subscribe, events_tx, session));
+    let subscription = match subscribed {
         Ok(subscribed) => subscribed,
         Err(error) => {
             let _ = send.send(&ConsumeDown::Error(error)).await;
@@ -70,15 +66,19 @@ pub(crate) async fn serve(
     };
     if send
         .send(&ConsumeDown::Subscribed {
-            consumer_tag: tag.clone(),
+            consumer_tag: subscription.tag().to_owned(),
         })
         .await
         .is_err()
     {
-        tokio::task::block_in_place(|| queue.unsubscribe(consumer));
+        tokio::task::block_in_place(|| subscription.close());
         return;
     }
-    let span = tracing::debug_span!("consumer", tag = tag.as_str(), queue = queue.name());
+    let span = tracing::debug_span!(
+        "consumer",
+        tag = subscription.tag(),
+        queue = subscription.queue().name()
+    );
     let _enter = span.enter();
     let mut shutdown = shared.shutdown.clone();
     // A Cancel or Sync read while gathering settlements, handled on the next round.
@@ -87,7 +87,7 @@ pub(crate) async fn serve(
     // it has (and sync) until it finishes its side of the stream.
     let mut cancelled = false;
     // The log position of the last sync: settlements after it are what the next one covers.
-    let mut synced_lsn = queue.log().map_or(0, |log| log.appended_lsn());
+    let mut synced_lsn = subscription.sync_point();
     loop {
         tokio::select! {
             event = events.recv(), if !cancelled => {
@@ -95,10 +95,10 @@ pub(crate) async fn serve(
                 let mut unsendable = Vec::new();
                 let written = write_deliveries(&mut send, event, &mut events, &mut unsendable).await;
                 if !unsendable.is_empty() {
-                    refuse_unsendable(&queue, consumer, &unsendable);
+                    tokio::task::block_in_place(|| subscription.refuse_unsendable(&unsendable));
                 }
                 match written {
-                    Ok(true) => queue.dispatch(),
+                    Ok(true) => subscription.dispatch(),
                     Ok(false) => {
                         let _ = send.send(&ConsumeDown::Cancelled { reason: CancelReason::QueueDeleted }).await;
                         send.finish();
@@ -116,7 +116,7 @@ pub(crate) async fn serve(
                 Ok(Some(ConsumeUp::Cancel)) if cancelled => {}
                 Ok(Some(ConsumeUp::Cancel)) => {
                     cancelled = true;
-                    tokio::task::block_in_place(|| queue.cancel(consumer));
+                    tokio::task::block_in_place(|| subscription.cancel());
                     // What the queue handed over before the cancel is the client's: it goes
                     // out ahead of `Cancelled`, to be settled like any other delivery.
                     let mut written = Ok(true);
@@ -125,11 +125,11 @@ pub(crate) async fn serve(
                         written = write_deliveries(&mut send, event, &mut events, &mut unsendable).await;
                     }
                     if !unsendable.is_empty() {
-                        refuse_unsendable(&queue, consumer, &unsendable);
+                        tokio::task::block_in_place(|| subscription.refuse_unsendable(&unsendable));
                     }
                     // An auto-delete queue goes with its last consumer, as the client hears
                     // `Cancelled`.
-                    tokio::task::block_in_place(|| shared.topology.consumer_left(&queue));
+                    tokio::task::block_in_place(|| subscription.after_cancel());
                     if written.is_err()
                         || send.send(&ConsumeDown::Cancelled { reason: CancelReason::ClientRequest }).await.is_err()
                     {
@@ -137,16 +137,10 @@ pub(crate) async fn serve(
                     }
                 }
                 Ok(Some(ConsumeUp::Sync { id })) => {
-                    if let (Some(log), Some(store)) = (queue.log(), shared.topology.store()) {
-                        let lsn = log.appended_lsn();
-                        // Every settlement since the last sync must be on disk, not only the
-                        // newest record: a write can fail for one chunk and not the next.
-                        let durable = crate::store::wait_durable(store.progress(), &[(Arc::clone(&log), lsn)]).await
-                            && !log.lost_between(synced_lsn, lsn);
-                        synced_lsn = lsn;
-                        if !durable {
-                            let error = WireError::new(ErrorCode::StorageFailed, "recording settlements on disk failed");
-                            let _ = send.send(&ConsumeDown::Error(error)).await;
+                    match subscription.synced(synced_lsn).await {
+                        Ok(lsn) => synced_lsn = lsn,
+                        Err(error) => {
+                            let _ = send.send(&ConsumeDown::Error(wire_error(&error))).await;
                             send.finish();
                             break;
                         }
@@ -176,7 +170,7 @@ pub(crate) async fn serve(
                             }
                         }
                     }
-                    let settled = apply(&queue, consumer, frames);
+                    let settled = apply(&subscription, frames);
                     if let Err(error) = settled {
                         let _ = send.send(&ConsumeDown::Error(error)).await;
                         send.finish();
@@ -199,10 +193,7 @@ pub(crate) async fn serve(
             }
         }
     }
-    tokio::task::block_in_place(|| {
-        queue.unsubscribe(consumer);
-        shared.topology.consumer_left(&queue);
-    });
+    tokio::task::block_in_place(|| subscription.close());
 }
 
 /// Deliveries that may wait for the stream's task: the prefetch window, bounded.
@@ -213,68 +204,33 @@ fn buffered_deliveries(prefetch: u32) -> usize {
     }
 }
 
+/// Checks what this protocol limits (queue name, consumer tag), then subscribes through the
+/// session.
 fn subscribe_to(
     subscribe: Subscribe,
-    connection: u64,
     events: DeliverySender,
-    shared: &Shared,
-) -> Result<(Arc<Queue>, ConsumerId, String), WireError> {
+    session: &Session,
+) -> Result<Subscription, WireError> {
     validate_name(NameKind::Queue, &subscribe.queue)?;
     if !subscribe.consumer_tag.is_empty() {
         validate_name(NameKind::ConsumerTag, &subscribe.consumer_tag)?;
     }
-    let topology = &shared.topology;
-    let queue = topology
-        .queue(&subscribe.queue, connection)
-        .map_err(|e| wire_error(&e))?;
-    let filter = match subscribe.filter {
-        Some(spec) => {
-            let plugin = topology
-                .plugins()
-                .filter(&spec.plugin)
-                .map_err(|e| wire_error(&BrokerError::from_admin_plugin_error(e)))?;
-            let compiled = plugin
-                .compile(&spec.expression)
-                .map_err(|e| wire_error(&BrokerError::from_admin_plugin_error(e)))?;
-            Some(Arc::new(compiled))
-        }
-        None => None,
-    };
-    let tag = if subscribe.consumer_tag.is_empty() {
-        format!(
-            "sy.ctag-{connection}-{}",
-            NEXT_TAG.fetch_add(1, Ordering::Relaxed)
-        )
-    } else {
-        subscribe.consumer_tag
-    };
-    let spec = ConsumerSpec {
-        tag: tag.clone(),
-        prefetch: subscribe.prefetch,
-        no_ack: subscribe.no_ack,
-        exclusive: subscribe.exclusive,
-        filter,
-    };
-    let consumer = queue.subscribe(spec, events).map_err(|refusal| {
-        let error = match refusal {
-            SubscribeRefusal::QueueDeleted => BrokerError::not_found("queue", queue.name()),
-            SubscribeRefusal::HeldExclusively => BrokerError::ExclusiveConsumer {
-                queue: queue.name().to_owned(),
-                reason: "an exclusive consumer holds it",
-            },
-            SubscribeRefusal::HasConsumers => BrokerError::ExclusiveConsumer {
-                queue: queue.name().to_owned(),
-                reason: "an exclusive consumer was asked for and it has consumers",
-            },
-        };
-        wire_error(&error)
-    })?;
-    Ok((queue, consumer, tag))
+    session
+        .subscribe(SubscribeOptions {
+            queue: subscribe.queue,
+            consumer_tag: subscribe.consumer_tag,
+            prefetch: subscribe.prefetch,
+            no_ack: subscribe.no_ack,
+            exclusive: subscribe.exclusive,
+            filter: subscribe.filter.map(|spec| (spec.plugin, spec.expression)),
+            deliveries: events,
+        })
+        .map_err(|e| wire_error(&e))
 }
 
 /// Applies acks, nacks, rejects and credit changes, in order, under one queue lock; an unknown
 /// tag fails the stream (the settlements before it stand).
-fn apply(queue: &Queue, consumer: ConsumerId, frames: Vec<ConsumeUp>) -> Result<(), WireError> {
+fn apply(subscription: &Subscription, frames: Vec<ConsumeUp>) -> Result<(), WireError> {
     // AMQP: tag 0 with `multiple` means every outstanding delivery.
     let whole = |tag: u64, multiple: bool| {
         if tag == 0 && multiple {
@@ -323,7 +279,7 @@ fn apply(queue: &Queue, consumer: ConsumerId, frames: Vec<ConsumeUp>) -> Result<
             ),
             ConsumeUp::Credit { prefetch } => (Settlement::Prefetch(prefetch), None),
             ConsumeUp::Subscribe(_) => {
-                queue.settle(consumer, &settlements);
+                subscription.settle(&settlements);
                 return Err(WireError::new(
                     ErrorCode::ProtocolViolation,
                     "this stream already has a subscription",
@@ -334,7 +290,7 @@ fn apply(queue: &Queue, consumer: ConsumerId, frames: Vec<ConsumeUp>) -> Result<
         settlements.push(settlement);
         named.push(single);
     }
-    let known = queue.settle(consumer, &settlements);
+    let known = subscription.settle(&settlements);
     match known
         .iter()
         .zip(&named)
@@ -346,27 +302,6 @@ fn apply(queue: &Queue, consumer: ConsumerId, frames: Vec<ConsumeUp>) -> Result<
         )),
         _ => Ok(()),
     }
-}
-
-/// Rejects deliveries that could not be encoded (larger than a frame), without requeueing:
-/// at the head of the queue such a message would be offered again and again and wedge every
-/// consumer (review finding 6). It is dead-lettered, or dropped without a dead-letter
-/// exchange. Publishing keeps messages small enough that this should not happen.
-fn refuse_unsendable(queue: &Queue, consumer: ConsumerId, tags: &[u64]) {
-    tracing::error!(
-        queue = queue.name(),
-        count = tags.len(),
-        "deliveries too large for a frame were rejected (dead-lettered or dropped)"
-    );
-    let settlements: Vec<Settlement> = tags
-        .iter()
-        .map(|&tag| Settlement::Nack {
-            tag,
-            multiple: false,
-            requeue: false,
-        })
-        .collect();
-    tokio::task::block_in_place(|| queue.settle(consumer, &settlements));
 }
 
 /// Writes `first` and whatever else is already waiting, in one flush. Returns false if the

@@ -1,5 +1,7 @@
-//! The control stream after the handshake: one request, one reply, in order. Requests that
-//! may call plugins (declare, bind) run in `block_in_place`.
+//! The control stream after the handshake: one request, one reply, in order. Each request is
+//! checked against this protocol's limits (names, argument sizes), translated into a call on
+//! the connection's [`Session`], and its answer into a reply. Requests run in
+//! `block_in_place`: declares and binds may call plugins, and deletes touch the disk.
 
 use std::sync::Arc;
 
@@ -11,20 +13,13 @@ use switchyard_protocol::{
     validate_name,
 };
 
-use super::Shared;
 use super::wire_error::wire_error;
-use crate::error::BrokerError;
-use crate::exchange::ExchangeSpec;
-use crate::plugin::{PluginHealth, PluginKind, PluginSource};
-use crate::queue::Queue;
-use crate::topology::{Binding, BindingDestination, QueueSpec};
+use crate::session::{
+    Binding, BindingDestination, BrokerError, ExchangeSpec, PluginHealth, PluginKind, PluginSource,
+    Queue, QueueSpec, Session,
+};
 
-pub(crate) async fn serve(
-    mut send: FramedSend,
-    mut recv: FramedRecv,
-    connection: u64,
-    shared: Arc<Shared>,
-) {
+pub(crate) async fn serve(mut send: FramedSend, mut recv: FramedRecv, session: Arc<Session>) {
     loop {
         let request = match recv.next::<ControlUp>().await {
             Ok(Some(ControlUp::Request(request))) => request,
@@ -50,7 +45,7 @@ pub(crate) async fn serve(
             }
         };
         let op_name = request.op.name();
-        let result = tokio::task::block_in_place(|| handle(request.op, connection, &shared));
+        let result = tokio::task::block_in_place(|| handle(request.op, &session));
         if let Err(error) = &result {
             tracing::debug!(op = op_name, code = error.code.as_u16(), error = %error.message, "request refused");
         }
@@ -102,8 +97,8 @@ fn validate_arguments(arguments: &[(String, String)]) -> Result<(), WireError> {
     }
 }
 
-fn handle(op: ControlOp, connection: u64, shared: &Shared) -> Result<ControlOk, WireError> {
-    let topology = &shared.topology;
+/// Translates one request into session calls, and their answer into a reply.
+fn handle(op: ControlOp, session: &Session) -> Result<ControlOk, WireError> {
     let refused = |e: BrokerError| wire_error(&e);
     match op {
         ControlOp::DeclareExchange {
@@ -125,13 +120,11 @@ fn handle(op: ControlOp, connection: u64, shared: &Shared) -> Result<ControlOk, 
                 internal,
                 arguments,
             };
-            topology.declare_exchange(spec, passive).map_err(refused)?;
+            session.declare_exchange(spec, passive).map_err(refused)?;
             Ok(ControlOk::ExchangeDeclared)
         }
         ControlOp::DeleteExchange { name, if_unused } => {
-            topology
-                .delete_exchange(&name, if_unused)
-                .map_err(refused)?;
+            session.delete_exchange(&name, if_unused).map_err(refused)?;
             Ok(ControlOk::Done)
         }
         ControlOp::DeclareQueue {
@@ -151,9 +144,7 @@ fn handle(op: ControlOp, connection: u64, shared: &Shared) -> Result<ControlOk, 
                 auto_delete,
                 arguments,
             };
-            let queue = topology
-                .declare_queue(spec, connection, passive)
-                .map_err(refused)?;
+            let queue = session.declare_queue(spec, passive).map_err(refused)?;
             let counts = queue.counts();
             Ok(ControlOk::QueueDeclared {
                 name: queue.name().to_owned(),
@@ -166,29 +157,26 @@ fn handle(op: ControlOp, connection: u64, shared: &Shared) -> Result<ControlOk, 
             if_unused,
             if_empty,
         } => {
-            let messages = topology
-                .delete_queue(&name, connection, if_unused, if_empty)
+            let messages = session
+                .delete_queue(&name, if_unused, if_empty)
                 .map_err(refused)?;
             Ok(ControlOk::Deleted { messages })
         }
-        ControlOp::PurgeQueue { name } => {
-            let queue = topology.queue(&name, connection).map_err(refused)?;
-            Ok(ControlOk::Purged {
-                messages: queue.purge(),
-            })
-        }
+        ControlOp::PurgeQueue { name } => Ok(ControlOk::Purged {
+            messages: session.purge_queue(&name).map_err(refused)?,
+        }),
         ControlOp::Bind(binding) => {
             validate_name(NameKind::RoutingKey, &binding.key)?;
             validate_arguments(&binding.arguments)?;
-            topology.bind(to_binding(binding)).map_err(refused)?;
+            session.bind(to_binding(binding)).map_err(refused)?;
             Ok(ControlOk::Done)
         }
         ControlOp::Unbind(binding) => {
-            topology.unbind(&to_binding(binding)).map_err(refused)?;
+            session.unbind(&to_binding(binding)).map_err(refused)?;
             Ok(ControlOk::Done)
         }
         ControlOp::ListExchanges => Ok(ControlOk::Exchanges(
-            topology
+            session
                 .exchanges()
                 .iter()
                 .map(|e| ExchangeInfo {
@@ -202,13 +190,15 @@ fn handle(op: ControlOp, connection: u64, shared: &Shared) -> Result<ControlOk, 
                 .collect(),
         )),
         ControlOp::ListQueues => Ok(ControlOk::Queues(
-            topology.queues().iter().map(|q| queue_info(q)).collect(),
+            session.queues().iter().map(|q| queue_info(q)).collect(),
         )),
         ControlOp::QueueInfo { name } => {
-            let queue = topology.queue(&name, connection).map_err(refused)?;
+            let queue = session.queue(&name).map_err(refused)?;
             Ok(ControlOk::Queue(queue_info(&queue)))
         }
-        ControlOp::ExportDefinitions => Ok(ControlOk::Definitions(topology.export().to_json())),
+        ControlOp::ExportDefinitions => Ok(ControlOk::Definitions(
+            session.export_definitions().to_json(),
+        )),
         ControlOp::ImportDefinitions { json } => {
             let definitions = crate::store::Definitions::parse(&json).map_err(|e| {
                 WireError::new(
@@ -216,7 +206,7 @@ fn handle(op: ControlOp, connection: u64, shared: &Shared) -> Result<ControlOk, 
                     format!("not valid definitions JSON: {e}"),
                 )
             })?;
-            let report = topology.import(&definitions, true).map_err(refused)?;
+            let report = session.import_definitions(&definitions).map_err(refused)?;
             Ok(ControlOk::Imported {
                 exchanges: report.exchanges as u32,
                 queues: report.queues as u32,
@@ -225,9 +215,8 @@ fn handle(op: ControlOp, connection: u64, shared: &Shared) -> Result<ControlOk, 
             })
         }
         ControlOp::ListPlugins => Ok(ControlOk::Plugins(
-            topology
+            session
                 .plugins()
-                .list()
                 .into_iter()
                 .map(|row| WirePlugin {
                     name: row.name,

@@ -1,7 +1,8 @@
-//! The QUIC side of the broker: the endpoint, one task per connection, and one task per
-//! stream. Streams are typed by their first byte (see `switchyard_protocol::StreamKind`):
-//! the control stream comes first, then any number of publish and consume streams, so a slow
-//! consumer stalls only its own stream.
+//! The QUIC frontend: the endpoint, one task per connection, and one task per stream, each a
+//! translation between Switchyard's own protocol and the session layer. Streams are typed by
+//! their first byte (see `switchyard_protocol::StreamKind`): the control stream comes first,
+//! then any number of publish and consume streams, so a slow consumer stalls only its own
+//! stream.
 //!
 //! Routing and dispatch call WebAssembly plugins synchronously, from the stream tasks. Each call
 //! into a plugin leaves the async worker for its duration (see `plugin::sandbox_call`); the
@@ -35,17 +36,16 @@ use tokio::sync::watch;
 
 use self::busy_wait::BusyWait;
 use self::traffic_socket::TrafficSocket;
-use crate::auth::Users;
 use crate::config::BrokerConfig;
+use crate::session::Sessions;
 use crate::tls::TlsIdentity;
-use crate::topology::Topology;
 
 /// What every connection task shares.
 #[derive(Debug)]
 pub(crate) struct Shared {
-    pub(crate) topology: Arc<Topology>,
+    /// The only way into the core (see `session`).
+    pub(crate) sessions: Arc<Sessions>,
     pub(crate) config: BrokerConfig,
-    pub(crate) users: Users,
     pub(crate) admission: Arc<admission::Admission>,
     next_connection: AtomicU64,
     /// Flips to true when the broker shuts down.
@@ -81,8 +81,7 @@ impl Server {
     pub fn start(
         config: BrokerConfig,
         identity: &TlsIdentity,
-        topology: Arc<Topology>,
-        users: Users,
+        sessions: Arc<Sessions>,
     ) -> Result<Server, ServerError> {
         let tls = identity.server_config()?;
         let quic_tls = quinn::crypto::rustls::QuicServerConfig::try_from(tls)
@@ -108,10 +107,9 @@ impl Server {
         busy_wait.start(workers).map_err(ServerError::BusyWait)?;
         let (shutdown, shutdown_rx) = watch::channel(false);
         let shared = Arc::new(Shared {
-            topology,
+            sessions,
             admission: admission::Admission::new(config.limits),
             config,
-            users,
             next_connection: AtomicU64::new(1),
             shutdown: shutdown_rx,
         });

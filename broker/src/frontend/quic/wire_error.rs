@@ -3,7 +3,7 @@
 
 use switchyard_protocol::{ErrorCode, WireError};
 
-use crate::error::BrokerError;
+use crate::session::BrokerError;
 
 pub(crate) fn wire_error(error: &BrokerError) -> WireError {
     let code = match error {

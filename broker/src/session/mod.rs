@@ -1,0 +1,204 @@
+//! The session layer: the one way into the broker's core for every protocol frontend.
+//!
+//! A frontend (today the QUIC protocol in `frontend/quic/`; AMQP 0-9-1, MQTT and STOMP next)
+//! owns its listener, its codec and the translation between its protocol and this API, nothing
+//! else. It authenticates a client through [`Sessions::authenticate`], opens a [`Session`] for the
+//! principal, and from then on does everything through it:
+//!
+//! - declare, delete, bind, unbind, purge, inspect, export and import (this file);
+//! - publish a batch and learn each message's outcome, final once durable ([`Publisher`]);
+//! - subscribe with credit, exclusivity and a filter, settle (ack, nack, reject, requeue,
+//!   credit), cancel and keep settling, sync ([`Subscription`]);
+//! - hear backpressure: [`Session::memory_pressure`] says when queued messages are above the
+//!   memory watermark, for the frontend to translate (QUIC stops reading the stream; AMQP
+//!   sends `connection.blocked`).
+//!
+//! What holds for every protocol is applied here once: the message size limit counting every
+//! byte a message carries, the dead-letter trail a publisher may not forge, the disk watermark
+//! for persistent messages, exclusive queues owned by the session's connection, and (later)
+//! permissions. What differs by protocol stays in the frontend: name and key length limits,
+//! frame sizes, how an outcome is told. Nothing here knows a frame or a socket, and frontends
+//! never reach past this layer into the topology. Calls may block on plugins and the disk:
+//! frontends make them off the async workers where they may (`block_in_place`), as the QUIC
+//! frontend's module docs describe.
+
+mod consume;
+mod publish;
+
+use std::sync::Arc;
+
+pub use consume::{SubscribeOptions, Subscription};
+pub use publish::{DurabilityWait, Outcome, PendingPublish, PublishRequest, Publisher};
+
+/// The core's vocabulary a frontend speaks to the session in: what it declares, publishes,
+/// receives and settles. Frontends import these from here, not from the core's modules.
+pub use crate::error::BrokerError;
+pub use crate::exchange::ExchangeSpec;
+pub use crate::message::Message;
+pub use crate::plugin::{PluginHealth, PluginKind, PluginSource, PluginStatus};
+pub use crate::queue::{
+    Cancellation, DeliveryEvent, DeliveryReceiver, DeliverySender, Settlement, delivery_channel,
+};
+pub use crate::topology::{Binding, BindingDestination, QueueSpec};
+
+use crate::auth::{AuthError, Principal, Users};
+use crate::config::BrokerConfig;
+use crate::exchange::Exchange;
+pub use crate::queue::Queue;
+use crate::store::Definitions;
+use crate::topology::{RestoreReport, Topology};
+
+/// What every session shares: the core, the users, and the limits every protocol obeys.
+#[derive(Debug)]
+pub struct Sessions {
+    topology: Arc<Topology>,
+    users: Users,
+    /// Every byte a message carries, at most (`max_message_bytes`).
+    max_message_bytes: usize,
+    /// Queued message bytes above which publishers are held back.
+    memory_high_watermark_bytes: u64,
+}
+
+impl Sessions {
+    pub fn new(topology: Arc<Topology>, users: Users, config: &BrokerConfig) -> Arc<Sessions> {
+        Arc::new(Sessions {
+            topology,
+            users,
+            max_message_bytes: config.max_message_bytes as usize,
+            memory_high_watermark_bytes: config.memory_high_watermark_bytes,
+        })
+    }
+
+    /// Checks credentials. Blocks for a password hash's verification (deliberately slow):
+    /// call it off the async workers, and bound how many run at once.
+    pub fn authenticate(&self, auth: &switchyard_protocol::Auth) -> Result<Principal, AuthError> {
+        self.users.authenticate(auth)
+    }
+
+    /// A session for `principal` on the frontend's connection `connection` (an id unique in the
+    /// broker, which owns the exclusive queues it declares).
+    pub fn open(self: &Arc<Self>, principal: Principal, connection: u64) -> Session {
+        Session {
+            sessions: Arc::clone(self),
+            principal,
+            connection,
+        }
+    }
+}
+
+/// One client's session: everything it may do.
+#[derive(Debug)]
+pub struct Session {
+    sessions: Arc<Sessions>,
+    principal: Principal,
+    connection: u64,
+}
+
+impl Session {
+    pub fn principal(&self) -> &Principal {
+        &self.principal
+    }
+
+    pub fn connection(&self) -> u64 {
+        self.connection
+    }
+
+    fn topology(&self) -> &Arc<Topology> {
+        &self.sessions.topology
+    }
+
+    pub fn declare_exchange(&self, spec: ExchangeSpec, passive: bool) -> Result<(), BrokerError> {
+        self.topology().declare_exchange(spec, passive)
+    }
+
+    pub fn delete_exchange(&self, name: &str, if_unused: bool) -> Result<(), BrokerError> {
+        self.topology().delete_exchange(name, if_unused)
+    }
+
+    /// Declares a queue (an empty name gets a server-chosen one); returns it.
+    pub fn declare_queue(&self, spec: QueueSpec, passive: bool) -> Result<Arc<Queue>, BrokerError> {
+        self.topology()
+            .declare_queue(spec, self.connection, passive)
+    }
+
+    /// Deletes a queue; returns how many messages it held.
+    pub fn delete_queue(
+        &self,
+        name: &str,
+        if_unused: bool,
+        if_empty: bool,
+    ) -> Result<u64, BrokerError> {
+        self.topology()
+            .delete_queue(name, self.connection, if_unused, if_empty)
+    }
+
+    /// Drops a queue's ready messages; returns how many.
+    pub fn purge_queue(&self, name: &str) -> Result<u64, BrokerError> {
+        Ok(self.queue(name)?.purge())
+    }
+
+    pub fn bind(&self, binding: Binding) -> Result<(), BrokerError> {
+        self.topology().bind(binding)
+    }
+
+    pub fn unbind(&self, binding: &Binding) -> Result<(), BrokerError> {
+        self.topology().unbind(binding)
+    }
+
+    /// The queue called `name`, if this session may use it.
+    pub fn queue(&self, name: &str) -> Result<Arc<Queue>, BrokerError> {
+        self.topology().queue(name, self.connection)
+    }
+
+    pub fn exchanges(&self) -> Vec<Arc<Exchange>> {
+        self.topology().exchanges()
+    }
+
+    pub fn queues(&self) -> Vec<Arc<Queue>> {
+        self.topology().queues()
+    }
+
+    pub fn export_definitions(&self) -> Definitions {
+        self.topology().export()
+    }
+
+    pub fn import_definitions(
+        &self,
+        definitions: &Definitions,
+    ) -> Result<RestoreReport, BrokerError> {
+        self.topology().import(definitions, true)
+    }
+
+    pub fn plugins(&self) -> Vec<PluginStatus> {
+        self.topology().plugins().list()
+    }
+
+    /// A publisher: publishes batches through this session.
+    pub fn publisher(&self) -> Publisher {
+        Publisher::new(
+            Arc::clone(&self.sessions.topology),
+            self.sessions.max_message_bytes,
+        )
+    }
+
+    /// Subscribes to a queue; deliveries arrive on `options.deliveries`.
+    pub fn subscribe(&self, options: SubscribeOptions) -> Result<Subscription, BrokerError> {
+        Subscription::open(
+            Arc::clone(&self.sessions.topology),
+            self.connection,
+            options,
+        )
+    }
+
+    /// `Some(watermark)` while queued messages are above the memory watermark: publishers
+    /// should be held back (blocked) until it is `None` again.
+    pub fn memory_pressure(&self) -> Option<u64> {
+        let watermark = self.sessions.memory_high_watermark_bytes;
+        (self.topology().memory().bytes() > watermark).then_some(watermark)
+    }
+
+    /// Ends the session: deletes the exclusive queues its connection declared.
+    pub fn close(&self) {
+        self.topology().connection_closed(self.connection);
+    }
+}
