@@ -9,9 +9,21 @@ use std::collections::HashMap;
 use argon2::Argon2;
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use switchyard_protocol::Auth;
 
 use crate::config::UserConfig;
+
+/// What a client presents to authenticate, whatever its protocol: each frontend translates
+/// its own (a QUIC Hello's `Auth`, AMQP's SASL PLAIN, MQTT's CONNECT, STOMP's login headers).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Credentials {
+    Anonymous,
+    Password {
+        user: String,
+        password: String,
+    },
+    /// A bearer token (not supported yet: refused).
+    Token(String),
+}
 
 /// The configured users.
 #[derive(Debug, Clone, Default)]
@@ -66,14 +78,16 @@ impl Users {
         })
     }
 
-    /// Checks a Hello's credentials. Slow on purpose (Argon2): call it off the async runtime.
-    pub fn authenticate(&self, auth: &Auth) -> Result<Principal, AuthError> {
+    /// Checks credentials. Slow on purpose (Argon2): call it off the async runtime.
+    pub fn authenticate(&self, auth: &Credentials) -> Result<Principal, AuthError> {
         match auth {
-            Auth::Anonymous if self.hashes.is_empty() => Ok(Principal::Anonymous),
-            Auth::Anonymous => Err(AuthError::CredentialsRequired),
-            Auth::Token(_) => Err(AuthError::TokensUnsupported),
-            Auth::Password { .. } if self.hashes.is_empty() => Err(AuthError::NoUsersConfigured),
-            Auth::Password { user, password } => {
+            Credentials::Anonymous if self.hashes.is_empty() => Ok(Principal::Anonymous),
+            Credentials::Anonymous => Err(AuthError::CredentialsRequired),
+            Credentials::Token(_) => Err(AuthError::TokensUnsupported),
+            Credentials::Password { .. } if self.hashes.is_empty() => {
+                Err(AuthError::NoUsersConfigured)
+            }
+            Credentials::Password { user, password } => {
                 let (stored, known) = match self.hashes.get(user) {
                     Some(stored) => (stored, true),
                     None => (&self.unknown_user, false),
@@ -117,7 +131,7 @@ mod tests {
     fn the_right_password_authenticates_and_anything_else_does_not() {
         let users = users();
         let login = |user: &str, password: &str| {
-            users.authenticate(&Auth::Password {
+            users.authenticate(&Credentials::Password {
                 user: user.into(),
                 password: password.into(),
             })
@@ -126,7 +140,7 @@ mod tests {
         assert_eq!(login("app", "wrong"), Err(AuthError::Invalid));
         assert_eq!(login("nobody", "s3cret"), Err(AuthError::Invalid));
         assert_eq!(
-            users.authenticate(&Auth::Anonymous),
+            users.authenticate(&Credentials::Anonymous),
             Err(AuthError::CredentialsRequired)
         );
     }
@@ -135,10 +149,10 @@ mod tests {
     fn without_users_only_anonymous_connections_are_accepted() {
         let open = Users::default();
         assert_eq!(
-            open.authenticate(&Auth::Anonymous),
+            open.authenticate(&Credentials::Anonymous),
             Ok(Principal::Anonymous)
         );
-        let with_password = Auth::Password {
+        let with_password = Credentials::Password {
             user: "a".into(),
             password: "b".into(),
         };

@@ -15,7 +15,8 @@
 //! Durable exchanges and queues, and bindings between durable ones, are written to the store's
 //! definitions file after every change that touches them (under `changes`, so the file follows
 //! the order of changes); a durable queue is added to the maps only once the file lists it.
-//! [`Topology::restore`] and [`Topology::import`] write the file once, at their end.
+//! [`Topology::restore`] writes the file once, at its end; [`Topology::import`] too, plus once
+//! per new durable queue.
 //! [`Topology::restore`] declares them again at start, and a durable queue is rebuilt from its
 //! log.
 //!
@@ -192,28 +193,43 @@ impl RemovedBindings {
     }
 }
 
-thread_local! {
-    static PERSIST_BATCH: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+/// Which writes of the definitions file a [`PersistBatch`] leaves out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BatchKind {
+    /// The restore at start: everything it declares is in the file already.
+    Restore,
+    /// An import: every write but a new durable queue's, which must be in the file before it
+    /// can take messages (review finding 14).
+    Import,
 }
 
-/// While one lives, changes made on this thread do not write the definitions file: an import
-/// writes it once at its end instead of once per item.
+thread_local! {
+    static PERSIST_BATCH: std::cell::Cell<Option<BatchKind>> = const { std::cell::Cell::new(None) };
+}
+
+/// While one lives, changes made on this thread write the definitions file only where its
+/// kind says: an import writes it once at its end instead of once per item.
 struct PersistBatch;
 
 impl PersistBatch {
-    fn begin() -> PersistBatch {
-        PERSIST_BATCH.with(|batch| batch.set(true));
+    fn begin(kind: BatchKind) -> PersistBatch {
+        PERSIST_BATCH.with(|batch| batch.set(Some(kind)));
         PersistBatch
     }
 
-    fn active() -> bool {
-        PERSIST_BATCH.with(|batch| batch.get())
+    /// Whether a write (adding a durable queue or not) is left for the batch's end.
+    fn defers(adding_queue: bool) -> bool {
+        match PERSIST_BATCH.with(|batch| batch.get()) {
+            None => false,
+            Some(BatchKind::Restore) => true,
+            Some(BatchKind::Import) => !adding_queue,
+        }
     }
 }
 
 impl Drop for PersistBatch {
     fn drop(&mut self) {
-        PERSIST_BATCH.with(|batch| batch.set(false));
+        PERSIST_BATCH.with(|batch| batch.set(None));
     }
 }
 
@@ -299,7 +315,7 @@ impl Topology {
             .map_err(|e| BrokerError::storage(format!("removing stale queue logs: {e}")))?;
         // Recovered queues dead-letter nothing until every binding is back.
         self.queues_context.timer().hold();
-        let batch = PersistBatch::begin();
+        let batch = PersistBatch::begin(BatchKind::Restore);
         let result = self.import_items(&definitions, true);
         drop(batch);
         self.queues_context.timer().release();
@@ -321,7 +337,7 @@ impl Topology {
         definitions: &Definitions,
         keep_going: bool,
     ) -> Result<RestoreReport, BrokerError> {
-        let batch = PersistBatch::begin();
+        let batch = PersistBatch::begin(BatchKind::Import);
         let result = self.import_items(definitions, keep_going);
         drop(batch);
         let _change = self.changes.lock();
@@ -481,14 +497,14 @@ impl Topology {
     /// Writes the durable definitions, with `adding` (a durable queue not yet in the maps).
     /// Call it holding `changes`, never the state lock: the definitions are copied under a
     /// read lock, then written and synced without it. Inside an import (a [`PersistBatch`] on
-    /// this thread) it writes nothing: the import writes once at its end. A failure is logged
+    /// this thread) it writes only what the batch's kind says. A failure is logged
     /// and returned: the change stands in memory unless the caller undoes it, and the file
     /// keeps the previous definitions until a later write succeeds.
     fn persist(&self, adding: Option<QueueDefinition>) -> Result<(), BrokerError> {
         let Some(store) = &self.store else {
             return Ok(());
         };
-        if PersistBatch::active() {
+        if PersistBatch::defers(adding.is_some()) {
             return Ok(());
         }
         let mut definitions = Self::definitions(&self.state.read(), true);

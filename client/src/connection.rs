@@ -17,8 +17,8 @@ use std::time::Duration;
 
 use switchyard_protocol::{
     Auth, Binding, ControlDown, ControlOk, ControlOp, ControlRequest, ControlUp, DEFAULT_MAX_FRAME,
-    DestinationKind, ExchangeInfo, Hello, PluginInfo, QueueInfo, SUPPORTED_VERSIONS, StreamKind,
-    Welcome,
+    DestinationKind, ErrorCode, ExchangeInfo, Hello, PluginInfo, QueueInfo, SUPPORTED_VERSIONS,
+    StreamKind, Welcome, WireError,
 };
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -540,6 +540,16 @@ impl Session {
             }
             None => return Err(ClientError::closed("the broker closed the control stream")),
         };
+        // The broker must pick one of ours: frames of any other version would not decode.
+        if !SUPPORTED_VERSIONS.contains(&welcome.version) {
+            return Err(ClientError::Refused(WireError::new(
+                ErrorCode::UnsupportedVersion,
+                format!(
+                    "the broker chose protocol version {}; this client speaks {SUPPORTED_VERSIONS:?}",
+                    welcome.version
+                ),
+            )));
+        }
         let (requests, queue) = mpsc::channel(256);
         tokio::spawn(run_control(send, recv, queue));
         Ok(Session {

@@ -41,6 +41,7 @@ pub use crate::queue::{
 };
 pub use crate::topology::{Binding, BindingDestination, QueueSpec};
 
+pub use crate::auth::Credentials;
 use crate::auth::{AuthError, Principal, Users};
 use crate::config::BrokerConfig;
 use crate::exchange::Exchange;
@@ -71,7 +72,7 @@ impl Sessions {
 
     /// Checks credentials. Blocks for a password hash's verification (deliberately slow):
     /// call it off the async workers, and bound how many run at once.
-    pub fn authenticate(&self, auth: &switchyard_protocol::Auth) -> Result<Principal, AuthError> {
+    pub fn authenticate(&self, auth: &Credentials) -> Result<Principal, AuthError> {
         self.users.authenticate(auth)
     }
 

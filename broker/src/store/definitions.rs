@@ -117,8 +117,17 @@ mod arguments {
 }
 
 impl Definitions {
+    /// Reads definitions JSON. A file written by a newer Switchyard, in a format this one does
+    /// not know, is refused with the versions named, rather than misread.
     pub fn parse(text: &str) -> Result<Self, serde_json::Error> {
-        serde_json::from_str(text)
+        let definitions: Definitions = serde_json::from_str(text)?;
+        if definitions.switchyard_definitions > DEFINITIONS_VERSION {
+            return Err(serde::de::Error::custom(format_args!(
+                "these definitions are in format {} (\"switchyard_definitions\"), written by a newer Switchyard; this one reads formats up to {DEFINITIONS_VERSION}",
+                definitions.switchyard_definitions
+            )));
+        }
+        Ok(definitions)
     }
 
     pub fn to_json(&self) -> String {
@@ -174,6 +183,16 @@ mod tests {
         );
         let again = Definitions::parse(&definitions.to_json()).unwrap();
         assert_eq!(again, definitions);
+    }
+
+    #[test]
+    fn definitions_from_a_newer_format_are_refused_with_the_versions_named() {
+        let error = Definitions::parse(r#"{"switchyard_definitions": 9, "queues": []}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("format 9"), "{error}");
+        assert!(error.contains("up to 1"), "{error}");
+        assert!(Definitions::parse(r#"{"switchyard_definitions": 1}"#).is_ok());
     }
 
     #[test]

@@ -16,7 +16,7 @@ use tracing::Instrument;
 
 use super::stream_limit::{BidiStreamLimit, INITIAL_BIDI_STREAMS, MAX_BIDI_STREAMS};
 use super::{Shared, consume, control, publish};
-use crate::session::Session;
+use crate::session::{Credentials, Session};
 
 /// Closes the connection's session when the connection ends, however it ends: its exclusive
 /// queues go with it.
@@ -130,7 +130,15 @@ async fn run(
             Auth::Password { .. } => Some(shared.admission.password_check().await),
             _ => None,
         };
-        tokio::task::block_in_place(|| shared.sessions.authenticate(&hello.auth))
+        let credentials = match &hello.auth {
+            Auth::Anonymous => Credentials::Anonymous,
+            Auth::Password { user, password } => Credentials::Password {
+                user: user.clone(),
+                password: password.clone(),
+            },
+            Auth::Token(token) => Credentials::Token(token.clone()),
+        };
+        tokio::task::block_in_place(|| shared.sessions.authenticate(&credentials))
     };
     let principal = match authenticated {
         Ok(principal) => principal,
