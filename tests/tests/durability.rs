@@ -692,19 +692,21 @@ async fn crash_stress_50_kill_cycles() {
     crash_test(50).await;
 }
 
+/// A first life of the broker without a file-size limit: it compiles and caches the plugins
+/// and declares the durable queue `queue`, so a later life under a limit only publishes.
+async fn declare_in_a_first_life(config: &std::path::Path, queue: &str) {
+    let process = tokio::task::block_in_place(|| BrokerProcess::spawn(TEST_BROKER, config, None));
+    let client = process.connect().await;
+    client.declare_queue(queue, durable()).await.unwrap();
+    client.close().await;
+    tokio::task::block_in_place(|| process.kill());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_disk_refuses_persistent_publishes_and_loses_nothing_confirmed() {
     let data_dir = tempfile::tempdir().unwrap();
     let config = write_config(data_dir.path(), free_port(), "segment_mib = 64");
-    // A first life without a limit compiles and caches the plugins and declares the queues.
-    {
-        let process =
-            tokio::task::block_in_place(|| BrokerProcess::spawn(TEST_BROKER, &config, None));
-        let client = process.connect().await;
-        client.declare_queue("big", durable()).await.unwrap();
-        client.close().await;
-        tokio::task::block_in_place(|| process.kill());
-    }
+    declare_in_a_first_life(&config, "big").await;
     // No file may grow past 1 MiB: the queue's segment fills up.
     let process =
         tokio::task::block_in_place(|| BrokerProcess::spawn(TEST_BROKER, &config, Some(1 << 20)));
@@ -767,14 +769,7 @@ async fn a_full_disk_refuses_persistent_publishes_and_loses_nothing_confirmed() 
 async fn pipelined_publishes_across_failing_writes_confirm_only_what_is_on_disk() {
     let data_dir = tempfile::tempdir().unwrap();
     let config = write_config(data_dir.path(), free_port(), "segment_mib = 4");
-    {
-        let process =
-            tokio::task::block_in_place(|| BrokerProcess::spawn(TEST_BROKER, &config, None));
-        let client = process.connect().await;
-        client.declare_queue("big", durable()).await.unwrap();
-        client.close().await;
-        tokio::task::block_in_place(|| process.kill());
-    }
+    declare_in_a_first_life(&config, "big").await;
     let process =
         tokio::task::block_in_place(|| BrokerProcess::spawn(TEST_BROKER, &config, Some(1 << 20)));
     let client = process.connect().await;

@@ -10,8 +10,8 @@ use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use switchyard_client::{
-    ClientError, Confirmed, ConsumeOptions, Consumer, Delivery, ErrorCode, ExchangeOptions,
-    OutgoingMessage, QueueOptions,
+    ClientError, Confirmed, Connection, ConsumeOptions, Consumer, Delivery, ErrorCode,
+    ExchangeOptions, OutgoingMessage, QueueOptions,
 };
 use switchyard_tests::{TestBroker, next_delivery, wasm};
 
@@ -27,6 +27,24 @@ fn with_arguments(pairs: &[(&str, &str)]) -> QueueOptions {
         arguments: arguments(pairs),
         ..QueueOptions::default()
     }
+}
+
+/// Declares a plain queue `dead`, and `queue` with `policy` dead-lettering into it through
+/// the default exchange.
+async fn dead_letters_into_dead(c: &Connection, queue: &str, policy: (&str, &str)) {
+    c.declare_queue("dead", QueueOptions::default())
+        .await
+        .unwrap();
+    c.declare_queue(
+        queue,
+        with_arguments(&[
+            policy,
+            ("x-dead-letter-exchange", ""),
+            ("x-dead-letter-routing-key", "dead"),
+        ]),
+    )
+    .await
+    .unwrap();
 }
 
 fn text(delivery: &Delivery) -> String {
@@ -124,19 +142,7 @@ async fn expired_messages_are_never_delivered_and_are_dead_lettered() {
 async fn a_delivered_message_nacked_after_its_ttl_is_dead_lettered_not_redelivered() {
     let t = TestBroker::start().await;
     let c = &t.client;
-    c.declare_queue("dead", QueueOptions::default())
-        .await
-        .unwrap();
-    c.declare_queue(
-        "work",
-        with_arguments(&[
-            ("x-message-ttl", "150"),
-            ("x-dead-letter-exchange", ""),
-            ("x-dead-letter-routing-key", "dead"),
-        ]),
-    )
-    .await
-    .unwrap();
+    dead_letters_into_dead(c, "work", ("x-message-ttl", "150")).await;
     let mut work = c
         .consume(ConsumeOptions {
             prefetch: 1,
@@ -378,19 +384,7 @@ async fn a_queue_that_dead_letters_into_itself_cannot_take_the_broker_down() {
 async fn max_length_with_drop_head_dead_letters_the_oldest() {
     let t = TestBroker::start().await;
     let c = &t.client;
-    c.declare_queue("dead", QueueOptions::default())
-        .await
-        .unwrap();
-    c.declare_queue(
-        "bounded",
-        with_arguments(&[
-            ("x-max-length", "2"),
-            ("x-dead-letter-exchange", ""),
-            ("x-dead-letter-routing-key", "dead"),
-        ]),
-    )
-    .await
-    .unwrap();
+    dead_letters_into_dead(c, "bounded", ("x-max-length", "2")).await;
     let mut publisher = c.publisher().await.unwrap();
     for body in ["1", "2", "3"] {
         let confirmed = publisher
@@ -483,19 +477,7 @@ async fn reject_publish_dlx_refuses_and_dead_letters_the_new_message() {
 async fn the_delivery_limit_dead_letters_poison_messages_with_prefetch_above_one() {
     let t = TestBroker::start().await;
     let c = &t.client;
-    c.declare_queue("dead", QueueOptions::default())
-        .await
-        .unwrap();
-    c.declare_queue(
-        "poison",
-        with_arguments(&[
-            ("x-delivery-limit", "2"),
-            ("x-dead-letter-exchange", ""),
-            ("x-dead-letter-routing-key", "dead"),
-        ]),
-    )
-    .await
-    .unwrap();
+    dead_letters_into_dead(c, "poison", ("x-delivery-limit", "2")).await;
     let mut publisher = c.publisher().await.unwrap();
     for body in ["p1", "p2", "p3"] {
         publisher
