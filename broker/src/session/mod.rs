@@ -96,12 +96,9 @@ pub struct Session {
 }
 
 impl Session {
+    /// Who the session acts for (a frontend checks a message's `user_id` against it).
     pub fn principal(&self) -> &Principal {
         &self.principal
-    }
-
-    pub fn connection(&self) -> u64 {
-        self.connection
     }
 
     fn topology(&self) -> &Arc<Topology> {

@@ -54,11 +54,6 @@ impl PendingPublish {
             durable: Vec::new(),
         }
     }
-
-    /// Whether the outcome waits for the disk.
-    pub fn awaits_disk(&self) -> bool {
-        !self.durable.is_empty()
-    }
 }
 
 /// A publisher: one per publishing stream or channel. Remembers the exchange it last published
