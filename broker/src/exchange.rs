@@ -10,6 +10,7 @@
 use std::sync::Arc;
 
 use crate::error::BrokerError;
+use crate::message::Table;
 use crate::plugin::RouterPlugin;
 
 /// What a client declares.
@@ -23,7 +24,7 @@ pub struct ExchangeSpec {
     pub auto_delete: bool,
     /// Cannot be published to directly, only through exchange-to-exchange bindings.
     pub internal: bool,
-    pub arguments: Vec<(String, String)>,
+    pub arguments: Table,
 }
 
 /// What a routing-plugin fault (a trap, an overrun deadline, …) does to the message.
@@ -39,15 +40,18 @@ pub enum RoutingFaultPolicy {
 
 impl RoutingFaultPolicy {
     /// Reads `x-routing-fault` and `x-routing-fault-exchange` from an exchange's arguments.
-    pub fn parse(arguments: &[(String, String)]) -> Result<Self, BrokerError> {
-        let find = |name: &str| {
-            arguments
-                .iter()
-                .find(|(n, _)| n == name)
-                .map(|(_, v)| v.as_str())
+    pub fn parse(arguments: &Table) -> Result<Self, BrokerError> {
+        let text = |name: &str| match arguments.get(name) {
+            None => Ok(None),
+            Some(value) => value.as_str().map(Some).ok_or_else(|| {
+                BrokerError::invalid(format!(
+                    "{name} is {}; it must be a string",
+                    value.type_name()
+                ))
+            }),
         };
-        let exchange = find("x-routing-fault-exchange");
-        match (find("x-routing-fault"), exchange) {
+        let exchange = text("x-routing-fault-exchange")?;
+        match (text("x-routing-fault")?, exchange) {
             (None | Some("reject"), None) => Ok(RoutingFaultPolicy::Reject),
             (None | Some("reject"), Some(_)) => Err(BrokerError::invalid(
                 "x-routing-fault-exchange needs x-routing-fault = dead-letter",
@@ -87,11 +91,8 @@ mod tests {
     use super::*;
 
     fn parse(arguments: &[(&str, &str)]) -> Result<RoutingFaultPolicy, String> {
-        let owned: Vec<(String, String)> = arguments
-            .iter()
-            .map(|(n, v)| (n.to_string(), v.to_string()))
-            .collect();
-        RoutingFaultPolicy::parse(&owned).map_err(|e| e.to_string())
+        let table: Table = arguments.iter().copied().collect();
+        RoutingFaultPolicy::parse(&table).map_err(|e| e.to_string())
     }
 
     #[test]
@@ -124,5 +125,8 @@ mod tests {
             let error = parse(&arguments).unwrap_err();
             assert!(error.contains(expected), "{error}");
         }
+        let typed = Table::new().with("x-routing-fault", true);
+        let error = RoutingFaultPolicy::parse(&typed).unwrap_err().to_string();
+        assert!(error.contains("x-routing-fault is a boolean"), "{error}");
     }
 }

@@ -29,7 +29,7 @@ use std::sync::Arc;
 pub use config::BrokerConfig;
 pub use error::BrokerError;
 pub use frontend::quic::ServerError;
-pub use message::{Message, MessageProperties, Properties};
+pub use message::{Headers, Identifier, Message, MessageProperties, Properties, Table, Value};
 
 use frontend::quic::Server;
 use plugin::{PluginConfig, PluginDirectory, PluginError, PluginRegistry};

@@ -8,14 +8,14 @@ use std::ops::{Deref, DerefMut};
 
 use bytes::Bytes;
 
-pub use switchyard_protocol::Properties;
+pub use switchyard_protocol::{Headers, Identifier, Properties, Table, Value};
 
 /// A published message.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Message {
     pub routing_key: String,
-    /// Header name → UTF-8 value, in the publisher's order.
-    pub headers: Vec<(String, String)>,
+    /// Named typed values, in the publisher's order.
+    pub headers: Headers,
     pub properties: MessageProperties,
     pub body: Bytes,
 }
@@ -31,27 +31,19 @@ impl Message {
     }
 
     /// Adds a header.
-    pub fn with_header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        self.headers.push((name.into(), value.into()));
+    pub fn with_header(mut self, name: impl Into<String>, value: impl Into<Value>) -> Self {
+        self.headers.push(name, value);
         self
     }
 
-    /// The bytes the message carries: body, routing key, header names and values and the
+    /// The bytes the message carries: body, routing key, headers (names and values) and the
     /// properties' strings. What `max_message_bytes` limits and the memory watermark counts
     /// (a message with an empty body and megabytes of headers is not small).
     pub fn size_bytes(&self) -> usize {
-        let headers: usize = self.headers.iter().map(|(n, v)| n.len() + v.len()).sum();
-        let p = &*self.properties;
-        let strings = [
-            &p.message_id,
-            &p.correlation_id,
-            &p.reply_to,
-            &p.content_type,
-        ]
-        .iter()
-        .map(|s| s.as_ref().map_or(0, String::len))
-        .sum::<usize>();
-        self.body.len() + self.routing_key.len() + headers + strings
+        self.body.len()
+            + self.routing_key.len()
+            + self.headers.data_bytes()
+            + self.properties.data_bytes()
     }
 }
 
@@ -68,6 +60,11 @@ static NO_PROPERTIES: Properties = Properties {
     correlation_id: None,
     reply_to: None,
     content_type: None,
+    content_encoding: None,
+    message_type: None,
+    user_id: None,
+    app_id: None,
+    cluster_id: None,
     timestamp: None,
     expiration: None,
     priority: 0,

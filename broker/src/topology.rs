@@ -38,7 +38,7 @@ use smallvec::{SmallVec, smallvec};
 use crate::config::LimitSettings;
 use crate::error::BrokerError;
 use crate::exchange::{Exchange, ExchangeSpec, RoutingFaultPolicy};
-use crate::message::Message;
+use crate::message::{Message, Table};
 use crate::plugin::{BindingSpec, PluginError, PluginRegistry};
 use crate::queue::{
     DeathPlace, DeathReason, MemoryGauge, Queue, QueueContext, QueueHost, QueuePolicy,
@@ -83,7 +83,7 @@ pub struct Binding {
     pub source: String,
     pub destination: BindingDestination,
     pub key: String,
-    pub arguments: Vec<(String, String)>,
+    pub arguments: Table,
 }
 
 /// What a client declares for a queue.
@@ -94,7 +94,7 @@ pub struct QueueSpec {
     pub durable: bool,
     pub exclusive: bool,
     pub auto_delete: bool,
-    pub arguments: Vec<(String, String)>,
+    pub arguments: Table,
 }
 
 #[derive(Debug, Clone)]
@@ -152,15 +152,11 @@ pub struct Topology {
 /// Arguments in the order the broker keeps them: sorted by name, so that two declares or binds
 /// that give the same arguments in another order are the same (AMQP's field tables are maps,
 /// and RabbitMQ compares them as such). A name given twice is refused.
-fn normalized_arguments(
-    kind: &str,
-    mut arguments: Vec<(String, String)>,
-) -> Result<Vec<(String, String)>, BrokerError> {
-    arguments.sort_by(|a, b| a.0.cmp(&b.0));
-    if let Some(pair) = arguments.windows(2).find(|pair| pair[0].0 == pair[1].0) {
+fn normalized_arguments(kind: &str, mut arguments: Table) -> Result<Table, BrokerError> {
+    arguments.sort_by_name();
+    if let Some(name) = arguments.repeated_name() {
         return Err(BrokerError::invalid(format!(
-            "{kind} argument {} is given twice",
-            pair[0].0
+            "{kind} argument {name} is given twice"
         )));
     }
     Ok(arguments)
@@ -689,6 +685,7 @@ impl Topology {
             ));
         }
         let policy = QueuePolicy::parse(&spec.arguments)?;
+        QueuePolicy::canonicalize(&mut spec.arguments);
         let properties = QueueProperties {
             durable: spec.durable,
             exclusive_owner: spec.exclusive.then_some(connection),

@@ -4,7 +4,7 @@
 
 use anyhow::Context;
 use switchyard_client::{
-    ConnectOptions, Connection, ConsumeOptions, ExchangeOptions, QueueOptions, Trust,
+    ConnectOptions, Connection, ConsumeOptions, ExchangeOptions, QueueOptions, Table, Trust,
 };
 
 #[tokio::main]
@@ -26,7 +26,7 @@ async fn main() -> anyhow::Result<()> {
         .declare_queue("ticks", QueueOptions::default())
         .await?;
     connection
-        .bind_queue("market", "ticks", "stock.#", Vec::new())
+        .bind_queue("market", "ticks", "stock.#", Table::new())
         .await?;
     let mut consumer = connection.consume(ConsumeOptions::new("ticks")).await?;
     while let Some(delivery) = consumer.next().await {

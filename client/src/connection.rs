@@ -18,7 +18,7 @@ use std::time::Duration;
 use switchyard_protocol::{
     Auth, Binding, ControlDown, ControlOk, ControlOp, ControlRequest, ControlUp, DEFAULT_MAX_FRAME,
     DestinationKind, ErrorCode, ExchangeInfo, Hello, PluginInfo, QueueInfo, SUPPORTED_VERSIONS,
-    StreamKind, Welcome, WireError,
+    StreamKind, Table, Welcome, WireError,
 };
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -158,7 +158,7 @@ pub struct ExchangeOptions {
     pub durable: bool,
     pub auto_delete: bool,
     pub internal: bool,
-    pub arguments: Vec<(String, String)>,
+    pub arguments: Table,
 }
 
 /// Options of `queue declare`.
@@ -167,7 +167,7 @@ pub struct QueueOptions {
     pub durable: bool,
     pub exclusive: bool,
     pub auto_delete: bool,
-    pub arguments: Vec<(String, String)>,
+    pub arguments: Table,
 }
 
 /// What [`Connection::import_definitions`] did.
@@ -375,7 +375,7 @@ impl Connection {
         exchange: &str,
         queue: &str,
         key: &str,
-        arguments: Vec<(String, String)>,
+        arguments: Table,
     ) -> Result<(), ClientError> {
         self.request(ControlOp::Bind(binding(
             exchange,
@@ -393,7 +393,7 @@ impl Connection {
         exchange: &str,
         queue: &str,
         key: &str,
-        arguments: Vec<(String, String)>,
+        arguments: Table,
     ) -> Result<(), ClientError> {
         self.request(ControlOp::Unbind(binding(
             exchange,
@@ -412,7 +412,7 @@ impl Connection {
         source: &str,
         destination: &str,
         key: &str,
-        arguments: Vec<(String, String)>,
+        arguments: Table,
     ) -> Result<(), ClientError> {
         self.request(ControlOp::Bind(binding(
             source,
@@ -646,7 +646,7 @@ fn binding(
     destination: &str,
     destination_kind: DestinationKind,
     key: &str,
-    arguments: Vec<(String, String)>,
+    arguments: Table,
 ) -> Binding {
     Binding {
         source: source.into(),

@@ -230,7 +230,7 @@ mod tests {
             routing_key: key,
             redelivered: false,
             delivery_count: 0,
-            headers: Vec::new(),
+            headers: Headers::new(),
             properties: Properties::default(),
             body,
         }

@@ -39,7 +39,9 @@ pub use delivery::{Delivery, SharedStr};
 pub use error::{ClientError, FrameError};
 pub use publisher::{Confirmation, Confirmed, OutgoingMessage, Publisher};
 pub use rpc::RpcClient;
-pub use switchyard_protocol::{Auth, ErrorCode, Properties, WireError};
+pub use switchyard_protocol::{
+    Auth, Decimal, ErrorCode, Headers, Identifier, Properties, Table, Value, WireError, value_json,
+};
 pub use tls::{ALPN, Trust, quic_client_config};
 
 /// How many publishes may await confirmation on one publisher by default.

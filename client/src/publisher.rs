@@ -19,7 +19,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::Bytes;
 use switchyard_protocol::{
-    Headers, Properties, Publish, PublishDown, PublishUp, StreamKind, UNCONFIRMED,
+    Headers, Identifier, Properties, Publish, PublishDown, PublishUp, StreamKind, UNCONFIRMED,
+    Value,
 };
 use tokio::sync::{Semaphore, oneshot};
 
@@ -75,8 +76,77 @@ impl OutgoingMessage {
         }
     }
 
-    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        self.headers.push((name.into(), value.into()));
+    /// Adds a header of any [`Value`] type: `.header("attempt", 3_i32)`,
+    /// `.header("tenant", "acme")`, `.header("tags", Value::Array(…))`.
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<Value>) -> Self {
+        self.headers.push(name, value);
+        self
+    }
+
+    /// Sets the message id (text, or [`Identifier::Binary`]).
+    pub fn message_id(mut self, id: impl Into<Identifier>) -> Self {
+        self.properties.message_id = Some(id.into());
+        self
+    }
+
+    /// Sets the correlation id (text, or [`Identifier::Binary`]).
+    pub fn correlation_id(mut self, id: impl Into<Identifier>) -> Self {
+        self.properties.correlation_id = Some(id.into());
+        self
+    }
+
+    /// Sets the MIME content type, such as `application/json`.
+    pub fn content_type(mut self, content_type: impl Into<String>) -> Self {
+        self.properties.content_type = Some(content_type.into());
+        self
+    }
+
+    /// Sets the content encoding, such as `gzip`.
+    pub fn content_encoding(mut self, encoding: impl Into<String>) -> Self {
+        self.properties.content_encoding = Some(encoding.into());
+        self
+    }
+
+    /// Sets the application's message type (AMQP's `type`).
+    pub fn message_type(mut self, message_type: impl Into<String>) -> Self {
+        self.properties.message_type = Some(message_type.into());
+        self
+    }
+
+    /// Sets the publishing user; the broker refuses the publish unless it is the user the
+    /// connection authenticated as.
+    pub fn user_id(mut self, user: impl Into<String>) -> Self {
+        self.properties.user_id = Some(user.into());
+        self
+    }
+
+    /// Sets the publishing application's name.
+    pub fn app_id(mut self, app: impl Into<String>) -> Self {
+        self.properties.app_id = Some(app.into());
+        self
+    }
+
+    /// Sets the publish timestamp, in milliseconds since the Unix epoch.
+    pub fn timestamp_ms(mut self, millis: u64) -> Self {
+        self.properties.timestamp = Some(millis);
+        self
+    }
+
+    /// Sets the time to live, in milliseconds.
+    pub fn expiration_ms(mut self, millis: u64) -> Self {
+        self.properties.expiration = Some(millis);
+        self
+    }
+
+    /// Sets the priority (honoured up to the queue's `x-max-priority`).
+    pub fn priority(mut self, priority: u8) -> Self {
+        self.properties.priority = priority;
+        self
+    }
+
+    /// Holds the message in its queues for this many milliseconds before delivery.
+    pub fn delay_ms(mut self, millis: u64) -> Self {
+        self.properties.delay_ms = Some(millis);
         self
     }
 

@@ -51,7 +51,13 @@ impl RpcClient {
         let routing = Arc::clone(&waiters);
         tokio::spawn(async move {
             while let Some(Ok(reply)) = replies.next().await {
-                let Some(id) = reply.properties.correlation_id.clone() else {
+                let Some(id) = reply
+                    .properties
+                    .correlation_id
+                    .as_ref()
+                    .and_then(|id| id.as_text())
+                    .map(str::to_owned)
+                else {
                     continue;
                 };
                 if let Some(waiter) = routing.lock().remove(&id) {
@@ -85,7 +91,7 @@ impl RpcClient {
             self.next_id.fetch_add(1, Ordering::Relaxed)
         );
         request.properties.reply_to = Some(self.reply_queue.clone());
-        request.properties.correlation_id = Some(id.clone());
+        request.properties.correlation_id = Some(id.as_str().into());
         let (reply_tx, reply) = oneshot::channel();
         self.waiters.lock().insert(id.clone(), reply_tx);
         let sent = async { self.publisher.lock().await.publish_confirmed(request).await };

@@ -113,7 +113,6 @@ pub struct Delivery {
     /// How many times it was delivered before this one (0 on first delivery), counted across
     /// consumers; a queue's `x-delivery-limit` dead-letters past it.
     pub delivery_count: u32,
-    #[serde(with = "crate::bounded::pairs")]
     pub headers: Headers,
     /// Boxed: a delivery is moved several times between the stream and the user, and the
     /// properties are most of its size.
@@ -132,7 +131,7 @@ pub struct DeliverRef<'a> {
     pub routing_key: &'a str,
     pub redelivered: bool,
     pub delivery_count: u32,
-    pub headers: &'a [(String, String)],
+    pub headers: &'a Headers,
     pub properties: &'a Properties,
     pub body: &'a [u8],
 }
@@ -157,12 +156,6 @@ struct Fields<'b, 'a>(&'b DeliverRef<'a>);
 impl serde::Serialize for Fields<'_, '_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeStruct;
-        struct HeadersRef<'a>(&'a [(String, String)]);
-        impl serde::Serialize for HeadersRef<'_> {
-            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-                crate::bounded::pairs::serialize(self.0, serializer)
-            }
-        }
         struct BodyRef<'a>(&'a [u8]);
         impl serde::Serialize for BodyRef<'_> {
             fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
@@ -176,7 +169,7 @@ impl serde::Serialize for Fields<'_, '_> {
         fields.serialize_field("routing_key", delivery.routing_key)?;
         fields.serialize_field("redelivered", &delivery.redelivered)?;
         fields.serialize_field("delivery_count", &delivery.delivery_count)?;
-        fields.serialize_field("headers", &HeadersRef(delivery.headers))?;
+        fields.serialize_field("headers", delivery.headers)?;
         fields.serialize_field("properties", delivery.properties)?;
         fields.serialize_field("body", &BodyRef(delivery.body))?;
         fields.end()
@@ -208,7 +201,6 @@ pub struct DeliveryView<'a> {
     pub routing_key: &'a str,
     pub redelivered: bool,
     pub delivery_count: u32,
-    #[serde(with = "crate::bounded::pairs")]
     pub headers: Headers,
     pub properties: Properties,
     pub body: &'a [u8],

@@ -19,7 +19,7 @@
 //! other streams go on (unlike AMQP, where an error closes the channel).
 
 use crate::error_code::WireError;
-use crate::message::Headers;
+use crate::value::Table;
 
 /// Client → broker on the control stream.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -127,8 +127,7 @@ pub enum ControlOp {
         auto_delete: bool,
         /// Cannot be published to directly; only exchange-to-exchange bindings reach it.
         internal: bool,
-        #[serde(with = "crate::bounded::pairs")]
-        arguments: Headers,
+        arguments: Table,
         /// Only check that the exchange exists (`NOT_FOUND` if not); the other fields are
         /// ignored.
         passive: bool,
@@ -152,8 +151,7 @@ pub enum ControlOp {
         /// Queue arguments as RabbitMQ names them: `x-max-length`, `x-max-length-bytes`,
         /// `x-overflow`, `x-message-ttl`, `x-expires`, `x-dead-letter-exchange`,
         /// `x-dead-letter-routing-key`, `x-delivery-limit`, `x-max-priority`.
-        #[serde(with = "crate::bounded::pairs")]
-        arguments: Headers,
+        arguments: Table,
         /// Only check that the queue exists (`NOT_FOUND` if not); the other fields are ignored.
         passive: bool,
     },
@@ -221,8 +219,7 @@ pub struct Binding {
     /// The binding key; what it means is up to the source's routing plugin.
     pub key: String,
     /// Passed to the routing plugin (the `headers` plugin reads `x-match` here, say).
-    #[serde(with = "crate::bounded::pairs")]
-    pub arguments: Headers,
+    pub arguments: Table,
 }
 
 /// What a binding's destination names.
@@ -278,8 +275,7 @@ pub struct ExchangeInfo {
     pub durable: bool,
     pub auto_delete: bool,
     pub internal: bool,
-    #[serde(with = "crate::bounded::pairs")]
-    pub arguments: Headers,
+    pub arguments: Table,
 }
 
 /// One queue, as listed.
@@ -294,8 +290,7 @@ pub struct QueueInfo {
     /// Messages delivered and not yet acked.
     pub unacked: u64,
     pub consumers: u32,
-    #[serde(with = "crate::bounded::pairs")]
-    pub arguments: Headers,
+    pub arguments: Table,
 }
 
 /// One plugin, as listed: loaded, or a file that failed to load.

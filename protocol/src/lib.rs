@@ -50,7 +50,7 @@ pub use control::{
 };
 pub use error_code::{ErrorCode, WireError};
 pub use limits::{MAX_HEADERS, MAX_NAME_BYTES, NameKind, validate_headers, validate_name};
-pub use message::{Headers, Properties};
+pub use message::{Headers, Identifier, Properties};
 pub use publish::{Publish, PublishDown, PublishUp, UNCONFIRMED};
 pub use stream_kind::StreamKind;
 pub use value::{Decimal, MAX_TABLE_ITEMS, MAX_VALUE_DEPTH, Table, Value};

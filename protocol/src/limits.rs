@@ -6,12 +6,15 @@
 //! [`ErrorCode::ProtocolViolation`] or [`ErrorCode::FrameTooLarge`]):
 //! - a frame's payload is at most the negotiated `max_frame`, never more than
 //!   [`DEFAULT_MAX_FRAME`](crate::DEFAULT_MAX_FRAME) (16 MiB);
-//! - a message carries at most [`MAX_HEADERS`] headers, and a declaration or binding at most
-//!   [`MAX_HEADERS`] arguments.
+//! - a message's headers, and a declaration's or binding's arguments, are a [`Table`] of at most
+//!   [`MAX_TABLE_ITEMS`](crate::MAX_TABLE_ITEMS) values nested at most
+//!   [`MAX_VALUE_DEPTH`](crate::MAX_VALUE_DEPTH) deep.
 //!
 //! Those that are policy are checked by the broker with [`validate_name`] and
 //! [`validate_headers`], which answer a [`WireError`] to send back for the one request, as
 //! RabbitMQ does:
+//! - a message carries at most [`MAX_HEADERS`] headers, and a declaration or binding at most
+//!   [`MAX_HEADERS`] arguments (top-level names);
 //! - exchange and queue names, routing keys, binding keys, consumer tags and header names are at
 //!   most [`MAX_NAME_BYTES`] bytes of UTF-8 (AMQP's short-string limit);
 //! - exchange and queue names, consumer tags and header names contain no control characters
@@ -22,6 +25,7 @@
 //! Message size is the broker's configuration, bounded by the frame size.
 
 use crate::error_code::{ErrorCode, WireError};
+use crate::value::Table;
 
 /// The longest exchange name, queue name, routing or binding key, consumer tag or header name,
 /// in bytes.
@@ -84,8 +88,9 @@ pub fn validate_name(kind: NameKind, name: &str) -> Result<(), WireError> {
     Ok(())
 }
 
-/// Checks a message's headers: their count and every name. Values are free-form.
-pub fn validate_headers(headers: &[(String, String)]) -> Result<(), WireError> {
+/// Checks a message's headers, or a declaration's arguments: their count and every name.
+/// Values may be anything [`Table`] decodes (its own bounds hold them).
+pub fn validate_headers(headers: &Table) -> Result<(), WireError> {
     if headers.len() > MAX_HEADERS {
         return Err(WireError::new(
             ErrorCode::InvalidArgument,
@@ -138,14 +143,16 @@ mod tests {
 
     #[test]
     fn headers_are_counted_and_their_names_checked() {
-        let ok = vec![("x-tenant".to_owned(), "anything\ngoes".to_owned())];
+        let ok = Table::new()
+            .with("x-tenant", "anything\ngoes")
+            .with("n", 1_i64);
         assert_eq!(validate_headers(&ok), Ok(()));
-        let too_many = vec![(String::new(), String::new()); MAX_HEADERS + 1];
+        let too_many: Table = (0..=MAX_HEADERS).map(|i| (i.to_string(), "")).collect();
         assert_eq!(
             validate_headers(&too_many).unwrap_err().code,
             ErrorCode::InvalidArgument
         );
-        let bad_name = vec![("x\u{7}".to_owned(), String::new())];
+        let bad_name = Table::new().with("x\u{7}", "");
         assert!(validate_headers(&bad_name).is_err());
     }
 }

@@ -73,7 +73,6 @@ pub struct Publish {
     pub routing_key: String,
     /// Ask for a `Returned` if no queue gets the message.
     pub mandatory: bool,
-    #[serde(with = "crate::bounded::pairs")]
     pub headers: Headers,
     pub properties: Properties,
     #[serde(with = "crate::body")]

@@ -454,6 +454,12 @@ impl Table {
         self.0.is_empty()
     }
 
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = (&str, &mut Value)> {
+        self.0
+            .iter_mut()
+            .map(|(name, value)| (name.as_str(), value))
+    }
+
     pub fn iter(&self) -> impl Iterator<Item = (&str, &Value)> {
         self.0.iter().map(|(n, v)| (n.as_str(), v))
     }
@@ -642,6 +648,17 @@ impl Budget {
         }
     }
 
+    /// Refuses a table or array announcing more values than are left, before anything is
+    /// reserved for them.
+    fn check_announced<E: de::Error>(&self, announced: Option<usize>) -> Result<(), E> {
+        match announced {
+            Some(announced) if announced > self.items_left.get() => Err(E::custom(format_args!(
+                "a table holds more than {MAX_TABLE_ITEMS} values"
+            ))),
+            _ => Ok(()),
+        }
+    }
+
     fn take<E: de::Error>(&self) -> Result<(), E> {
         let left = self.items_left.get();
         if left == 0 {
@@ -708,6 +725,7 @@ impl<'de> Visitor<'de> for TableSeed<'_> {
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Table, A::Error> {
+        self.budget.check_announced(seq.size_hint())?;
         let mut entries = Vec::with_capacity(initial_capacity::<(String, Value)>(seq.size_hint()));
         while let Some(entry) = seq.next_element_seed(EntrySeed {
             depth: self.depth,
@@ -864,6 +882,7 @@ impl<'de> Visitor<'de> for ArraySeed<'_> {
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<Value>, A::Error> {
+        self.budget.check_announced(seq.size_hint())?;
         let mut items = Vec::with_capacity(initial_capacity::<Value>(seq.size_hint()));
         while let Some(item) = seq.next_element_seed(ValueSeed {
             depth: self.depth,

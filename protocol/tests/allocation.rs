@@ -8,7 +8,8 @@ use std::cell::Cell;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use switchyard_protocol::{
-    ConsumeDown, ControlDown, ControlUp, DecodeError, Delivery, FrameDecoder, PublishUp, encode,
+    ConsumeDown, ControlDown, ControlUp, DecodeError, Delivery, FrameDecoder, PublishUp, Table,
+    encode,
 };
 
 struct CountingAllocator;
@@ -173,7 +174,7 @@ fn decoding_a_large_delivery_does_not_copy_its_body() {
         routing_key: "orders".into(),
         redelivered: false,
         delivery_count: 0,
-        headers: vec![],
+        headers: Table::new(),
         properties: Box::default(),
         body: body.clone(),
     });

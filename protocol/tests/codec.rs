@@ -4,7 +4,8 @@
 use bytes::{BufMut, Bytes, BytesMut};
 use switchyard_protocol::{
     ControlUp, DEFAULT_MAX_FRAME, DecodeError, EncodeError, ErrorCode, FrameDecoder, FrameEncoder,
-    LENGTH_PREFIX_BYTES, MAX_HEADERS, Properties, Publish, PublishDown, PublishUp, encode,
+    LENGTH_PREFIX_BYTES, MAX_TABLE_ITEMS, Properties, Publish, PublishDown, PublishUp, Table,
+    Value, encode,
 };
 
 fn publish(seq: u64, body: impl Into<Bytes>) -> PublishUp {
@@ -13,7 +14,7 @@ fn publish(seq: u64, body: impl Into<Bytes>) -> PublishUp {
         exchange: "events".into(),
         routing_key: "orders.created".into(),
         mandatory: false,
-        headers: vec![("x-tenant".into(), "acme".into())],
+        headers: Table::new().with("x-tenant", "acme"),
         properties: Properties {
             persistent: true,
             ..Properties::default()
@@ -243,20 +244,21 @@ fn bytes_after_the_value_inside_a_frame_are_refused() {
 }
 
 #[test]
-fn more_headers_than_allowed_are_refused_on_encode_and_on_decode() {
+fn more_header_values_than_allowed_are_refused_on_encode_and_on_decode() {
     let mut frame = publish(1, &b""[..]);
     let PublishUp::Publish(publish) = &mut frame;
-    publish.headers = vec![("h".into(), "v".into()); MAX_HEADERS + 1];
+    publish.headers = (0..=MAX_TABLE_ITEMS).map(|_| ("h", "v")).collect();
     let mut out = BytesMut::new();
     let error = encode(&frame, &mut out).unwrap_err();
     assert!(matches!(error, EncodeError::Unencodable(_)), "{error:?}");
     assert!(out.is_empty());
 
-    // A peer that encodes them anyway: Publish { seq 1, "", "", false, 257 empty headers, … }.
+    // A peer that encodes them anyway: Publish { seq 1, "", "", false, 4097 headers named ""
+    // holding void, … }.
     let mut payload = vec![0, 1, 0, 0, 0, 0xFB];
-    payload.extend_from_slice(&(MAX_HEADERS as u16 + 1).to_le_bytes());
-    payload.extend(std::iter::repeat_n(0, 2 * (MAX_HEADERS + 1)));
-    payload.extend_from_slice(&[0; 9]); // properties, all absent
+    payload.extend_from_slice(&(MAX_TABLE_ITEMS as u16 + 1).to_le_bytes());
+    payload.extend(std::iter::repeat_n(0, 2 * (MAX_TABLE_ITEMS + 1)));
+    payload.extend_from_slice(&[0; 14]); // properties, all absent
     payload.push(0); // empty body
     let mut buf = frame_with_payload(&payload);
     let result = FrameDecoder::default().decode::<PublishUp>(&mut buf);
@@ -265,15 +267,16 @@ fn more_headers_than_allowed_are_refused_on_encode_and_on_decode() {
         "{result:?}"
     );
 
-    // …and exactly MAX_HEADERS is fine.
-    payload[6..8].copy_from_slice(&(MAX_HEADERS as u16).to_le_bytes());
+    // …and exactly MAX_TABLE_ITEMS is fine.
+    payload[6..8].copy_from_slice(&(MAX_TABLE_ITEMS as u16).to_le_bytes());
     payload.drain(8..10);
     let mut buf = frame_with_payload(&payload);
     let Some(PublishUp::Publish(decoded)) = FrameDecoder::default().decode(&mut buf).unwrap()
     else {
         panic!("no frame");
     };
-    assert_eq!(decoded.headers.len(), MAX_HEADERS);
+    assert_eq!(decoded.headers.len(), MAX_TABLE_ITEMS);
+    assert_eq!(decoded.headers.get("").and_then(Value::as_str), None);
 }
 
 #[test]

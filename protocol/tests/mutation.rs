@@ -8,7 +8,7 @@ use serde::de::DeserializeOwned;
 use switchyard_protocol::{
     Auth, ConsumeDown, ConsumeUp, ControlDown, ControlOk, ControlReply, ControlUp, Delivery,
     ErrorCode, FrameDecoder, FrameEncoder, Hello, Properties, Publish, PublishDown, PublishUp,
-    WireError, encode,
+    Table, WireError, encode,
 };
 
 /// xorshift64: deterministic, so a failure reproduces.
@@ -87,7 +87,7 @@ fn seed_frames() -> Vec<u8> {
             exchange: "x".into(),
             routing_key: "a.b".into(),
             mandatory: true,
-            headers: vec![("k".into(), "v".into())],
+            headers: Table::new().with("k", "v"),
             properties: properties.clone(),
             body: Bytes::from_static(b"body"),
         }),
@@ -118,7 +118,7 @@ fn seed_frames() -> Vec<u8> {
             routing_key: "q".into(),
             redelivered: true,
             delivery_count: 1,
-            headers: vec![],
+            headers: Table::new(),
             properties: Box::new(properties),
             body: Bytes::from(vec![9; 1500]),
         }),

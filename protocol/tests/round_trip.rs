@@ -12,10 +12,11 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use switchyard_protocol::{
     Auth, Binding, CancelReason, ConsumeDown, ConsumeDownFrames, ConsumeDownView, ConsumeUp,
-    ControlDown, ControlOk, ControlOp, ControlReply, ControlRequest, ControlUp, DeliverRef,
-    Delivery, DestinationKind, ErrorCode, ExchangeInfo, FilterSpec, FrameDecoder, Hello,
-    PROTOCOL_VERSION, PluginInfo, PluginKind, PluginSource, PluginStatus, Properties, Publish,
-    PublishDown, PublishUp, QueueInfo, SHARE_BODIES_FROM, Subscribe, Welcome, WireError, encode,
+    ControlDown, ControlOk, ControlOp, ControlReply, ControlRequest, ControlUp, Decimal,
+    DeliverRef, Delivery, DestinationKind, ErrorCode, ExchangeInfo, FilterSpec, FrameDecoder,
+    Hello, Identifier, PROTOCOL_VERSION, PluginInfo, PluginKind, PluginSource, PluginStatus,
+    Properties, Publish, PublishDown, PublishUp, QueueInfo, SHARE_BODIES_FROM, Subscribe, Table,
+    Value, Welcome, WireError, encode,
 };
 
 fn assert_round_trips<F>(frame: &F)
@@ -35,9 +36,14 @@ where
 fn all_properties() -> Properties {
     Properties {
         message_id: Some("m-1".into()),
-        correlation_id: Some("c-9".into()),
+        correlation_id: Some(Identifier::Binary(Bytes::from_static(&[0, 0xFF, 7]))),
         reply_to: Some("amq.rabbitmq.reply-to".into()),
         content_type: Some("application/json".into()),
+        content_encoding: Some("gzip".into()),
+        message_type: Some("order.created".into()),
+        user_id: Some("guest".into()),
+        app_id: Some("billing".into()),
+        cluster_id: Some("eu-1".into()),
         timestamp: Some(1_700_000_000_000),
         expiration: Some(60_000),
         priority: 9,
@@ -46,12 +52,41 @@ fn all_properties() -> Properties {
     }
 }
 
-fn headers() -> Vec<(String, String)> {
-    vec![
-        ("x-tenant".into(), "acme".into()),
-        ("x-tenant".into(), "repeated names are kept".into()),
-        ("ünïcode".into(), "✓".into()),
-    ]
+/// One header of every value type, nested ones included, and a repeated name.
+fn headers() -> Table {
+    let every_scalar = vec![
+        Value::Void,
+        Value::Bool(true),
+        Value::I8(-8),
+        Value::U8(8),
+        Value::I16(-16),
+        Value::U16(16),
+        Value::I32(-32),
+        Value::U32(32),
+        Value::I64(i64::MIN),
+        Value::U64(u64::MAX),
+        Value::F32(1.5),
+        Value::F64(f64::NAN),
+        Value::Decimal(Decimal {
+            scale: 2,
+            value: 12345,
+        }),
+        Value::String("✓".into()),
+        Value::Bytes(vec![0, 0xFF, 0x80]),
+        Value::Timestamp(1_700_000_000),
+    ];
+    Table::new()
+        .with("x-tenant", "acme")
+        .with("x-tenant", "repeated names are kept")
+        .with("ünïcode", "✓")
+        .with("scalars", Value::Array(every_scalar.clone()))
+        .with(
+            "nested",
+            Table::new().with("empty array", Value::Array(vec![])).with(
+                "inner",
+                Table::new().with("deep", Value::Array(every_scalar)),
+            ),
+        )
 }
 
 fn error(code: ErrorCode) -> WireError {
@@ -67,7 +102,7 @@ fn queue_info() -> QueueInfo {
         ready: u64::MAX,
         unacked: 3,
         consumers: 2,
-        arguments: vec![("x-max-length".into(), "1000".into())],
+        arguments: Table::new().with("x-max-length", "1000"),
     }
 }
 
@@ -77,7 +112,7 @@ fn binding() -> Binding {
         destination: "orders".into(),
         destination_kind: DestinationKind::Queue,
         key: "orders.*.eu".into(),
-        arguments: vec![("x-match".into(), "all".into())],
+        arguments: Table::new().with("x-match", "all"),
     }
 }
 
@@ -114,7 +149,7 @@ fn control_op_samples() -> Vec<ControlOp> {
             durable: true,
             auto_delete: false,
             internal: true,
-            arguments: vec![("alternate-exchange".into(), "unrouted".into())],
+            arguments: Table::new().with("alternate-exchange", "unrouted"),
             passive: false,
         },
         ControlOp::DeleteExchange {
@@ -126,7 +161,7 @@ fn control_op_samples() -> Vec<ControlOp> {
             durable: false,
             exclusive: true,
             auto_delete: true,
-            arguments: vec![("x-message-ttl".into(), "60000".into())],
+            arguments: Table::new().with("x-message-ttl", "60000"),
             passive: true,
         },
         ControlOp::DeleteQueue {
@@ -173,7 +208,7 @@ fn control_ok_samples() -> Vec<ControlOk> {
                 durable: true,
                 auto_delete: false,
                 internal: false,
-                arguments: vec![],
+                arguments: Table::new(),
             },
             ExchangeInfo {
                 name: "events".into(),
@@ -181,7 +216,7 @@ fn control_ok_samples() -> Vec<ControlOk> {
                 durable: false,
                 auto_delete: true,
                 internal: true,
-                arguments: vec![("field".into(), "/region".into())],
+                arguments: Table::new().with("field", "/region"),
             },
         ]),
         ControlOk::Queues(vec![queue_info(), queue_info()]),
@@ -301,7 +336,7 @@ fn publish_up_samples() -> Vec<PublishUp> {
             exchange: String::new(),
             routing_key: String::new(),
             mandatory: false,
-            headers: vec![],
+            headers: Table::new(),
             properties: Properties::default(),
             body: Bytes::new(),
         }),
@@ -579,10 +614,7 @@ fn large_bodies_share_the_receive_buffer_and_small_ones_are_copied() {
 
 #[test]
 fn a_borrowed_deliver_encodes_exactly_as_the_owned_frame() {
-    let headers = vec![
-        ("region".to_owned(), "eu".to_owned()),
-        ("x".to_owned(), String::new()),
-    ];
+    let headers = headers().with("region", "eu").with("x", "");
     for (properties, body) in [
         (Properties::default(), Bytes::from_static(b"")),
         (

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use switchyard_client::{
     ClientError, Connection, ConsumeOptions, Delivery, ErrorCode, ExchangeOptions, OutgoingMessage,
-    QueueOptions,
+    QueueOptions, Table,
 };
 use switchyard_tests::broker_process::{BrokerProcess, free_port, write_config};
 use switchyard_tests::{TestBroker, next_delivery};
@@ -81,15 +81,15 @@ async fn durable_definitions_and_persistent_messages_survive_a_restart() {
         .await
         .unwrap();
     let mut limited = durable();
-    limited.arguments = vec![("x-max-length".into(), "1000".into())];
+    limited.arguments = Table::new().with("x-max-length", "1000");
     c.declare_queue("orders", limited.clone()).await.unwrap();
     c.declare_queue("scratch", QueueOptions::default())
         .await
         .unwrap();
-    c.bind_queue("orders-x", "orders", "order.#", Vec::new())
+    c.bind_queue("orders-x", "orders", "order.#", Table::new())
         .await
         .unwrap();
-    c.bind_queue("orders-x", "scratch", "order.#", Vec::new())
+    c.bind_queue("orders-x", "scratch", "order.#", Table::new())
         .await
         .unwrap();
 
@@ -125,7 +125,11 @@ async fn durable_definitions_and_persistent_messages_survive_a_restart() {
     let queues = c.list_queues().await.unwrap();
     let orders = queues.iter().find(|q| q.name == "orders").expect("orders");
     assert!(orders.durable);
-    assert_eq!(orders.arguments, limited.arguments);
+    // Declared as the string "1000" (as typed on a command line), kept as the number.
+    assert_eq!(
+        orders.arguments,
+        Table::new().with("x-max-length", 1000_i64)
+    );
     assert!(!queues.iter().any(|q| q.name == "scratch"));
     assert_eq!(orders.ready, 2, "p1 and p2 come back, t1 does not");
 
@@ -187,12 +191,11 @@ async fn a_length_limited_queue_recovered_above_its_limit_starts_and_keeps_every
         .await
         .unwrap();
     c.declare_queue("dead", durable()).await.unwrap();
-    c.bind_queue("dlx", "dead", "", Vec::new()).await.unwrap();
+    c.bind_queue("dlx", "dead", "", Table::new()).await.unwrap();
     let mut limited = durable();
-    limited.arguments = vec![
-        ("x-max-length".into(), "2".into()),
-        ("x-dead-letter-exchange".into(), "dlx".into()),
-    ];
+    limited.arguments = Table::new()
+        .with("x-max-length", "2")
+        .with("x-dead-letter-exchange", "dlx");
     c.declare_queue("jobs", limited).await.unwrap();
     let mut publisher = c.publisher().await.unwrap();
     for body in ["j1", "j2"] {
@@ -242,33 +245,32 @@ async fn arguments_compare_as_maps_before_and_after_a_restart() {
     let c = &setup;
     let orders = || {
         let mut options = durable();
-        options.arguments = vec![
-            ("x-message-ttl".into(), "60000".into()),
-            ("x-dead-letter-exchange".into(), "dlx".into()),
-        ];
+        options.arguments = Table::new()
+            .with("x-message-ttl", "60000")
+            .with("x-dead-letter-exchange", "dlx");
         options
     };
     let mut reordered = orders();
-    reordered.arguments.reverse();
+    reordered.arguments = reordered
+        .arguments
+        .into_entries()
+        .into_iter()
+        .rev()
+        .collect();
     c.declare_queue("orders", orders()).await.unwrap();
     c.declare_queue("orders", reordered.clone()).await.unwrap();
     let exchange = ExchangeOptions {
         durable: true,
-        arguments: vec![
-            ("x-routing-fault".into(), "reject".into()),
-            ("alternate".into(), "none".into()),
-        ],
+        arguments: Table::new()
+            .with("x-routing-fault", "reject")
+            .with("alternate", "none"),
         ..ExchangeOptions::default()
     };
     c.declare_exchange("by-headers", "headers", exchange.clone())
         .await
         .unwrap();
-    let binding = vec![
-        ("x-match".to_owned(), "all".to_owned()),
-        ("region".to_owned(), "eu".to_owned()),
-    ];
-    let mut rebinding = binding.clone();
-    rebinding.reverse();
+    let binding = Table::new().with("x-match", "all").with("region", "eu");
+    let rebinding: Table = binding.clone().into_entries().into_iter().rev().collect();
     c.bind_queue("by-headers", "orders", "", binding.clone())
         .await
         .unwrap();
@@ -292,10 +294,9 @@ async fn arguments_compare_as_maps_before_and_after_a_restart() {
     assert_eq!(bindings(c.export_definitions().await.unwrap()), 1);
     // A name given twice is refused, not silently collapsed.
     let mut twice = durable();
-    twice.arguments = vec![
-        ("x-message-ttl".into(), "1".into()),
-        ("x-message-ttl".into(), "2".into()),
-    ];
+    twice.arguments = Table::new()
+        .with("x-message-ttl", "1")
+        .with("x-message-ttl", "2");
     match c.declare_queue("twice", twice).await {
         Err(ClientError::Refused(error)) => {
             assert_eq!(error.code, ErrorCode::InvalidArgument, "{}", error.message);
@@ -461,9 +462,9 @@ async fn definitions_export_and_import_round_trip() {
         .await
         .unwrap();
     let mut options = durable();
-    options.arguments = vec![("x-max-length".into(), "1000".into())];
+    options.arguments = Table::new().with("x-max-length", "1000");
     c.declare_queue("audit", options).await.unwrap();
-    c.bind_queue("events", "audit", "#", Vec::new())
+    c.bind_queue("events", "audit", "#", Table::new())
         .await
         .unwrap();
     let exported = c.export_definitions().await.unwrap();
@@ -838,7 +839,7 @@ async fn deduplication_remembers_consumed_messages_across_a_restart() {
     let t = TestBroker::start().await;
     let setup = t.connect().await;
     let mut options = durable();
-    options.arguments = vec![("x-deduplication-window".into(), "60000".into())];
+    options.arguments = Table::new().with("x-deduplication-window", "60000");
     setup.declare_queue("payments", options).await.unwrap();
     let with_id = |id: &str| {
         let mut message = OutgoingMessage::new("", "payments", id.to_owned()).persistent();

@@ -3,13 +3,13 @@
 
 use std::path::Path;
 
-use switchyard::Message;
 use switchyard::plugin::{BindingSpec, PluginError, PluginHealth, PluginLimits};
+use switchyard::{Message, Table};
 use switchyard_tests::{registry, registry_with, test_limits, wasm};
 
 fn bound_exchange(registry: &switchyard::plugin::PluginRegistry, plugin: &str) {
     let router = registry.router(plugin).unwrap();
-    router.create_exchange(1, Vec::new()).unwrap();
+    router.create_exchange(1, Table::new()).unwrap();
     router.bind(1, BindingSpec::new(1, "ok")).unwrap();
 }
 
@@ -71,11 +71,11 @@ fn refusals_are_the_plugins_own_words_and_change_nothing() {
     registry.load_file(Path::new(wasm::TRAPPER)).unwrap();
     let router = registry.router("trapper").unwrap();
     let refused = router
-        .create_exchange(2, vec![("refuse".into(), "no thanks".into())])
+        .create_exchange(2, Table::new().with("refuse", "no thanks"))
         .unwrap_err();
     assert_eq!(refused.to_string(), "refused: no thanks");
     assert_eq!(router.exchange_count(), 0);
-    router.create_exchange(1, Vec::new()).unwrap();
+    router.create_exchange(1, Table::new()).unwrap();
     let refused = router
         .bind(1, BindingSpec::new(1, "forbidden"))
         .unwrap_err();
@@ -147,7 +147,7 @@ fn an_exchange_whose_every_call_faults_is_quarantined_alone_and_reported() {
     bound_exchange(&registry, "trapper");
     let router = registry.router("trapper").unwrap();
     // A second exchange of the same type, another tenant's.
-    router.create_exchange(2, Vec::new()).unwrap();
+    router.create_exchange(2, Table::new()).unwrap();
     router.bind(2, BindingSpec::new(7, "ok")).unwrap();
     for _ in 0..3 {
         let error = router.route(1, &Message::new("boom", "")).unwrap_err();
@@ -176,7 +176,7 @@ fn an_exchange_whose_every_call_faults_is_quarantined_alone_and_reported() {
     assert!(row.last_error.unwrap().contains("trapped"));
     // The other plugins are untouched.
     let topic = registry.router("topic").unwrap();
-    topic.create_exchange(1, Vec::new()).unwrap();
+    topic.create_exchange(1, Table::new()).unwrap();
     topic.bind(1, BindingSpec::new(3, "#")).unwrap();
     assert_eq!(
         topic.route(1, &Message::new("x", "")).unwrap().to_vec(),
@@ -234,7 +234,7 @@ fn a_hung_plugin_does_not_stop_other_threads_from_routing() {
     registry.load_file(Path::new(wasm::LOOPER)).unwrap();
     bound_exchange(&registry, "looper");
     let topic = registry.router("topic").unwrap();
-    topic.create_exchange(1, Vec::new()).unwrap();
+    topic.create_exchange(1, Table::new()).unwrap();
     topic.bind(1, BindingSpec::new(5, "a.#")).unwrap();
     let looper = registry.router("looper").unwrap();
     let hung = std::thread::spawn(move || looper.route(1, &Message::new("loop", "")));
@@ -274,7 +274,7 @@ fn a_plugin_gets_no_files_environment_clock_or_sockets() {
     let registry = registry();
     registry.load_file(Path::new(wasm::SNOOP)).unwrap();
     let router = registry.router("snoop").unwrap();
-    router.create_exchange(1, Vec::new()).unwrap();
+    router.create_exchange(1, Table::new()).unwrap();
     for (destination, capability) in ["files", "env", "clock", "net"].iter().enumerate() {
         router
             .bind(1, BindingSpec::new(destination as u32, *capability))
@@ -291,7 +291,7 @@ fn exchange_spec(name: &str, kind: &str) -> switchyard::exchange::ExchangeSpec {
         durable: false,
         auto_delete: false,
         internal: false,
-        arguments: Vec::new(),
+        arguments: Table::new(),
     }
 }
 
@@ -314,14 +314,14 @@ fn a_plugin_stuck_validating_a_binding_does_not_hold_up_routing_elsewhere() {
         durable: false,
         exclusive: false,
         auto_delete: false,
-        arguments: Vec::new(),
+        arguments: Table::new(),
     };
     topology.declare_queue(queue, 0, false).unwrap();
     let binding = |source: &str, key: &str| Binding {
         source: source.into(),
         destination: BindingDestination::Queue("q".into()),
         key: key.into(),
-        arguments: Vec::new(),
+        arguments: Table::new(),
     };
     topology.bind(binding("busy", "k")).unwrap();
 
@@ -349,8 +349,8 @@ fn a_plugin_stuck_validating_a_binding_does_not_hold_up_routing_elsewhere() {
 fn bindings_that_would_fill_a_plugins_memory_are_refused_and_routing_goes_on() {
     let registry = registry();
     let topic = registry.router("topic").unwrap();
-    topic.create_exchange(1, Vec::new()).unwrap();
-    topic.create_exchange(2, Vec::new()).unwrap();
+    topic.create_exchange(1, Table::new()).unwrap();
+    topic.create_exchange(2, Table::new()).unwrap();
     topic.bind(2, BindingSpec::new(9, "a.*")).unwrap();
     let mut refused = None;
     for i in 0..5_000 {

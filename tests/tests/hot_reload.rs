@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use switchyard::Message;
 use switchyard::plugin::{BindingSpec, PluginDirectory, PluginHealth, PluginSource};
+use switchyard::{Message, Table};
 use switchyard_tests::{install, registry, wasm};
 
 /// Waits for `condition`, polling; panics with `what` after a generous timeout.
@@ -25,7 +25,7 @@ fn replacing_topic_under_load_answers_every_route_with_exactly_one_version() {
     let _watch = PluginDirectory::watch(Arc::clone(&registry), dir.path()).unwrap();
 
     let topic = registry.router("topic").unwrap();
-    topic.create_exchange(1, Vec::new()).unwrap();
+    topic.create_exchange(1, Table::new()).unwrap();
     topic.bind(1, BindingSpec::new(1, "a.*")).unwrap();
     topic.bind(1, BindingSpec::new(2, "a.b")).unwrap();
     // Version 1 (embedded, AMQP patterns): "a.b" → [1, 2]. Version 2 (exact keys): → [2].
@@ -85,7 +85,7 @@ fn a_corrupt_file_leaves_the_old_version_serving_and_reports_why() {
     let dir = tempfile::tempdir().unwrap();
     let _watch = PluginDirectory::watch(Arc::clone(&registry), dir.path()).unwrap();
     let topic = registry.router("topic").unwrap();
-    topic.create_exchange(1, Vec::new()).unwrap();
+    topic.create_exchange(1, Table::new()).unwrap();
     topic.bind(1, BindingSpec::new(1, "a.b")).unwrap();
 
     install(wasm::TOPIC_V2, dir.path(), "topic.wasm");
@@ -141,7 +141,7 @@ fn a_new_plugin_appears_and_stays_while_in_use_after_its_file_is_removed() {
     let path = install(wasm::TRAPPER, dir.path(), "trapper.wasm");
     wait_for("trapper to load", || registry.router("trapper").is_ok());
     let trapper = registry.router("trapper").unwrap();
-    trapper.create_exchange(1, Vec::new()).unwrap();
+    trapper.create_exchange(1, Table::new()).unwrap();
     trapper.bind(1, BindingSpec::new(1, "k")).unwrap();
 
     std::fs::remove_file(&path).unwrap();

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use switchyard_client::{
     ClientError, Confirmed, ConsumeOptions, Delivery, ErrorCode, ExchangeOptions, OutgoingMessage,
-    QueueOptions,
+    QueueOptions, Table,
 };
 use switchyard_tests::{TestBroker, next_delivery};
 
@@ -23,7 +23,7 @@ async fn a_message_published_to_a_topic_exchange_reaches_the_bound_queue() {
     c.declare_queue("trades", QueueOptions::default())
         .await
         .unwrap();
-    c.bind_queue("market", "trades", "stock.*.nyse", Vec::new())
+    c.bind_queue("market", "trades", "stock.*.nyse", Table::new())
         .await
         .unwrap();
 
@@ -247,13 +247,13 @@ async fn exchange_to_exchange_bindings_route_through_both_plugins() {
         .unwrap();
     c.declare_queue("a", QueueOptions::default()).await.unwrap();
     c.declare_queue("b", QueueOptions::default()).await.unwrap();
-    c.bind_exchange("front", "back", "orders.#", Vec::new())
+    c.bind_exchange("front", "back", "orders.#", Table::new())
         .await
         .unwrap();
-    c.bind_queue("back", "a", "", Vec::new()).await.unwrap();
-    c.bind_queue("back", "b", "", Vec::new()).await.unwrap();
+    c.bind_queue("back", "a", "", Table::new()).await.unwrap();
+    c.bind_queue("back", "b", "", Table::new()).await.unwrap();
     // A cycle must not loop.
-    c.bind_exchange("back", "front", "", Vec::new())
+    c.bind_exchange("back", "front", "", Table::new())
         .await
         .unwrap();
     let mut publisher = c.publisher().await.unwrap();
@@ -312,7 +312,7 @@ async fn after_a_broker_restart_the_client_redeclares_and_its_consumer_resumes()
         .await
         .unwrap();
     let queue = c.declare_queue("", QueueOptions::default()).await.unwrap();
-    c.bind_queue("events", &queue, "user.#", Vec::new())
+    c.bind_queue("events", &queue, "user.#", Table::new())
         .await
         .unwrap();
     let mut consumer = c.consume(ConsumeOptions::new(&queue)).await.unwrap();

@@ -11,15 +11,12 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use switchyard_client::{
     ClientError, Confirmed, Connection, ConsumeOptions, Consumer, Delivery, ErrorCode,
-    ExchangeOptions, OutgoingMessage, QueueOptions,
+    ExchangeOptions, OutgoingMessage, QueueOptions, Table, Value,
 };
 use switchyard_tests::{TestBroker, next_delivery, wasm};
 
-fn arguments(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-    pairs
-        .iter()
-        .map(|(n, v)| (n.to_string(), v.to_string()))
-        .collect()
+fn arguments(pairs: &[(&str, &str)]) -> Table {
+    pairs.iter().copied().collect()
 }
 
 fn with_arguments(pairs: &[(&str, &str)]) -> QueueOptions {
@@ -52,11 +49,26 @@ fn text(delivery: &Delivery) -> String {
 }
 
 fn header<'a>(delivery: &'a Delivery, name: &str) -> Option<&'a str> {
-    delivery
-        .headers
-        .iter()
-        .find(|(n, _)| n == name)
-        .map(|(_, v)| v.as_str())
+    delivery.headers.get_str(name)
+}
+
+/// The entries of a dead letter's `x-death`, newest first.
+fn deaths(delivery: &Delivery) -> Vec<&Table> {
+    match delivery.headers.get("x-death") {
+        Some(Value::Array(entries)) => entries
+            .iter()
+            .map(|entry| entry.as_table().expect("x-death holds tables"))
+            .collect(),
+        other => panic!("x-death is an array of tables, not {other:?}"),
+    }
+}
+
+/// The routing key a death recorded (RabbitMQ's `routing-keys`, one here).
+fn death_routing_key(death: &Table) -> &str {
+    match death.get("routing-keys") {
+        Some(Value::Array(keys)) if keys.len() == 1 => keys[0].as_str().unwrap(),
+        other => panic!("routing-keys is an array of one key, not {other:?}"),
+    }
 }
 
 fn rejection(result: Result<Confirmed, ClientError>) -> ErrorCode {
@@ -123,9 +135,9 @@ async fn expired_messages_are_never_delivered_and_are_dead_lettered() {
         (&dead[1], "short", "queue-ttl"),
     ] {
         assert_eq!(text(delivery), body);
-        assert_eq!(header(delivery, "x-death-reason"), Some("expired"));
-        assert_eq!(header(delivery, "x-death-queue"), Some(queue));
-        assert_eq!(header(delivery, "x-death-routing-key"), Some(queue));
+        assert_eq!(header(delivery, "x-last-death-reason"), Some("expired"));
+        assert_eq!(header(delivery, "x-last-death-queue"), Some(queue));
+        assert_eq!(death_routing_key(deaths(delivery)[0]), queue);
         assert_eq!(delivery.routing_key, "graveyard");
         assert_eq!(
             delivery.properties.expiration, None,
@@ -168,7 +180,7 @@ async fn a_delivered_message_nacked_after_its_ttl_is_dead_lettered_not_redeliver
     held.nack(false, true).unwrap();
     let expired = next_delivery(&mut dead).await;
     assert_eq!(text(&expired), "held");
-    assert_eq!(header(&expired, "x-death-reason"), Some("expired"));
+    assert_eq!(header(&expired, "x-last-death-reason"), Some("expired"));
     assert_eq!(ready(&t, "work").await, (0, 0), "nothing left to redeliver");
 }
 
@@ -208,11 +220,11 @@ async fn a_rejected_message_is_dead_lettered_with_why_and_where_it_came_from() {
     c.declare_queue("dead", QueueOptions::default())
         .await
         .unwrap();
-    c.bind_queue("dlx", "dead", "", Vec::new()).await.unwrap();
+    c.bind_queue("dlx", "dead", "", Table::new()).await.unwrap();
     c.declare_queue("work", with_arguments(&[("x-dead-letter-exchange", "dlx")]))
         .await
         .unwrap();
-    c.bind_queue("orders", "work", "eu", Vec::new())
+    c.bind_queue("orders", "work", "eu", Table::new())
         .await
         .unwrap();
     let before = SystemTime::now()
@@ -233,11 +245,9 @@ async fn a_rejected_message_is_dead_lettered_with_why_and_where_it_came_from() {
     assert_eq!(letter.exchange, "dlx");
     assert_eq!(letter.routing_key, "eu", "no x-dead-letter-routing-key");
     for (name, value) in [
-        ("x-death-reason", "rejected"),
-        ("x-death-exchange", "orders"),
-        ("x-death-routing-key", "eu"),
-        ("x-death-queue", "work"),
-        ("x-death-count", "1"),
+        ("x-last-death-reason", "rejected"),
+        ("x-last-death-exchange", "orders"),
+        ("x-last-death-queue", "work"),
         ("x-first-death-reason", "rejected"),
         ("x-first-death-queue", "work"),
         ("x-first-death-exchange", "orders"),
@@ -245,13 +255,21 @@ async fn a_rejected_message_is_dead_lettered_with_why_and_where_it_came_from() {
     ] {
         assert_eq!(header(&letter, name), Some(value), "{name}");
     }
-    let time: u64 = header(&letter, "x-death-time").unwrap().parse().unwrap();
-    assert!(time >= before, "{time} < {before}");
-    let trail = header(&letter, "x-death").unwrap();
-    assert!(
-        trail.starts_with(r#"[{"reason":"rejected","queue":"work","exchange":"orders","routing-key":"eu","count":1,"time":"#),
-        "{trail}"
-    );
+    // RabbitMQ's shape: an array of tables, `time` an AMQP timestamp (seconds).
+    let trail = deaths(&letter);
+    assert_eq!(trail.len(), 1);
+    let Some(&Value::Timestamp(time)) = trail[0].get("time") else {
+        panic!("time is a timestamp: {}", trail[0]);
+    };
+    assert!(time * 1000 + 999 >= before, "{time} s < {before} ms");
+    let expected = Table::new()
+        .with("count", 1_i64)
+        .with("reason", "rejected")
+        .with("queue", "work")
+        .with("time", Value::Timestamp(time))
+        .with("exchange", "orders")
+        .with("routing-keys", Value::Array(vec!["eu".into()]));
+    assert_eq!(*trail[0], expected);
     assert_eq!(ready(&t, "work").await, (0, 0));
 }
 
@@ -277,9 +295,9 @@ async fn a_dead_letter_cycle_stops_instead_of_looping() {
     c.declare_queue("witness", QueueOptions::default())
         .await
         .unwrap();
-    c.bind_queue("to-b", "b", "", Vec::new()).await.unwrap();
-    c.bind_queue("to-a", "a", "", Vec::new()).await.unwrap();
-    c.bind_queue("to-a", "witness", "", Vec::new())
+    c.bind_queue("to-b", "b", "", Table::new()).await.unwrap();
+    c.bind_queue("to-a", "a", "", Table::new()).await.unwrap();
+    c.bind_queue("to-a", "witness", "", Table::new())
         .await
         .unwrap();
 
@@ -294,13 +312,13 @@ async fn a_dead_letter_cycle_stops_instead_of_looping() {
 
     let mut witness = consume(&t, "witness").await;
     let letter = next_delivery(&mut witness).await;
-    assert_eq!(header(&letter, "x-death-queue"), Some("b"));
+    assert_eq!(header(&letter, "x-last-death-queue"), Some("b"));
     assert_eq!(header(&letter, "x-first-death-queue"), Some("a"));
-    let trail = header(&letter, "x-death").unwrap();
-    assert!(
-        trail.contains(r#""queue":"b""#) && trail.contains(r#""queue":"a""#),
-        "{trail}"
-    );
+    let queues: Vec<&str> = deaths(&letter)
+        .iter()
+        .map(|death| death.get_str("queue").unwrap())
+        .collect();
+    assert_eq!(queues, ["b", "a"], "newest first");
     // Back in a it would stay for ever (a has no TTL and a dead letter loses its expiration),
     // so an empty a shows the cycle was cut.
     assert_eq!(ready(&t, "a").await, (0, 0));
@@ -323,18 +341,28 @@ async fn a_queue_that_dead_letters_into_itself_cannot_take_the_broker_down() {
     c.declare_queue("loop", with_arguments(&self_loop))
         .await
         .unwrap();
-    let forged =
-        r#"[{"reason":"rejected","queue":"z","exchange":"","routing-key":"","count":1,"time":0}]"#;
+    let forged = Value::Array(vec![
+        Table::new()
+            .with("count", 1_i64)
+            .with("reason", "rejected")
+            .with("queue", "z")
+            .with("time", Value::Timestamp(0))
+            .with("exchange", "")
+            .with("routing-keys", Value::Array(vec!["".into()]))
+            .into(),
+    ]);
     let mut publisher = c.publisher().await.unwrap();
     for body in ["forged-1", "forged-2", "forged-3"] {
         publisher
-            .publish_confirmed(OutgoingMessage::new("", "loop", body).header("x-death", forged))
+            .publish_confirmed(
+                OutgoingMessage::new("", "loop", body).header("x-death", forged.clone()),
+            )
             .await
             .unwrap();
     }
     // As many headers as the protocol allows: refused, since the trail would not fit.
     let mut crowded = OutgoingMessage::new("", "loop", "crowded");
-    crowded.headers = (0..256).map(|i| (format!("h{i}"), String::new())).collect();
+    crowded.headers = (0..256).map(|i| (format!("h{i}"), "")).collect();
     let (code, message) = match publisher.publish_confirmed(crowded).await {
         Err(ClientError::Rejected { error, .. }) => (error.code, error.message),
         other => panic!("expected a negative confirm, got {other:?}"),
@@ -374,9 +402,12 @@ async fn a_queue_that_dead_letters_into_itself_cannot_take_the_broker_down() {
     let mut drained = consume(&t, "loop").await;
     let last = next_delivery(&mut drained).await;
     assert!(
-        header(&last, "x-death").is_none_or(|trail| !trail.contains(r#""queue":"z""#)),
+        last.headers.get("x-death").is_none()
+            || deaths(&last)
+                .iter()
+                .all(|death| death.get_str("queue") != Some("z")),
         "a publisher's own x-death is not kept: {:?}",
-        header(&last, "x-death")
+        last.headers.get("x-death")
     );
 }
 
@@ -396,7 +427,7 @@ async fn max_length_with_drop_head_dead_letters_the_oldest() {
     let mut dead = consume(&t, "dead").await;
     let dropped = next_delivery(&mut dead).await;
     assert_eq!(text(&dropped), "1");
-    assert_eq!(header(&dropped, "x-death-reason"), Some("maxlen"));
+    assert_eq!(header(&dropped, "x-last-death-reason"), Some("maxlen"));
     let mut bounded = consume(&t, "bounded").await;
     assert_eq!(text(&next_delivery(&mut bounded).await), "2");
     assert_eq!(text(&next_delivery(&mut bounded).await), "3");
@@ -418,8 +449,12 @@ async fn reject_publish_sends_a_negative_confirm_and_other_queues_keep_the_messa
     c.declare_queue("open", QueueOptions::default())
         .await
         .unwrap();
-    c.bind_queue("both", "full", "", Vec::new()).await.unwrap();
-    c.bind_queue("both", "open", "", Vec::new()).await.unwrap();
+    c.bind_queue("both", "full", "", Table::new())
+        .await
+        .unwrap();
+    c.bind_queue("both", "open", "", Table::new())
+        .await
+        .unwrap();
     let mut publisher = c.publisher().await.unwrap();
     publisher
         .publish_confirmed(OutgoingMessage::new("both", "", "fits"))
@@ -469,7 +504,7 @@ async fn reject_publish_dlx_refuses_and_dead_letters_the_new_message() {
     let mut dead = consume(&t, "dead").await;
     let letter = next_delivery(&mut dead).await;
     assert_eq!(text(&letter), "6");
-    assert_eq!(header(&letter, "x-death-reason"), Some("maxlen"));
+    assert_eq!(header(&letter, "x-last-death-reason"), Some("maxlen"));
     assert_eq!(ready(&t, "bytes").await, (1, 0));
 }
 
@@ -509,7 +544,10 @@ async fn the_delivery_limit_dead_letters_poison_messages_with_prefetch_above_one
     for body in ["p1", "p2", "p3"] {
         let letter = next_delivery(&mut dead).await;
         assert_eq!(text(&letter), body);
-        assert_eq!(header(&letter, "x-death-reason"), Some("delivery-limit"));
+        assert_eq!(
+            header(&letter, "x-last-death-reason"),
+            Some("delivery-limit")
+        );
     }
 }
 
@@ -745,7 +783,9 @@ async fn a_message_that_expired_while_the_broker_was_down_is_dead_lettered_after
     .await
     .unwrap();
     c.declare_queue("z-sink", durable(&[])).await.unwrap();
-    c.bind_queue("dlx", "z-sink", "", Vec::new()).await.unwrap();
+    c.bind_queue("dlx", "z-sink", "", Table::new())
+        .await
+        .unwrap();
     let mut publisher = c.publisher().await.unwrap();
     for n in 0..20 {
         publisher
@@ -765,7 +805,7 @@ async fn a_message_that_expired_while_the_broker_was_down_is_dead_lettered_after
         .unwrap();
     for _ in 0..20 {
         let letter = next_delivery(&mut sink).await;
-        assert_eq!(header(&letter, "x-death-reason"), Some("expired"));
+        assert_eq!(header(&letter, "x-last-death-reason"), Some("expired"));
     }
 }
 
@@ -821,13 +861,13 @@ async fn a_dead_letter_the_exchange_fails_to_route_is_kept_and_routed_later() {
     c.declare_queue("parking", QueueOptions::default())
         .await
         .unwrap();
-    c.bind_queue("fragile-dlx", "parking", "", Vec::new())
+    c.bind_queue("fragile-dlx", "parking", "", Table::new())
         .await
         .unwrap();
     let mut parking = consume(&t, "parking").await;
     let letter = next_delivery(&mut parking).await;
     assert_eq!(text(&letter), "precious");
-    assert_eq!(header(&letter, "x-death-reason"), Some("rejected"));
+    assert_eq!(header(&letter, "x-last-death-reason"), Some("rejected"));
     assert_eq!(held(&t), 0);
 }
 
@@ -935,7 +975,7 @@ async fn a_routing_fault_rejects_by_default_or_dead_letters_when_the_exchange_sa
     c.declare_queue("faulted", QueueOptions::default())
         .await
         .unwrap();
-    c.bind_queue("faults", "faulted", "", Vec::new())
+    c.bind_queue("faults", "faulted", "", Table::new())
         .await
         .unwrap();
     let dead_letter_to = |exchange: &str| ExchangeOptions {
@@ -978,10 +1018,13 @@ async fn a_routing_fault_rejects_by_default_or_dead_letters_when_the_exchange_sa
     let letter = next_delivery(&mut faulted).await;
     assert_eq!(text(&letter), "kept");
     assert_eq!(letter.exchange, "faults");
-    assert_eq!(header(&letter, "x-death-reason"), Some("routing-fault"));
-    assert_eq!(header(&letter, "x-death-exchange"), Some("guarded"));
-    assert_eq!(header(&letter, "x-death-routing-key"), Some("boom"));
-    assert_eq!(header(&letter, "x-death-queue"), Some(""));
+    assert_eq!(
+        header(&letter, "x-last-death-reason"),
+        Some("routing-fault")
+    );
+    assert_eq!(header(&letter, "x-last-death-exchange"), Some("guarded"));
+    assert_eq!(death_routing_key(deaths(&letter)[0]), "boom");
+    assert_eq!(header(&letter, "x-last-death-queue"), Some(""));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -5,8 +5,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use switchyard_client::{
-    ClientError, ConsumeOptions, ErrorCode, ExchangeOptions, OutgoingMessage, QueueOptions, Trust,
-    quic_client_config,
+    ClientError, ConsumeOptions, ErrorCode, ExchangeOptions, OutgoingMessage, QueueOptions, Table,
+    Trust, quic_client_config,
 };
 use switchyard_tests::{TestBroker, next_delivery, wasm};
 
@@ -321,8 +321,11 @@ async fn queues_exchanges_and_bindings_are_limited_with_a_clear_error() {
             .await,
         "exchanges",
     );
-    c.bind_queue("x1", "q1", "a", Vec::new()).await.unwrap();
-    refused(c.bind_queue("x1", "q2", "b", Vec::new()).await, "bindings");
+    c.bind_queue("x1", "q1", "a", Table::new()).await.unwrap();
+    refused(
+        c.bind_queue("x1", "q2", "b", Table::new()).await,
+        "bindings",
+    );
     // Deleting makes room again.
     c.delete_queue("q2", false, false).await.unwrap();
     c.declare_queue("q3", QueueOptions::default())
@@ -348,7 +351,7 @@ async fn a_publisher_that_never_reads_its_answers_is_no_longer_read_from() {
         exchange: "no-such-exchange".into(),
         routing_key: "k".into(),
         mandatory: false,
-        headers: Vec::new(),
+        headers: Table::new(),
         properties: Default::default(),
         body: bytes::Bytes::from_static(b"x"),
     });
@@ -390,7 +393,7 @@ async fn a_listing_larger_than_a_frame_is_an_error_and_the_control_stream_lives_
     .await;
     let c = &t.client;
     let huge = QueueOptions {
-        arguments: vec![("note".into(), "n".repeat(5000))],
+        arguments: Table::new().with("note", "n".repeat(5000)),
         ..QueueOptions::default()
     };
     match c.declare_queue("huge-argument", huge).await {
@@ -456,7 +459,7 @@ async fn a_plugin_trap_during_routing_rejects_that_message_and_loses_nothing_con
     c.declare_queue("kept", QueueOptions::default())
         .await
         .unwrap();
-    c.bind_queue("fragile", "kept", "ok", Vec::new())
+    c.bind_queue("fragile", "kept", "ok", Table::new())
         .await
         .unwrap();
 

@@ -1,8 +1,8 @@
 //! The standard exchange types, table-driven, through the real host and the real components
 //! built from `plugins/`.
 
-use switchyard::Message;
 use switchyard::plugin::{BindingSpec, RouterPlugin};
+use switchyard::{Message, Table};
 use switchyard_tests::registry;
 
 fn routed(router: &RouterPlugin, exchange: u32, message: &Message) -> Vec<u32> {
@@ -71,7 +71,7 @@ fn topic_routes_as_rabbitmq_for_every_case_in_the_table() {
     let topic = registry.router("topic").unwrap();
     for (i, &(pattern, key, expected)) in TOPIC_CASES.iter().enumerate() {
         let exchange = i as u32;
-        topic.create_exchange(exchange, Vec::new()).unwrap();
+        topic.create_exchange(exchange, Table::new()).unwrap();
         topic.bind(exchange, BindingSpec::new(7, pattern)).unwrap();
         let got = routed(&topic, exchange, &Message::new(key, ""));
         let want: Vec<u32> = if expected { vec![7] } else { vec![] };
@@ -83,7 +83,7 @@ fn topic_routes_as_rabbitmq_for_every_case_in_the_table() {
 fn topic_gives_a_destination_bound_by_several_matching_patterns_one_copy() {
     let registry = registry();
     let topic = registry.router("topic").unwrap();
-    topic.create_exchange(1, Vec::new()).unwrap();
+    topic.create_exchange(1, Table::new()).unwrap();
     for pattern in ["stock.*", "#", "stock.ibm", "*.ibm"] {
         topic.bind(1, BindingSpec::new(10, pattern)).unwrap();
     }
@@ -96,7 +96,7 @@ fn topic_gives_a_destination_bound_by_several_matching_patterns_one_copy() {
 fn unbinding_takes_effect_for_the_next_message_even_when_the_decision_was_cached() {
     let registry = registry();
     let topic = registry.router("topic").unwrap();
-    topic.create_exchange(1, Vec::new()).unwrap();
+    topic.create_exchange(1, Table::new()).unwrap();
     topic.bind(1, BindingSpec::new(1, "a.*")).unwrap();
     let message = Message::new("a.b", "");
     assert_eq!(routed(&topic, 1, &message), vec![1]);
@@ -121,7 +121,7 @@ fn unbinding_takes_effect_for_the_next_message_even_when_the_decision_was_cached
 fn direct_and_fanout_route_as_their_names_say() {
     let registry = registry();
     let direct = registry.router("direct").unwrap();
-    direct.create_exchange(1, Vec::new()).unwrap();
+    direct.create_exchange(1, Table::new()).unwrap();
     direct.bind(1, BindingSpec::new(1, "orders")).unwrap();
     direct.bind(1, BindingSpec::new(2, "orders")).unwrap();
     direct.bind(1, BindingSpec::new(3, "payments")).unwrap();
@@ -136,7 +136,7 @@ fn direct_and_fanout_route_as_their_names_say() {
     );
 
     let fanout = registry.router("fanout").unwrap();
-    fanout.create_exchange(1, Vec::new()).unwrap();
+    fanout.create_exchange(1, Table::new()).unwrap();
     fanout.bind(1, BindingSpec::new(4, "")).unwrap();
     fanout.bind(1, BindingSpec::new(5, "ignored")).unwrap();
     assert_eq!(
@@ -149,7 +149,7 @@ fn direct_and_fanout_route_as_their_names_say() {
 fn headers_matches_every_x_match_mode_with_missing_and_extra_headers() {
     let registry = registry();
     let headers = registry.router("headers").unwrap();
-    headers.create_exchange(1, Vec::new()).unwrap();
+    headers.create_exchange(1, Table::new()).unwrap();
     let bind = |destination: u32, mode: Option<&str>, args: &[(&str, &str)]| {
         let mut spec = BindingSpec::new(destination, "");
         if let Some(mode) = mode {
@@ -199,7 +199,7 @@ fn headers_matches_every_x_match_mode_with_missing_and_extra_headers() {
 fn headers_refuses_a_binding_with_a_bad_x_match() {
     let registry = registry();
     let headers = registry.router("headers").unwrap();
-    headers.create_exchange(1, Vec::new()).unwrap();
+    headers.create_exchange(1, Table::new()).unwrap();
     let error = headers
         .bind(1, BindingSpec::new(1, "").with_argument("x-match", "most"))
         .unwrap_err();
@@ -211,9 +211,9 @@ fn headers_refuses_a_binding_with_a_bad_x_match() {
 fn json_route_routes_on_a_field_of_the_body() {
     let registry = registry();
     let json = registry.router("json-route").unwrap();
-    let missing = json.create_exchange(1, Vec::new()).unwrap_err();
+    let missing = json.create_exchange(1, Table::new()).unwrap_err();
     assert!(missing.to_string().contains("field"), "{missing}");
-    json.create_exchange(1, vec![("field".into(), "order.region".into())])
+    json.create_exchange(1, Table::new().with("field", "order.region"))
         .unwrap();
     json.bind(1, BindingSpec::new(1, "eu")).unwrap();
     json.bind(1, BindingSpec::new(2, "us")).unwrap();
@@ -238,7 +238,7 @@ fn json_route_routes_on_a_field_of_the_body() {
 fn consistent_hash_sends_each_key_to_one_stable_destination() {
     let registry = registry();
     let hash = registry.router("consistent-hash").unwrap();
-    hash.create_exchange(1, Vec::new()).unwrap();
+    hash.create_exchange(1, Table::new()).unwrap();
     assert!(hash.bind(1, BindingSpec::new(1, "zero")).is_err());
     for destination in 1..=4 {
         hash.bind(1, BindingSpec::new(destination, "1")).unwrap();
@@ -263,7 +263,7 @@ fn consistent_hash_sends_each_key_to_one_stable_destination() {
 fn a_batch_is_routed_exactly_as_its_messages_one_by_one() {
     let registry = registry();
     let topic = registry.router("topic").unwrap();
-    topic.create_exchange(1, Vec::new()).unwrap();
+    topic.create_exchange(1, Table::new()).unwrap();
     for (destination, pattern) in ["a.*", "#.z", "a.b.#", "*.*.*"].iter().enumerate() {
         topic
             .bind(1, BindingSpec::new(destination as u32, *pattern))

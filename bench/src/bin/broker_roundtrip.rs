@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use switchyard::{Broker, BrokerConfig};
 use switchyard_client::{
     ConnectOptions, Connection, ConsumeOptions, ExchangeOptions, OutgoingMessage, QueueOptions,
-    Trust,
+    Table, Trust,
 };
 
 const BODY: usize = 256;
@@ -57,7 +57,7 @@ async fn main() -> anyhow::Result<()> {
                 _ => format!("fx.{n}.quote"),
             };
             producer
-                .bind_queue("market", &queue, &pattern, Vec::new())
+                .bind_queue("market", &queue, &pattern, Table::new())
                 .await?;
         }
     }

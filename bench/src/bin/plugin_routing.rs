@@ -9,8 +9,8 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use switchyard::Message;
 use switchyard::plugin::{BindingSpec, PluginConfig, PluginLimits, PluginRegistry, RouterPlugin};
+use switchyard::{Message, Table};
 use switchyard_plugin::topic::TopicTrie;
 
 const ROUNDS: usize = 7;
@@ -99,7 +99,7 @@ fn through_plugin(
     bindings: &[(String, u32)],
     keys: &[String],
 ) -> anyhow::Result<f64> {
-    router.create_exchange(exchange, Vec::new())?;
+    router.create_exchange(exchange, Table::new())?;
     for (pattern, destination) in bindings {
         router.bind(exchange, BindingSpec::new(*destination, pattern.clone()))?;
     }

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+use switchyard_client::{Value, value_json};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -157,9 +158,10 @@ pub enum ExchangeCommand {
         auto_delete: bool,
         #[arg(long)]
         internal: bool,
-        /// An argument for the exchange's plugin, e.g. `--arg field=order.region`.
-        #[arg(long = "arg", value_parser = parse_pair)]
-        arguments: Vec<(String, String)>,
+        /// An argument for the exchange's plugin: `--arg field=order.region` (a string) or
+        /// `--arg NAME:=JSON` for a typed value (see `docs/values.md`).
+        #[arg(long = "arg", value_parser = parse_typed)]
+        arguments: Vec<(String, Value)>,
     },
     Delete {
         name: String,
@@ -182,8 +184,10 @@ pub enum QueueCommand {
         exclusive: bool,
         #[arg(long)]
         auto_delete: bool,
-        #[arg(long = "arg", value_parser = parse_pair)]
-        arguments: Vec<(String, String)>,
+        /// A queue argument: `--arg x-max-length=1000` or `--arg x-max-length:=1000` (numbers
+        /// given as strings are read as numbers), `--arg x-dead-letter-exchange=dlx`.
+        #[arg(long = "arg", value_parser = parse_typed)]
+        arguments: Vec<(String, Value)>,
     },
     Delete {
         name: String,
@@ -207,8 +211,9 @@ pub struct BindArgs {
     pub queue: String,
     #[arg(long, default_value = "")]
     pub key: String,
-    #[arg(long = "arg", value_parser = parse_pair)]
-    pub arguments: Vec<(String, String)>,
+    /// A binding argument: `--arg x-match=all`, `--arg NAME:=JSON` for a typed value.
+    #[arg(long = "arg", value_parser = parse_typed)]
+    pub arguments: Vec<(String, Value)>,
 }
 
 #[derive(Debug, Args)]
@@ -217,8 +222,10 @@ pub struct PublishArgs {
     pub exchange: String,
     #[arg(long, default_value = "")]
     pub key: String,
-    #[arg(long = "header", value_parser = parse_pair)]
-    pub headers: Vec<(String, String)>,
+    /// A header: `--header tenant=acme` (a string) or `--header NAME:=JSON` for a typed value,
+    /// e.g. `--header attempt:=3`, `--header 'tags:=["a","b"]'`, `--header 'n:={"$i8": 5}'`.
+    #[arg(long = "header", value_parser = parse_typed)]
+    pub headers: Vec<(String, Value)>,
     #[arg(long)]
     pub persistent: bool,
     #[arg(long)]
@@ -229,6 +236,22 @@ pub struct PublishArgs {
     pub reply_to: Option<String>,
     #[arg(long)]
     pub content_type: Option<String>,
+    #[arg(long)]
+    pub content_encoding: Option<String>,
+    /// The application's message type (AMQP's `type` property).
+    #[arg(long = "type")]
+    pub message_type: Option<String>,
+    /// Must be the user the connection authenticates as; the broker refuses it otherwise.
+    #[arg(long)]
+    pub user_id: Option<String>,
+    #[arg(long)]
+    pub app_id: Option<String>,
+    /// Publish timestamp, milliseconds since the Unix epoch.
+    #[arg(long)]
+    pub timestamp: Option<u64>,
+    /// Hold the message this many milliseconds before it is delivered.
+    #[arg(long)]
+    pub delay: Option<u64>,
     #[arg(long, default_value_t = 0)]
     pub priority: u8,
     /// Per-message time to live, in milliseconds.
@@ -284,9 +307,52 @@ pub enum PluginsCommand {
     },
 }
 
+/// Parses a typed `NAME=TEXT` (a string) or `NAME:=JSON` (any value, in the JSON form of
+/// `switchyard_protocol::value_json`).
+fn parse_typed(text: &str) -> Result<(String, Value), String> {
+    let (name, value) = parse_pair(text)?;
+    match name.strip_suffix(':') {
+        Some(name) => {
+            let json: serde_json::Value = serde_json::from_str(&value)
+                .map_err(|error| format!("{name}: {value:?} is not JSON ({error})"))?;
+            let value = value_json::from_json(&json).map_err(|error| format!("{name}: {error}"))?;
+            Ok((name.to_owned(), value))
+        }
+        None => Ok((name, Value::String(value))),
+    }
+}
+
 /// Parses `K=V` (splitting at the first `=`).
 fn parse_pair(text: &str) -> Result<(String, String), String> {
     text.split_once('=')
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
         .ok_or_else(|| format!("expected NAME=VALUE, got {text:?}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn typed_pairs_are_text_after_equals_and_json_after_colon_equals() {
+        assert_eq!(
+            parse_typed("tenant=a=b").unwrap(),
+            ("tenant".into(), Value::String("a=b".into()))
+        );
+        assert_eq!(
+            parse_typed("x-max-length:=10").unwrap(),
+            ("x-max-length".into(), Value::I64(10))
+        );
+        assert_eq!(
+            parse_typed(r#"n:={"$u8": 7}"#).unwrap(),
+            ("n".into(), Value::U8(7))
+        );
+        assert_eq!(
+            parse_typed(r#"tags:=["a", null, true]"#).unwrap().1,
+            Value::Array(vec!["a".into(), Value::Void, true.into()])
+        );
+        let error = parse_typed("n:=ten").unwrap_err();
+        assert!(error.contains("not JSON"), "{error}");
+        assert!(parse_typed("no-equals").is_err());
+    }
 }

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use clap::Args;
 use parking_lot::Mutex;
 use switchyard_client::{
-    Connection, ConsumeOptions, ExchangeOptions, OutgoingMessage, Properties, QueueOptions,
+    Connection, ConsumeOptions, ExchangeOptions, OutgoingMessage, Properties, QueueOptions, Table,
 };
 
 use super::args::ClientArgs;
@@ -202,11 +202,14 @@ pub async fn run(client: &ClientArgs, mut args: BenchArgs) -> anyhow::Result<()>
 }
 
 /// A binding that matches the routing key (and headers) used for queue `q`.
-fn binding_for(exchange_type: &str, q: usize) -> (String, Vec<(String, String)>) {
+fn binding_for(exchange_type: &str, q: usize) -> (String, Table) {
     match exchange_type {
-        "headers" => (String::new(), vec![("bench-queue".into(), q.to_string())]),
-        "topic" => (format!("bench.{q}.*"), Vec::new()),
-        _ => (routing_key(q), Vec::new()),
+        "headers" => (
+            String::new(),
+            Table::new().with("bench-queue", q.to_string()),
+        ),
+        "topic" => (format!("bench.{q}.*"), Table::new()),
+        _ => (routing_key(q), Table::new()),
     }
 }
 
@@ -252,7 +255,7 @@ async fn produce(
             ..OutgoingMessage::default()
         };
         if plan.exchange_type == "headers" {
-            message.headers.push(("bench-queue".into(), q.to_string()));
+            message.headers.push("bench-queue", q.to_string());
         }
         confirmations.push_back(publisher.publish(message).await?);
         sent += 1;

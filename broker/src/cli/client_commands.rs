@@ -5,8 +5,8 @@ use std::io::Read as _;
 use anyhow::{Context, bail};
 use base64::Engine as _;
 use switchyard_client::{
-    Auth, Confirmed, ConnectOptions, Connection, ConsumeOptions, ExchangeOptions, OutgoingMessage,
-    Properties, QueueOptions, Trust,
+    Auth, Confirmed, ConnectOptions, Connection, ConsumeOptions, ExchangeOptions, Identifier,
+    OutgoingMessage, Properties, QueueOptions, Table, Trust, Value, value_json,
 };
 
 use super::args::{
@@ -58,7 +58,7 @@ pub async fn exchange(connection: &Connection, command: ExchangeCommand) -> anyh
                 durable,
                 auto_delete,
                 internal,
-                arguments,
+                arguments: arguments.into_iter().collect(),
             };
             connection.declare_exchange(&name, &kind, options).await?;
             println!("exchange {name:?} declared (type {kind})");
@@ -76,7 +76,7 @@ pub async fn exchange(connection: &Connection, command: ExchangeCommand) -> anyh
                         serde_json::json!({
                             "name": e.name, "type": e.kind, "durable": e.durable,
                             "auto_delete": e.auto_delete, "internal": e.internal,
-                            "arguments": pairs_to_object(&e.arguments),
+                            "arguments": value_json::table_to_json(&e.arguments),
                         })
                     );
                 }
@@ -112,7 +112,7 @@ pub async fn queue(connection: &Connection, command: QueueCommand) -> anyhow::Re
                 durable,
                 exclusive,
                 auto_delete,
-                arguments,
+                arguments: arguments.into_iter().collect(),
             };
             let name = connection.declare_queue(&name, options).await?;
             println!("queue {name:?} declared");
@@ -139,7 +139,7 @@ pub async fn queue(connection: &Connection, command: QueueCommand) -> anyhow::Re
                             "name": q.name, "ready": q.ready, "unacked": q.unacked,
                             "consumers": q.consumers, "durable": q.durable,
                             "exclusive": q.exclusive, "auto_delete": q.auto_delete,
-                            "arguments": pairs_to_object(&q.arguments),
+                            "arguments": value_json::table_to_json(&q.arguments),
                         })
                     );
                 }
@@ -163,9 +163,10 @@ pub async fn queue(connection: &Connection, command: QueueCommand) -> anyhow::Re
 }
 
 pub async fn bind(connection: &Connection, args: BindArgs, bind: bool) -> anyhow::Result<()> {
+    let arguments: Table = args.arguments.into_iter().collect();
     if bind {
         connection
-            .bind_queue(&args.exchange, &args.queue, &args.key, args.arguments)
+            .bind_queue(&args.exchange, &args.queue, &args.key, arguments)
             .await?;
         println!(
             "bound {:?} to {:?} with key {:?}",
@@ -173,7 +174,7 @@ pub async fn bind(connection: &Connection, args: BindArgs, bind: bool) -> anyhow
         );
     } else {
         connection
-            .unbind_queue(&args.exchange, &args.queue, &args.key, args.arguments)
+            .unbind_queue(&args.exchange, &args.queue, &args.key, arguments)
             .await?;
         println!(
             "unbound {:?} from {:?} with key {:?}",
@@ -198,12 +199,18 @@ pub async fn publish(connection: &Connection, args: PublishArgs) -> anyhow::Resu
         exchange: args.exchange,
         routing_key: args.key,
         mandatory: args.mandatory,
-        headers: args.headers,
+        headers: args.headers.into_iter().collect(),
         properties: Properties {
-            message_id: args.message_id,
-            correlation_id: args.correlation_id,
+            message_id: args.message_id.map(Identifier::Text),
+            correlation_id: args.correlation_id.map(Identifier::Text),
             reply_to: args.reply_to,
             content_type: args.content_type,
+            content_encoding: args.content_encoding,
+            message_type: args.message_type,
+            user_id: args.user_id,
+            app_id: args.app_id,
+            timestamp: args.timestamp,
+            delay_ms: args.delay,
             expiration: args.expiration,
             priority: args.priority,
             persistent: args.persistent,
@@ -363,26 +370,31 @@ pub async fn plugins(connection: &Connection, command: PluginsCommand) -> anyhow
     Ok(())
 }
 
-fn pairs_to_object(pairs: &[(String, String)]) -> serde_json::Value {
-    serde_json::Value::Object(
-        pairs
-            .iter()
-            .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
-            .collect(),
-    )
+/// A message or correlation id as JSON: text as a string, bytes tagged as `value_json` writes
+/// byte arrays.
+fn identifier_json(id: &Option<Identifier>) -> serde_json::Value {
+    match id {
+        None => serde_json::Value::Null,
+        Some(Identifier::Text(text)) => serde_json::Value::String(text.clone()),
+        Some(Identifier::Binary(bytes)) => value_json::to_json(&Value::Bytes(bytes.to_vec())),
+    }
 }
 
+/// One delivery as `consume --json` prints it: headers as typed JSON (see `docs/values.md`).
 fn delivery_json(delivery: &switchyard_client::Delivery) -> serde_json::Value {
     let p = &delivery.properties;
     let mut object = serde_json::json!({
         "exchange": delivery.exchange,
         "routing_key": delivery.routing_key,
-        "headers": pairs_to_object(&delivery.headers),
+        "headers": value_json::table_to_json(&delivery.headers),
         "properties": {
-            "message_id": p.message_id, "correlation_id": p.correlation_id,
+            "message_id": identifier_json(&p.message_id),
+            "correlation_id": identifier_json(&p.correlation_id),
             "reply_to": p.reply_to, "content_type": p.content_type,
+            "content_encoding": p.content_encoding, "type": p.message_type,
+            "user_id": p.user_id, "app_id": p.app_id, "cluster_id": p.cluster_id,
             "timestamp": p.timestamp, "expiration": p.expiration,
-            "priority": p.priority, "persistent": p.persistent,
+            "priority": p.priority, "persistent": p.persistent, "delay_ms": p.delay_ms,
         },
         "redelivered": delivery.redelivered,
         "delivery_count": delivery.delivery_count,

@@ -2,7 +2,7 @@
 //! conversions from the broker's message type into the generated records. Nothing outside
 //! `plugin/` sees a generated type.
 
-use crate::message::Message;
+use crate::message::{Message, Table};
 
 /// Host bindings of the `router` world.
 pub(crate) mod router_world {
@@ -46,11 +46,7 @@ pub(crate) fn fill_message_for_plugin(out: &mut types::Message, message: &Messag
     out.routing_key.push_str(&message.routing_key);
     out.headers.clear();
     if reads.headers {
-        out.headers
-            .extend(message.headers.iter().map(|(name, value)| types::Header {
-                name: name.clone(),
-                value: value.clone(),
-            }));
+        out.headers.extend(headers_to_wit(&message.headers));
     }
     out.properties.clear();
     if reads.properties {
@@ -61,10 +57,17 @@ pub(crate) fn fill_message_for_plugin(out: &mut types::Message, message: &Messag
 
 fn properties_to_wit(p: &crate::message::Properties, out: &mut Vec<types::Property>) {
     use types::Property as P;
-    let strings = [
+    let ids = [
         (&p.message_id, P::MessageId as fn(String) -> P),
         (&p.correlation_id, P::CorrelationId),
-        (&p.reply_to, P::ReplyTo),
+    ];
+    for (id, case) in ids {
+        if let Some(id) = id {
+            out.push(case(id.to_string()));
+        }
+    }
+    let strings = [
+        (&p.reply_to, P::ReplyTo as fn(String) -> P),
         (&p.content_type, P::ContentType),
     ];
     for (value, case) in strings {
@@ -82,14 +85,13 @@ fn properties_to_wit(p: &crate::message::Properties, out: &mut Vec<types::Proper
     }
 }
 
-pub(crate) fn headers_to_wit(arguments: &[(String, String)]) -> Vec<types::Header> {
-    arguments
-        .iter()
-        .map(|(name, value)| types::Header {
-            name: name.clone(),
-            value: value.clone(),
-        })
-        .collect()
+/// Headers or arguments as contract 0.1.0 carries them: every value as text (a string as
+/// itself, numbers and booleans as written, byte arrays in hex; see `Value`'s `Display`).
+pub(crate) fn headers_to_wit(table: &Table) -> impl Iterator<Item = types::Header> + '_ {
+    table.iter().map(|(name, value)| types::Header {
+        name: name.to_owned(),
+        value: value.to_string(),
+    })
 }
 
 pub(crate) fn info_from_wit(info: types::PluginInfo) -> PluginInfo {

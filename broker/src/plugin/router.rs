@@ -20,7 +20,7 @@ use super::replay::{ReplayLog, ReplayState};
 use super::replicas::{Replica, ReplicaSet, Version};
 use super::sandbox::SandboxState;
 use super::sandbox_call::{Sandbox, off_runtime};
-use crate::message::Message;
+use crate::message::{Message, Table, Value};
 
 /// A binding as the host records it and replays it into plugins.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -28,7 +28,7 @@ pub struct BindingSpec {
     /// The broker's handle for the destination, unique within the exchange.
     pub destination: u32,
     pub key: String,
-    pub arguments: Vec<(String, String)>,
+    pub arguments: Table,
 }
 
 impl BindingSpec {
@@ -36,12 +36,12 @@ impl BindingSpec {
         BindingSpec {
             destination,
             key: key.into(),
-            arguments: Vec::new(),
+            arguments: Table::new(),
         }
     }
 
-    pub fn with_argument(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        self.arguments.push((name.into(), value.into()));
+    pub fn with_argument(mut self, name: impl Into<String>, value: impl Into<Value>) -> Self {
+        self.arguments.push(name, value);
         self
     }
 
@@ -49,33 +49,22 @@ impl BindingSpec {
         types::Binding {
             destination: self.destination,
             key: self.key.clone(),
-            arguments: headers_to_wit(&self.arguments),
+            arguments: headers_to_wit(&self.arguments).collect(),
         }
     }
 }
 
 #[derive(Debug, Clone)]
 pub(crate) enum RouterOp {
-    Create {
-        exchange: u32,
-        arguments: Vec<(String, String)>,
-    },
-    Destroy {
-        exchange: u32,
-    },
-    Bind {
-        exchange: u32,
-        binding: BindingSpec,
-    },
-    Unbind {
-        exchange: u32,
-        binding: BindingSpec,
-    },
+    Create { exchange: u32, arguments: Table },
+    Destroy { exchange: u32 },
+    Bind { exchange: u32, binding: BindingSpec },
+    Unbind { exchange: u32, binding: BindingSpec },
 }
 
 #[derive(Debug, Default)]
 struct ExchangeEntry {
-    arguments: Vec<(String, String)>,
+    arguments: Table,
     bindings: Vec<BindingSpec>,
 }
 
@@ -223,7 +212,7 @@ impl RouterInstance {
                 exchange,
                 arguments,
             } => {
-                let arguments = headers_to_wit(arguments);
+                let arguments: Vec<_> = headers_to_wit(arguments).collect();
                 let answer = self.sandbox.call(PluginCall::Create, deadline, |store| {
                     guest.call_create(store, *exchange, &arguments)
                 })?;
@@ -431,11 +420,7 @@ impl RouterPlugin {
     }
 
     /// Declares an exchange of this type; the plugin may refuse its arguments.
-    pub fn create_exchange(
-        &self,
-        exchange: u32,
-        arguments: Vec<(String, String)>,
-    ) -> Result<(), PluginError> {
+    pub fn create_exchange(&self, exchange: u32, arguments: Table) -> Result<(), PluginError> {
         let mut log = self.replicas.lock_log();
         if log.state().exchanges.contains_key(&exchange) {
             return Err(PluginError::Refused {

@@ -1,50 +1,56 @@
 //! What a dead-lettered message carries: why it died and where it came from, in its headers,
 //! and the rule that stops dead-letter cycles.
 //!
-//! Headers a dead-lettered message gets (existing ones of these names are replaced):
-//! - `x-death`: the whole trail as a JSON array, newest first, one entry per (queue, reason)
-//!   with a count — RabbitMQ's `x-death` table, as a string since headers are strings:
-//!   `[{"reason":"expired","queue":"orders","exchange":"shop","routing-key":"eu","count":1,"time":1718000000000}]`;
-//! - `x-death-reason`, `x-death-queue`, `x-death-exchange`, `x-death-routing-key`,
-//!   `x-death-count`, `x-death-time`: the newest entry, flat, for clients that only want that;
+//! Headers a dead-lettered message gets, as RabbitMQ (3.13) writes them (existing ones of these
+//! names are replaced):
+//! - `x-death`: the whole trail, an array of tables, newest first, one per (queue, reason).
+//!   Each table holds `count` (how many times it died there for that reason, an `I64`),
+//!   `reason`, `queue`, `time` (a timestamp, seconds since the Unix epoch, of the latest such
+//!   death), `exchange` (the exchange it had been published to), `routing-keys` (an array
+//!   holding its routing key before dead-lettering) and, when the message had its own
+//!   expiration, `original-expiration` (milliseconds, as a string, as RabbitMQ writes it);
 //! - `x-first-death-reason`, `x-first-death-queue`, `x-first-death-exchange`: the first death,
-//!   set once.
+//!   set once;
+//! - `x-last-death-reason`, `x-last-death-queue`, `x-last-death-exchange`: the newest death.
 //!
-//! `time` is milliseconds since the Unix epoch. A routing fault happens before any queue, so
-//! its `queue` is `""`. Reasons: `rejected`, `expired`, `maxlen`, `delivery-limit`,
-//! `routing-fault`.
+//! A routing fault happens before any queue, so its `queue` is `""`. Reasons: `rejected`,
+//! `expired`, `maxlen`, `delivery-limit`, `routing-fault`.
 //!
 //! The cycle rule is RabbitMQ's: a dead-lettered message is not enqueued in a queue its trail
 //! already names unless some death in the trail is `rejected` (a consumer decided, so the
 //! loop is not automatic). The message still reaches every other queue it routes to.
 //!
-//! The trail belongs to the broker. A publisher's own `x-death*` and `x-first-death-*`
-//! headers are removed at publish ([`without_publisher_trail`]), so a forged trail cannot
-//! switch the cycle rule off, and a published message has at most [`MAX_PUBLISHED_HEADERS`]
-//! headers, so the trail's [`TRAIL_HEADERS`] always fit within the protocol's `MAX_HEADERS`.
+//! The trail belongs to the broker. A publisher's own `x-death`, `x-first-death-*` and
+//! `x-last-death-*` headers are removed at publish ([`without_publisher_trail`]), so a forged
+//! trail cannot switch the cycle rule off, and a published message has at most
+//! [`MAX_PUBLISHED_HEADERS`] headers, so the trail's [`TRAIL_HEADERS`] always fit within the
+//! protocol's `MAX_HEADERS`. A trail is one table per (queue, reason), so it stays small.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use switchyard_protocol::MAX_HEADERS;
 
-use crate::message::Message;
+use crate::message::{Headers, Message, Table, Value};
 
-/// How many headers a dead-lettering sets: `x-death`, its six flat copies and the three
-/// `x-first-death-*`.
-pub const TRAIL_HEADERS: usize = 10;
+/// How many headers a dead-lettering sets: `x-death` and the three `x-first-death-*` and
+/// `x-last-death-*` each.
+pub const TRAIL_HEADERS: usize = 7;
 
 /// The most headers a published message may carry: the rest are kept for the trail.
 pub const MAX_PUBLISHED_HEADERS: usize = MAX_HEADERS - TRAIL_HEADERS;
 
 /// Whether a header is one of those the dead-letter trail is written in.
 fn is_trail_header(name: &str) -> bool {
-    name == "x-death" || name.starts_with("x-death-") || name.starts_with("x-first-death-")
+    name == "x-death"
+        || name.starts_with("x-death-")
+        || name.starts_with("x-first-death-")
+        || name.starts_with("x-last-death-")
 }
 
 /// Removes the trail headers a publisher set itself (see the module docs).
-pub fn without_publisher_trail(headers: &mut Vec<(String, String)>) {
+pub fn without_publisher_trail(headers: &mut Headers) {
     if headers.iter().any(|(name, _)| is_trail_header(name)) {
-        headers.retain(|(name, _)| !is_trail_header(name));
+        headers.retain(|name, _| !is_trail_header(name));
     }
 }
 
@@ -75,18 +81,6 @@ impl DeathReason {
     }
 }
 
-/// One entry of the `x-death` trail.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-struct Death {
-    reason: String,
-    queue: String,
-    exchange: String,
-    #[serde(rename = "routing-key")]
-    routing_key: String,
-    count: u64,
-    time: u64,
-}
-
 /// Where the message died.
 #[derive(Debug, Clone, Copy)]
 pub struct DeathPlace<'a> {
@@ -96,20 +90,22 @@ pub struct DeathPlace<'a> {
     pub exchange: &'a str,
 }
 
-fn trail(message: &Message) -> Vec<Death> {
-    message
-        .headers
-        .iter()
-        .find(|(name, _)| name == "x-death")
-        .and_then(|(_, value)| serde_json::from_str(value).ok())
-        .unwrap_or_default()
+/// The `x-death` entries of a message, newest first (none when it has no trail). Entries that
+/// are not tables are skipped: the trail is the broker's own, so they do not occur.
+fn trail(message: &Message) -> Vec<&Table> {
+    match message.headers.get("x-death") {
+        Some(Value::Array(deaths)) => deaths.iter().filter_map(Value::as_table).collect(),
+        _ => Vec::new(),
+    }
 }
 
-fn set_header(headers: &mut Vec<(String, String)>, name: &str, value: String) {
-    if let Some(existing) = headers.iter_mut().find(|(n, _)| n == name) {
-        existing.1 = value;
-    } else if headers.len() < MAX_HEADERS {
-        headers.push((name.to_owned(), value));
+fn names(death: &Table, queue: &str, reason: &str) -> bool {
+    death.get_str("queue") == Some(queue) && death.get_str("reason") == Some(reason)
+}
+
+fn set_header(headers: &mut Headers, name: &str, value: impl Into<Value>) {
+    if headers.contains(name) || headers.len() < MAX_HEADERS {
+        headers.insert(name, value);
     } else {
         // Unreachable for published messages (they leave room for the trail); kept so a
         // delivery never exceeds what a client can decode.
@@ -129,31 +125,37 @@ pub fn dead_lettered(
     place: DeathPlace<'_>,
     routing_key: Option<&str>,
 ) -> Message {
-    let time = SystemTime::now()
+    let seconds = SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
+        .map(|d| d.as_secs())
         .unwrap_or(0);
-    let mut deaths = trail(message);
-    let first = deaths.is_empty();
-    let position = deaths
+    let earlier = trail(message);
+    let first = earlier.is_empty();
+    let count = earlier
         .iter()
-        .position(|d| d.queue == place.queue && d.reason == reason.as_str());
-    let mut death = match position {
-        Some(index) => deaths.remove(index),
-        None => Death {
-            reason: reason.as_str().to_owned(),
-            queue: place.queue.to_owned(),
-            exchange: place.exchange.to_owned(),
-            routing_key: message.routing_key.clone(),
-            count: 0,
-            time,
-        },
-    };
-    death.count += 1;
-    death.time = time;
-    death.exchange = place.exchange.to_owned();
-    death.routing_key.clone_from(&message.routing_key);
-    deaths.insert(0, death.clone());
+        .find(|death| names(death, place.queue, reason.as_str()))
+        .and_then(|death| death.get_i64("count"))
+        .unwrap_or(0);
+    let mut death = Table::new()
+        .with("count", count.saturating_add(1))
+        .with("reason", reason.as_str())
+        .with("queue", place.queue)
+        .with("time", Value::Timestamp(seconds))
+        .with("exchange", place.exchange)
+        .with(
+            "routing-keys",
+            Value::Array(vec![message.routing_key.as_str().into()]),
+        );
+    if let Some(expiration) = message.properties.expiration {
+        death.push("original-expiration", expiration.to_string());
+    }
+    let mut deaths = vec![Value::Table(death)];
+    deaths.extend(
+        earlier
+            .into_iter()
+            .filter(|death| !names(death, place.queue, reason.as_str()))
+            .map(|death| Value::Table(death.clone())),
+    );
 
     let mut out = message.clone();
     if out.properties.expiration.is_some() {
@@ -163,27 +165,15 @@ pub fn dead_lettered(
     if let Some(key) = routing_key {
         out.routing_key = key.to_owned();
     }
-    let json = serde_json::to_string(&deaths).expect("plain strings and numbers serialize");
-    set_header(&mut out.headers, "x-death", json);
-    set_header(&mut out.headers, "x-death-reason", death.reason.clone());
-    set_header(&mut out.headers, "x-death-queue", death.queue.clone());
-    set_header(&mut out.headers, "x-death-exchange", death.exchange.clone());
-    set_header(
-        &mut out.headers,
-        "x-death-routing-key",
-        death.routing_key.clone(),
-    );
-    set_header(&mut out.headers, "x-death-count", death.count.to_string());
-    set_header(&mut out.headers, "x-death-time", death.time.to_string());
+    set_header(&mut out.headers, "x-death", Value::Array(deaths));
     if first {
-        set_header(
-            &mut out.headers,
-            "x-first-death-reason",
-            death.reason.clone(),
-        );
-        set_header(&mut out.headers, "x-first-death-queue", death.queue);
-        set_header(&mut out.headers, "x-first-death-exchange", death.exchange);
+        set_header(&mut out.headers, "x-first-death-reason", reason.as_str());
+        set_header(&mut out.headers, "x-first-death-queue", place.queue);
+        set_header(&mut out.headers, "x-first-death-exchange", place.exchange);
     }
+    set_header(&mut out.headers, "x-last-death-reason", reason.as_str());
+    set_header(&mut out.headers, "x-last-death-queue", place.queue);
+    set_header(&mut out.headers, "x-last-death-exchange", place.exchange);
     out
 }
 
@@ -191,10 +181,10 @@ pub fn dead_lettered(
 /// module docs).
 pub fn closes_cycle(message: &Message, queue: &str) -> bool {
     let deaths = trail(message);
-    deaths.iter().any(|d| d.queue == queue)
+    deaths.iter().any(|d| d.get_str("queue") == Some(queue))
         && !deaths
             .iter()
-            .any(|d| d.reason == DeathReason::Rejected.as_str())
+            .any(|d| d.get_str("reason") == Some(DeathReason::Rejected.as_str()))
 }
 
 #[cfg(test)]
@@ -202,45 +192,62 @@ mod tests {
     use super::*;
 
     fn header<'a>(message: &'a Message, name: &str) -> Option<&'a str> {
-        message
-            .headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
+        message.headers.get_str(name)
+    }
+
+    fn place(queue: &str) -> DeathPlace<'_> {
+        DeathPlace {
+            queue,
+            exchange: "shop",
+        }
     }
 
     #[test]
-    fn the_trail_counts_per_queue_and_reason_newest_first() {
+    fn the_trail_is_rabbitmqs_array_of_tables_counted_per_queue_and_reason_newest_first() {
         let mut message = Message::new("eu", "b").with_header("app", "shop");
         message.properties.expiration = Some(10);
-        let place = |queue| DeathPlace {
-            queue,
-            exchange: "shop",
-        };
         let once = dead_lettered(&message, DeathReason::Expired, place("a"), Some("dead"));
         assert_eq!(once.routing_key, "dead");
         assert_eq!(once.properties.expiration, None);
-        assert_eq!(header(&once, "x-death-reason"), Some("expired"));
-        assert_eq!(header(&once, "x-death-routing-key"), Some("eu"));
+        let death = trail(&once)[0].clone();
+        let Some(Value::Timestamp(time)) = death.get("time").cloned() else {
+            panic!("time is a timestamp: {death}");
+        };
+        let expected = Table::new()
+            .with("count", 1_i64)
+            .with("reason", "expired")
+            .with("queue", "a")
+            .with("time", Value::Timestamp(time))
+            .with("exchange", "shop")
+            .with("routing-keys", Value::Array(vec!["eu".into()]))
+            .with("original-expiration", "10");
+        assert_eq!(death, expected);
         assert_eq!(header(&once, "x-first-death-queue"), Some("a"));
+        assert_eq!(header(&once, "x-last-death-reason"), Some("expired"));
         assert_eq!(header(&once, "app"), Some("shop"));
 
         let twice = dead_lettered(&once, DeathReason::MaxLen, place("b"), None);
         let thrice = dead_lettered(&twice, DeathReason::Expired, place("a"), None);
-        let deaths = trail(&thrice);
-        let summary: Vec<(&str, &str, u64)> = deaths
+        let summary: Vec<(&str, &str, i64)> = trail(&thrice)
             .iter()
-            .map(|d| (d.queue.as_str(), d.reason.as_str(), d.count))
+            .map(|d| {
+                (
+                    d.get_str("queue").unwrap(),
+                    d.get_str("reason").unwrap(),
+                    d.get_i64("count").unwrap(),
+                )
+            })
             .collect();
         assert_eq!(summary, [("a", "expired", 2), ("b", "maxlen", 1)]);
-        assert_eq!(header(&thrice, "x-death-count"), Some("2"));
         assert_eq!(header(&thrice, "x-first-death-queue"), Some("a"));
         assert_eq!(header(&thrice, "x-first-death-reason"), Some("expired"));
+        assert_eq!(header(&twice, "x-last-death-queue"), Some("b"));
+        assert_eq!(header(&twice, "x-last-death-reason"), Some("maxlen"));
         assert_eq!(
             thrice
                 .headers
                 .iter()
-                .filter(|(n, _)| n == "x-death")
+                .filter(|(n, _)| *n == "x-death")
                 .count(),
             1
         );
@@ -248,25 +255,21 @@ mod tests {
 
     #[test]
     fn a_publishers_trail_headers_are_removed_and_the_trail_always_fits() {
-        let mut headers = vec![
-            ("x-death".to_owned(), "[]".to_owned()),
-            ("x-death-reason".to_owned(), "rejected".to_owned()),
-            ("x-first-death-queue".to_owned(), "z".to_owned()),
-            ("x-deathly".to_owned(), "kept".to_owned()),
-            ("app".to_owned(), "kept".to_owned()),
-        ];
+        let mut headers = Table::new()
+            .with("x-death", Value::Array(vec![]))
+            .with("x-death-reason", "rejected")
+            .with("x-first-death-queue", "z")
+            .with("x-last-death-queue", "z")
+            .with("x-deathly", "kept")
+            .with("app", "kept");
         without_publisher_trail(&mut headers);
-        let names: Vec<&str> = headers.iter().map(|(n, _)| n.as_str()).collect();
+        let names: Vec<&str> = headers.iter().map(|(n, _)| n).collect();
         assert_eq!(names, ["x-deathly", "app"]);
 
         let mut full = Message::new("k", "b");
         full.headers = (0..MAX_PUBLISHED_HEADERS)
-            .map(|i| (format!("h{i}"), String::new()))
+            .map(|i| (format!("h{i}"), ""))
             .collect();
-        let place = |queue| DeathPlace {
-            queue,
-            exchange: "",
-        };
         let dead = dead_lettered(&full, DeathReason::Expired, place("a"), None);
         assert_eq!(dead.headers.len(), MAX_HEADERS);
         assert!(closes_cycle(&dead, "a"), "the trail was written");
@@ -274,10 +277,6 @@ mod tests {
 
     #[test]
     fn a_queue_in_the_trail_closes_a_cycle_unless_a_consumer_rejected() {
-        let place = |queue| DeathPlace {
-            queue,
-            exchange: "",
-        };
         let message = Message::new("k", "b");
         let expired = dead_lettered(&message, DeathReason::Expired, place("a"), None);
         assert!(closes_cycle(&expired, "a"));

@@ -2,6 +2,7 @@
 //!
 //! An id is remembered from the publish that enqueued it until the window has passed; a
 //! duplicate does not extend the window. Messages without a message-id are never duplicates.
+//! Ids compare by their bytes (a text id as its UTF-8).
 //! Expired ids are pruned on every check, oldest first.
 //!
 //! With each id goes the LSN of the original's record in a durable queue's log, so that a
@@ -25,9 +26,9 @@ pub(super) struct Deduplication {
     window: Duration,
     /// Each id with when it was recorded and its original's LSN (for a persistent message in a
     /// durable queue).
-    seen: HashMap<Arc<str>, (Instant, Option<u64>)>,
+    seen: HashMap<Arc<[u8]>, (Instant, Option<u64>)>,
     /// The same ids in the order they were recorded, for pruning.
-    order: VecDeque<(Instant, Arc<str>)>,
+    order: VecDeque<(Instant, Arc<[u8]>)>,
     bytes: usize,
 }
 
@@ -42,17 +43,17 @@ impl Deduplication {
     }
 
     /// When `id` was recorded within the window before `now`: `Some` with the original's LSN.
-    pub(super) fn duplicate_of(&mut self, id: &str, now: Instant) -> Option<Option<u64>> {
+    pub(super) fn duplicate_of(&mut self, id: &[u8], now: Instant) -> Option<Option<u64>> {
         self.prune(now);
         self.seen.get(id).map(|&(_, lsn)| lsn)
     }
 
     /// Remembers `id`, enqueued at `now` (with its record's LSN, when it has one).
-    pub(super) fn record(&mut self, id: &str, now: Instant, lsn: Option<u64>) {
+    pub(super) fn record(&mut self, id: &[u8], now: Instant, lsn: Option<u64>) {
         if self.seen.contains_key(id) {
             return;
         }
-        let id: Arc<str> = Arc::from(id);
+        let id: Arc<[u8]> = Arc::from(id);
         self.bytes += id.len();
         self.seen.insert(Arc::clone(&id), (now, lsn));
         self.order.push_back((now, id));
@@ -86,18 +87,18 @@ mod tests {
     fn an_id_is_a_duplicate_only_within_the_window() {
         let mut dedup = Deduplication::new(Duration::from_secs(10));
         let start = Instant::now();
-        assert_eq!(dedup.duplicate_of("a", start), None);
-        dedup.record("a", start, Some(7));
+        assert_eq!(dedup.duplicate_of(b"a", start), None);
+        dedup.record(b"a", start, Some(7));
         assert_eq!(
-            dedup.duplicate_of("a", start + Duration::from_secs(9)),
+            dedup.duplicate_of(b"a", start + Duration::from_secs(9)),
             Some(Some(7))
         );
         assert_eq!(
-            dedup.duplicate_of("b", start + Duration::from_secs(9)),
+            dedup.duplicate_of(b"b", start + Duration::from_secs(9)),
             None
         );
         assert_eq!(
-            dedup.duplicate_of("a", start + Duration::from_secs(10)),
+            dedup.duplicate_of(b"a", start + Duration::from_secs(10)),
             None
         );
         assert!(dedup.seen.is_empty() && dedup.order.is_empty(), "pruned");
@@ -111,13 +112,16 @@ mod tests {
         let start = Instant::now();
         let long = "x".repeat(200);
         for n in 0..MAX_IDS + 10 {
-            dedup.record(&format!("{n}-{long}"), start, None);
+            dedup.record(format!("{n}-{long}").as_bytes(), start, None);
         }
         assert!(dedup.seen.len() <= MAX_IDS);
         assert!(dedup.bytes <= MAX_ID_BYTES);
         assert_eq!(dedup.seen.len(), dedup.order.len());
-        assert_eq!(dedup.duplicate_of(&format!("0-{long}"), start), None);
+        assert_eq!(
+            dedup.duplicate_of(format!("0-{long}").as_bytes(), start),
+            None
+        );
         let newest = format!("{}-{long}", MAX_IDS + 9);
-        assert!(dedup.duplicate_of(&newest, start).is_some());
+        assert!(dedup.duplicate_of(newest.as_bytes(), start).is_some());
     }
 }

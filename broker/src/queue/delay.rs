@@ -12,7 +12,7 @@
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::error::BrokerError;
-use crate::message::Message;
+use crate::message::{Message, Value};
 
 /// The longest delay accepted, so a typo cannot park a message for centuries (~10 years).
 pub const MAX_DELAY: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
@@ -29,8 +29,8 @@ pub fn visible_at(
     let mut later = |candidate: Duration| {
         delay = Some(delay.map_or(candidate, |d| d.max(candidate)));
     };
-    for (name, value) in &message.headers {
-        match name.as_str() {
+    for (name, value) in message.headers.iter() {
+        match name {
             "x-delay" => later(Duration::from_millis(milliseconds(name, value)?)),
             "x-deliver-at" => {
                 let at = UNIX_EPOCH + Duration::from_millis(milliseconds(name, value)?);
@@ -51,10 +51,18 @@ pub fn visible_at(
     }
 }
 
-fn milliseconds(name: &str, value: &str) -> Result<u64, BrokerError> {
-    value.trim().parse().map_err(|_| {
+/// A whole number of milliseconds: an integer of any width or a string holding one; a
+/// timestamp (AMQP's, in seconds) counts as its milliseconds.
+fn milliseconds(name: &str, value: &Value) -> Result<u64, BrokerError> {
+    let millis = match value {
+        Value::Timestamp(seconds) => seconds.checked_mul(1000),
+        Value::U64(n) => Some(*n),
+        other => other.coerce_i64().and_then(|n| u64::try_from(n).ok()),
+    };
+    millis.ok_or_else(|| {
         BrokerError::invalid(format!(
-            "header {name} is {value:?}; it must be a whole number of milliseconds"
+            "header {name} is {value} ({}); it must be a whole number of milliseconds",
+            value.type_name()
         ))
     })
 }
@@ -74,7 +82,7 @@ mod tests {
             visible_at(&message, now, wall).unwrap(),
             Some(now + Duration::from_millis(50))
         );
-        let message = message.with_header("x-delay", "80");
+        let message = message.with_header("x-delay", 80_i32);
         assert_eq!(
             visible_at(&message, now, wall).unwrap(),
             Some(now + Duration::from_millis(80))
@@ -86,6 +94,11 @@ mod tests {
         );
         let past = Message::new("k", "b").with_header("x-deliver-at", "5");
         assert_eq!(visible_at(&past, now, wall).unwrap(), None);
+        let at_second = Message::new("k", "b").with_header("x-deliver-at", Value::Timestamp(1_002));
+        assert_eq!(
+            visible_at(&at_second, now, wall).unwrap(),
+            Some(now + Duration::from_secs(2))
+        );
     }
 
     #[test]
@@ -96,6 +109,15 @@ mod tests {
             ("x-delay", "-1"),
             ("x-delay", "soon"),
             ("x-deliver-at", "1.5"),
+        ] {
+            let message = Message::new("k", "b").with_header(name, value);
+            let error = visible_at(&message, now, wall).unwrap_err().to_string();
+            assert!(error.contains(name), "{error}");
+        }
+        for (name, value) in [
+            ("x-delay", Value::I8(-1)),
+            ("x-delay", Value::Bool(true)),
+            ("x-deliver-at", Value::F64(1.0)),
         ] {
             let message = Message::new("k", "b").with_header(name, value);
             let error = visible_at(&message, now, wall).unwrap_err().to_string();

@@ -65,7 +65,7 @@ use std::time::Instant;
 
 use parking_lot::{Mutex, MutexGuard};
 
-use crate::message::Message;
+use crate::message::{Message, Table};
 use crate::store::{QueueLog, Recovered};
 use durable::Durability;
 use state::QueueState;
@@ -132,7 +132,7 @@ pub struct QueueProperties {
     /// The connection that owns an exclusive queue.
     pub exclusive_owner: Option<u64>,
     pub auto_delete: bool,
-    pub arguments: Vec<(String, String)>,
+    pub arguments: Table,
 }
 
 /// Why a consumer's subscription ended without it asking.

@@ -2,8 +2,10 @@
 //! [`QueuePolicy`]. Nothing else reads the raw argument strings.
 //!
 //! Names follow RabbitMQ where RabbitMQ has the feature (`x-message-ttl`, `x-max-length`, …);
-//! `x-deduplication-window` is Switchyard's own. Values are strings on the wire; numbers are
-//! parsed from them. An argument whose name starts with `x-` but is not in [`KNOWN_ARGUMENTS`]
+//! `x-deduplication-window` is Switchyard's own. Values are typed: a number is an integer of
+//! any width, or a string holding one (as RabbitMQ reads numbers typed on a command line), and
+//! [`QueuePolicy::canonicalize`] stores every number as a 64-bit integer so that declares
+//! differing only in integer width (pika picks the width from the value) are equivalent. An argument whose name starts with `x-` but is not in [`KNOWN_ARGUMENTS`]
 //! is refused: RabbitMQ ignores unknown ones, which turns a typo (`x-message-tll`) into a queue
 //! silently without the policy. Arguments without the `x-` prefix are the user's own and kept
 //! as they are.
@@ -11,6 +13,7 @@
 use std::time::Duration;
 
 use crate::error::BrokerError;
+use crate::message::{Table, Value};
 
 /// Every `x-` queue argument Switchyard knows; `docs/queues.md` documents each.
 pub const KNOWN_ARGUMENTS: &[&str] = &[
@@ -73,7 +76,7 @@ pub struct QueuePolicy {
 impl QueuePolicy {
     /// Parses a queue's arguments. Refuses a value of the wrong type or range, an unknown
     /// `x-overflow`, an unknown `x-` argument and an argument given twice.
-    pub fn parse(arguments: &[(String, String)]) -> Result<QueuePolicy, BrokerError> {
+    pub fn parse(arguments: &Table) -> Result<QueuePolicy, BrokerError> {
         let mut policy = QueuePolicy::default();
         let mut seen: Vec<&str> = Vec::new();
         for (name, value) in arguments {
@@ -89,16 +92,18 @@ impl QueuePolicy {
             match name.as_str() {
                 "x-message-ttl" => policy.message_ttl = Some(millis(name, value, 0)?),
                 "x-expires" => policy.expires = Some(millis(name, value, 1)?),
-                "x-dead-letter-exchange" => policy.dead_letter_exchange = Some(value.clone()),
+                "x-dead-letter-exchange" => {
+                    policy.dead_letter_exchange = Some(text(name, value)?.to_owned());
+                }
                 "x-dead-letter-routing-key" => {
-                    policy.dead_letter_routing_key = Some(value.clone());
+                    policy.dead_letter_routing_key = Some(text(name, value)?.to_owned());
                 }
                 "x-max-length" => policy.max_length = Some(number(name, value, 0, u64::MAX)?),
                 "x-max-length-bytes" => {
                     policy.max_length_bytes = Some(number(name, value, 0, u64::MAX)?);
                 }
                 "x-overflow" => {
-                    policy.overflow = match value.as_str() {
+                    policy.overflow = match text(name, value)? {
                         "drop-head" => Overflow::DropHead,
                         "reject-publish" => Overflow::RejectPublish,
                         "reject-publish-dlx" => Overflow::RejectPublishDlx,
@@ -148,13 +153,57 @@ impl QueuePolicy {
         self.max_length.is_some_and(|max| ready > max)
             || self.max_length_bytes.is_some_and(|max| ready_bytes > max)
     }
+
+    /// Stores the numbers among `arguments` (already [parsed](Self::parse)) as 64-bit
+    /// integers, whatever width or string they were given as; everything else is kept as is.
+    pub fn canonicalize(arguments: &mut Table) {
+        for (name, value) in arguments.iter_mut() {
+            if NUMERIC_ARGUMENTS.contains(&name)
+                && let Some(number) = whole_number(value)
+            {
+                *value = i64::try_from(number).map_or(Value::U64(number), Value::I64);
+            }
+        }
+    }
+}
+
+/// The queue arguments whose values are numbers.
+const NUMERIC_ARGUMENTS: &[&str] = &[
+    "x-message-ttl",
+    "x-expires",
+    "x-max-length",
+    "x-max-length-bytes",
+    "x-delivery-limit",
+    "x-consumer-timeout",
+    "x-max-priority",
+    "x-deduplication-window",
+];
+
+/// An integer of any width, or a string holding one.
+fn whole_number(value: &Value) -> Option<u64> {
+    match value {
+        Value::U64(n) => Some(*n),
+        Value::String(text) => text.trim().parse().ok(),
+        other => other.as_i64().and_then(|n| u64::try_from(n).ok()),
+    }
+}
+
+/// A string argument.
+fn text<'v>(name: &str, value: &'v Value) -> Result<&'v str, BrokerError> {
+    value.as_str().ok_or_else(|| {
+        BrokerError::invalid(format!(
+            "queue argument {name} is {}; it must be a string",
+            value.type_name()
+        ))
+    })
 }
 
 /// A whole number in `min..=max`.
-fn number(name: &str, value: &str, min: u64, max: u64) -> Result<u64, BrokerError> {
-    let parsed: u64 = value.trim().parse().map_err(|_| {
+fn number(name: &str, value: &Value, min: u64, max: u64) -> Result<u64, BrokerError> {
+    let parsed = whole_number(value).ok_or_else(|| {
         BrokerError::invalid(format!(
-            "queue argument {name} is {value:?}; it must be a whole number from {min} to {max}"
+            "queue argument {name} is {value} ({}); it must be a whole number from {min} to {max}",
+            value.type_name()
         ))
     })?;
     if parsed < min || parsed > max {
@@ -166,7 +215,7 @@ fn number(name: &str, value: &str, min: u64, max: u64) -> Result<u64, BrokerErro
 }
 
 /// A duration in whole milliseconds, at least `min`.
-fn millis(name: &str, value: &str, min: u64) -> Result<Duration, BrokerError> {
+fn millis(name: &str, value: &Value, min: u64) -> Result<Duration, BrokerError> {
     number(name, value, min, u64::MAX).map(Duration::from_millis)
 }
 
@@ -175,11 +224,51 @@ mod tests {
     use super::*;
 
     fn parse(arguments: &[(&str, &str)]) -> Result<QueuePolicy, String> {
-        let owned: Vec<(String, String)> = arguments
-            .iter()
-            .map(|(n, v)| (n.to_string(), v.to_string()))
-            .collect();
-        QueuePolicy::parse(&owned).map_err(|e| e.to_string())
+        let table: Table = arguments.iter().copied().collect();
+        QueuePolicy::parse(&table).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn numbers_may_be_integers_of_any_width_or_strings_and_are_stored_as_64_bit() {
+        let mut arguments = Table::new()
+            .with("x-max-length", Value::U8(10))
+            .with("x-message-ttl", "60000")
+            .with("x-max-priority", Value::I16(9))
+            .with("x-max-length-bytes", u64::MAX)
+            .with("x-dead-letter-exchange", "dlx")
+            .with("owner", Value::I8(1));
+        let policy = QueuePolicy::parse(&arguments).unwrap();
+        assert_eq!(policy.max_length, Some(10));
+        assert_eq!(policy.message_ttl, Some(Duration::from_secs(60)));
+        assert_eq!(policy.max_priority, Some(9));
+        assert_eq!(policy.max_length_bytes, Some(u64::MAX));
+        QueuePolicy::canonicalize(&mut arguments);
+        let expected = Table::new()
+            .with("x-max-length", 10_i64)
+            .with("x-message-ttl", 60_000_i64)
+            .with("x-max-priority", 9_i64)
+            .with("x-max-length-bytes", u64::MAX)
+            .with("x-dead-letter-exchange", "dlx")
+            .with("owner", Value::I8(1));
+        assert_eq!(arguments, expected);
+        assert_eq!(QueuePolicy::parse(&arguments).unwrap(), policy);
+    }
+
+    #[test]
+    fn a_value_of_the_wrong_type_is_refused_with_its_type_named() {
+        let error = |arguments: Table| QueuePolicy::parse(&arguments).unwrap_err().to_string();
+        let wrong = error(Table::new().with("x-max-length", true));
+        assert!(
+            wrong.contains("x-max-length is true (a boolean)"),
+            "{wrong}"
+        );
+        let wrong = error(Table::new().with("x-max-length", 1.5_f64));
+        assert!(wrong.contains("a float"), "{wrong}");
+        let wrong = error(Table::new().with("x-dead-letter-exchange", 5_i32));
+        assert!(
+            wrong.contains("x-dead-letter-exchange is an integer"),
+            "{wrong}"
+        );
     }
 
     #[test]

@@ -155,7 +155,7 @@ impl QueueState {
         let now_ms = store::now_ms();
         if let Some(dedup) = &mut self.dedup {
             for (id, enqueued_ms) in dedup_ids {
-                dedup.record(&id, instant_of(enqueued_ms, now, now_ms), None);
+                dedup.record(id.as_bytes(), instant_of(enqueued_ms, now, now_ms), None);
             }
         }
         for recovered in messages {
@@ -231,7 +231,7 @@ impl QueueState {
     ) -> (Admission, Option<u64>) {
         let id = message.message.properties.message_id.clone();
         if let (Some(dedup), Some(id)) = (&mut self.dedup, &id)
-            && let Some(original) = dedup.duplicate_of(id, now)
+            && let Some(original) = dedup.duplicate_of(id.as_bytes(), now)
         {
             return (Admission::Duplicate, original);
         }
@@ -250,7 +250,7 @@ impl QueueState {
                 Admit::Memory(kept, kept_lsn) => (message, lsn) = (kept, kept_lsn),
                 Admit::Disk(paged_lsn) => {
                     if let (Some(dedup), Some(id)) = (&mut self.dedup, &id) {
-                        dedup.record(id, now, paged_lsn);
+                        dedup.record(id.as_bytes(), now, paged_lsn);
                     }
                     return (Admission::Accepted, paged_lsn);
                 }
@@ -265,7 +265,7 @@ impl QueueState {
             _ => self.make_ready(message, now, Arrival::Published),
         };
         if let (Some(dedup), Some(id), Admission::Accepted) = (&mut self.dedup, &id, admission) {
-            dedup.record(id, now, lsn);
+            dedup.record(id.as_bytes(), now, lsn);
         }
         (admission, lsn)
     }

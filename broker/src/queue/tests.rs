@@ -28,10 +28,7 @@ impl QueueHost for RecordingHost {
 }
 
 fn queue_with(arguments: &[(&str, &str)], host: &Arc<RecordingHost>) -> Arc<Queue> {
-    let arguments: Vec<(String, String)> = arguments
-        .iter()
-        .map(|(n, v)| (n.to_string(), v.to_string()))
-        .collect();
+    let arguments: Table = arguments.iter().copied().collect();
     let policy = QueuePolicy::parse(&arguments).unwrap();
     let host: Arc<dyn QueueHost> = host.clone();
     Queue::new(
@@ -59,10 +56,9 @@ fn reasons(host: &RecordingHost) -> Vec<(String, String)> {
         .map(|(_, m)| {
             let reason = m
                 .headers
-                .iter()
-                .find(|(n, _)| n == "x-death-reason")
-                .map(|(_, v)| v.clone())
-                .unwrap_or_default();
+                .get_str("x-last-death-reason")
+                .unwrap_or_default()
+                .to_owned();
             (String::from_utf8_lossy(&m.body).into_owned(), reason)
         })
         .collect()

@@ -28,13 +28,15 @@ mod publish;
 use std::sync::Arc;
 
 pub use consume::{SubscribeOptions, Subscription};
-pub use publish::{DurabilityWait, Outcome, PendingPublish, PublishRequest, Publisher};
+pub use publish::{
+    DurabilityWait, MAX_ROUTING_KEY_BYTES, Outcome, PendingPublish, PublishRequest, Publisher,
+};
 
 /// The core's vocabulary a frontend speaks to the session in: what it declares, publishes,
 /// receives and settles. Frontends import these from here, not from the core's modules.
 pub use crate::error::BrokerError;
 pub use crate::exchange::ExchangeSpec;
-pub use crate::message::Message;
+pub use crate::message::{Headers, Identifier, Message, Properties, Table, Value};
 pub use crate::plugin::{PluginHealth, PluginKind, PluginSource, PluginStatus};
 pub use crate::queue::{
     Cancellation, DeliveryEvent, DeliveryReceiver, DeliverySender, Settlement, delivery_channel,
@@ -173,9 +175,14 @@ impl Session {
 
     /// A publisher: publishes batches through this session.
     pub fn publisher(&self) -> Publisher {
+        let user = match &self.principal {
+            Principal::User(name) => Some(name.clone()),
+            Principal::Anonymous => None,
+        };
         Publisher::new(
             Arc::clone(&self.sessions.topology),
             self.sessions.max_message_bytes,
+            user,
         )
     }
 

@@ -3,7 +3,11 @@
 //! on disk.
 //!
 //! Checks every protocol gets: the size limit counts every byte a message carries (body, key,
-//! headers, property strings; review finding 7), a publisher's `x-death*` headers are dropped
+//! headers, property strings; review finding 7), a routing key is at most
+//! [`MAX_ROUTING_KEY_BYTES`] (each frontend holds it to its own protocol's limit first), a
+//! `user_id` property must name the authenticated user (RabbitMQ's rule, so consumers can trust
+//! it; on a broker without users, where nobody is authenticated, it is passed on unchecked),
+//! a publisher's `x-death*` headers are dropped
 //! (the trail is the broker's) and the trail always has room, a delay header must parse, and a
 //! persistent message bound for a durable queue is refused while the disk is below its
 //! watermark. A message routed to several queues stays in those that accepted it even when one
@@ -19,6 +23,10 @@ use crate::message::Message;
 use crate::queue::{self, QueuedMessage};
 use crate::store::{LsnStatus, QueueLog, Store, wait_durable};
 use crate::topology::Topology;
+
+/// The longest routing key the core takes (MQTT topics may be this long); frontends whose
+/// protocol allows less check that first.
+pub const MAX_ROUTING_KEY_BYTES: usize = 65_535;
 
 /// One message to publish.
 #[derive(Debug)]
@@ -62,6 +70,8 @@ impl PendingPublish {
 pub struct Publisher {
     topology: Arc<Topology>,
     max_message_bytes: usize,
+    /// The authenticated user, `None` on a broker without users.
+    user: Option<String>,
     last_exchange: Option<Arc<str>>,
 }
 
@@ -77,10 +87,15 @@ enum Prepared {
 }
 
 impl Publisher {
-    pub(super) fn new(topology: Arc<Topology>, max_message_bytes: usize) -> Publisher {
+    pub(super) fn new(
+        topology: Arc<Topology>,
+        max_message_bytes: usize,
+        user: Option<String>,
+    ) -> Publisher {
         Publisher {
             topology,
             max_message_bytes,
+            user,
             last_exchange: None,
         }
     }
@@ -161,6 +176,19 @@ impl Publisher {
                 size: message.body.len(),
                 limit,
             });
+        }
+        if message.routing_key.len() > MAX_ROUTING_KEY_BYTES {
+            return refused(BrokerError::invalid(format!(
+                "routing key is {} bytes long, at most {MAX_ROUTING_KEY_BYTES} are allowed",
+                message.routing_key.len()
+            )));
+        }
+        if let (Some(claimed), Some(user)) = (&message.properties.user_id, &self.user)
+            && claimed != user
+        {
+            return refused(BrokerError::precondition(format!(
+                "user_id property set to {claimed:?} but the connection authenticated as {user:?}"
+            )));
         }
         queue::without_publisher_trail(&mut message.headers);
         if message.headers.len() > queue::MAX_PUBLISHED_HEADERS {

@@ -4,18 +4,27 @@
 //!
 //! The same JSON is what `switchyard definitions export` prints and `import` reads. Its shape
 //! follows RabbitMQ's definitions export (`exchanges`, `queues`, `bindings`, with `arguments`
-//! objects), so RabbitMQ users recognise it; argument values are strings in Switchyard, and an
-//! import also accepts numbers and booleans (as RabbitMQ writes them) and turns them into text.
+//! objects), so RabbitMQ users recognise it and its exports import as they are.
+//!
+//! Argument values are typed, written as JSON the natural way (numbers, strings, booleans,
+//! arrays, objects) and, for the types JSON lacks, in the tagged form of
+//! [`value_json`](switchyard_protocol::value_json) (`{"$bytes": "…"}`, `{"$i32": 5}`, …).
+//!
+//! Formats: 2 (typed arguments) is written. 1 (every argument a string) is read: its strings
+//! stay strings, and the queue arguments that are numbers are read from them at declare, as
+//! a number typed on a command line is.
 
 use std::io::{self, Write};
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-/// The current definitions format.
-pub const DEFINITIONS_VERSION: u32 = 1;
+use crate::message::Table;
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// The current definitions format.
+pub const DEFINITIONS_VERSION: u32 = 2;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Definitions {
     #[serde(default = "current_version")]
@@ -26,6 +35,18 @@ pub struct Definitions {
     pub queues: Vec<QueueDefinition>,
     #[serde(default)]
     pub bindings: Vec<BindingDefinition>,
+}
+
+/// No definitions, in the current format.
+impl Default for Definitions {
+    fn default() -> Self {
+        Definitions {
+            switchyard_definitions: DEFINITIONS_VERSION,
+            exchanges: Vec::new(),
+            queues: Vec::new(),
+            bindings: Vec::new(),
+        }
+    }
 }
 
 fn current_version() -> u32 {
@@ -49,7 +70,7 @@ pub struct ExchangeDefinition {
     #[serde(default)]
     pub internal: bool,
     #[serde(default, with = "arguments")]
-    pub arguments: Vec<(String, String)>,
+    pub arguments: Table,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -60,7 +81,7 @@ pub struct QueueDefinition {
     #[serde(default)]
     pub auto_delete: bool,
     #[serde(default, with = "arguments")]
-    pub arguments: Vec<(String, String)>,
+    pub arguments: Table,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -72,47 +93,24 @@ pub struct BindingDefinition {
     #[serde(default)]
     pub routing_key: String,
     #[serde(default, with = "arguments")]
-    pub arguments: Vec<(String, String)>,
+    pub arguments: Table,
 }
 
-/// Arguments as a JSON object (written in declaration order, read back sorted by name); scalar
-/// values of any JSON type are read as their text.
+/// Arguments as a JSON object of typed values (see the module docs).
 mod arguments {
     use serde::de::Error as _;
-    use serde::ser::SerializeMap;
-    use serde::{Deserializer, Serializer};
+    use serde::{Deserializer, Serialize, Serializer};
+    use switchyard_protocol::value_json;
 
-    pub fn serialize<S: Serializer>(
-        arguments: &[(String, String)],
-        serializer: S,
-    ) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(Some(arguments.len()))?;
-        for (name, value) in arguments {
-            map.serialize_entry(name, value)?;
-        }
-        map.end()
+    use crate::message::Table;
+
+    pub fn serialize<S: Serializer>(arguments: &Table, serializer: S) -> Result<S::Ok, S::Error> {
+        value_json::table_to_json(arguments).serialize(serializer)
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(
-        deserializer: D,
-    ) -> Result<Vec<(String, String)>, D::Error> {
-        let map: serde_json::Map<String, serde_json::Value> =
-            serde::Deserialize::deserialize(deserializer)?;
-        map.into_iter()
-            .map(|(name, value)| {
-                let text = match value {
-                    serde_json::Value::String(text) => text,
-                    serde_json::Value::Number(number) => number.to_string(),
-                    serde_json::Value::Bool(flag) => flag.to_string(),
-                    other => {
-                        return Err(D::Error::custom(format!(
-                            "argument {name:?} must be a string, number or boolean, not {other}"
-                        )));
-                    }
-                };
-                Ok((name, text))
-            })
-            .collect()
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Table, D::Error> {
+        let json: serde_json::Value = serde::Deserialize::deserialize(deserializer)?;
+        value_json::table_from_json(&json).map_err(D::Error::custom)
     }
 }
 
@@ -165,6 +163,7 @@ impl Definitions {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::message::Value;
 
     #[test]
     fn rabbitmq_style_definitions_parse_with_numeric_arguments() {
@@ -176,13 +175,51 @@ mod tests {
         let definitions = Definitions::parse(text).unwrap();
         assert_eq!(
             definitions.queues[0].arguments,
-            vec![
-                ("x-max-length".to_owned(), "1000".to_owned()),
-                ("x-overflow".to_owned(), "reject-publish".to_owned())
-            ]
+            Table::new()
+                .with("x-max-length", 1000_i64)
+                .with("x-overflow", "reject-publish")
         );
         let again = Definitions::parse(&definitions.to_json()).unwrap();
         assert_eq!(again, definitions);
+    }
+
+    #[test]
+    fn typed_arguments_survive_a_write_and_a_read() {
+        let arguments = Table::new()
+            .with("bytes", vec![0_u8, 255])
+            .with(
+                "list",
+                Value::Array(vec![1_i64.into(), Value::Void, "x".into()]),
+            )
+            .with("narrow", Value::I8(-3))
+            .with("nested", Table::new().with("flag", true))
+            .with("x-match", "all");
+        let definitions = Definitions {
+            bindings: vec![BindingDefinition {
+                source: "h".into(),
+                destination: "q".into(),
+                destination_type: "queue".into(),
+                routing_key: String::new(),
+                arguments: arguments.clone(),
+            }],
+            ..Definitions::default()
+        };
+        let again = Definitions::parse(&definitions.to_json()).unwrap();
+        assert_eq!(again.bindings[0].arguments, arguments);
+        assert_eq!(again.switchyard_definitions, 2);
+    }
+
+    #[test]
+    fn format_1_with_string_arguments_is_read() {
+        let text = r#"{"switchyard_definitions": 1, "queues": [{"name": "q", "durable": true,
+            "auto_delete": false, "arguments": {"x-max-length": "10", "owner": "team-a"}}]}"#;
+        let definitions = Definitions::parse(text).unwrap();
+        assert_eq!(
+            definitions.queues[0].arguments,
+            Table::new()
+                .with("owner", "team-a")
+                .with("x-max-length", "10")
+        );
     }
 
     #[test]
@@ -191,7 +228,7 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(error.contains("format 9"), "{error}");
-        assert!(error.contains("up to 1"), "{error}");
+        assert!(error.contains("up to 2"), "{error}");
         assert!(Definitions::parse(r#"{"switchyard_definitions": 1}"#).is_ok());
     }
 
@@ -205,7 +242,7 @@ mod tests {
                 name: "q".into(),
                 durable: true,
                 auto_delete: false,
-                arguments: vec![],
+                arguments: Table::new(),
             }],
             ..Definitions::default()
         };

@@ -172,19 +172,27 @@ impl QueueLog {
     /// Appends a message record; returns where it starts and the LSN that makes it durable.
     /// Sequence numbers must increase from one append to the next.
     pub fn append_message(self: &Arc<Self>, stored: &StoredMessageRef<'_>) -> (Position, u64) {
+        let mut bytes = Vec::with_capacity(stored.message.body.len() + 128);
+        record::encode_message(&mut bytes, stored);
+        self.append_message_record(stored.seq, stored.enqueued_at_ms, bytes)
+    }
+
+    /// Appends a framed message record (in any format the reader knows: the upgrade test
+    /// writes old ones).
+    pub(super) fn append_message_record(
+        self: &Arc<Self>,
+        seq: u64,
+        enqueued_at_ms: u64,
+        bytes: Vec<u8>,
+    ) -> (Position, u64) {
         let (position, lsn) = {
             let mut inner = self.inner.lock();
-            debug_assert!(
-                stored.seq >= inner.next_seq_floor,
-                "sequence went backwards"
-            );
-            let mut bytes = Vec::with_capacity(stored.message.body.len() + 128);
-            record::encode_message(&mut bytes, stored);
-            let position = inner.push(bytes, self.segment_bytes, Some(stored.seq));
-            inner.next_seq_floor = stored.seq + 1;
-            if let Some(segment) = inner.segment_mut(stored.seq) {
+            debug_assert!(seq >= inner.next_seq_floor, "sequence went backwards");
+            let position = inner.push(bytes, self.segment_bytes, Some(seq));
+            inner.next_seq_floor = seq + 1;
+            if let Some(segment) = inner.segment_mut(seq) {
                 segment.live += 1;
-                segment.last_enqueued_ms = segment.last_enqueued_ms.max(stored.enqueued_at_ms);
+                segment.last_enqueued_ms = segment.last_enqueued_ms.max(enqueued_at_ms);
             }
             (position, inner.appended_lsn)
         };

@@ -28,6 +28,7 @@ mod disk_space;
 mod log;
 mod range_set;
 mod record;
+mod record_v1;
 mod recovery;
 mod segment;
 mod sync;

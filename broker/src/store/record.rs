@@ -3,11 +3,16 @@
 //! ```text
 //! record   = len:u32le crc:u32le payload[len]        crc = CRC-32 (IEEE) of payload
 //! payload  = kind:u8 body
-//! kind 1   message:   seq:u64le enqueued_at_ms:u64le flags:u8 meta_len:u32le meta body-bytes
+//! kind 4   message:   seq:u64le enqueued_at_ms:u64le flags:u8 meta_len:u32le meta body-bytes
 //!                     flags bit 0 = persistent; meta = bincode (standard config) of `StoredMeta`
+//! kind 1   message, as written before typed headers: the same, but meta is format 1
+//!                     (string headers, fewer properties; see `record_v1`); read, never written
 //! kind 2   removed:   runs:u32le (first_seq:u64le count:u32le){runs}
 //! kind 3   delivered: runs:u32le (first_seq:u64le count:u32le){runs}
 //! ```
+//!
+//! A log may hold both message kinds: one written by an older broker and appended to by a
+//! newer one. Each record says which it is, so an upgrade rewrites nothing.
 //!
 //! "removed" means the messages left the queue for good (acked, dropped, expired,
 //! dead-lettered); "delivered" adds one to each message's delivery count. Runs make an ack of a
@@ -16,7 +21,8 @@
 use bytes::{Buf, BufMut, Bytes};
 use serde::{Deserialize, Serialize};
 
-use crate::message::{Message, Properties};
+use super::record_v1;
+use crate::message::{Headers, Message, Properties};
 
 /// Framing bytes before a payload: its length and checksum.
 pub const FRAME_HEADER_BYTES: usize = 8;
@@ -24,7 +30,8 @@ pub const FRAME_HEADER_BYTES: usize = 8;
 /// The largest payload a reader accepts; anything longer is corruption, never an allocation.
 pub const MAX_PAYLOAD_BYTES: u32 = 256 << 20;
 
-const KIND_MESSAGE: u8 = 1;
+const KIND_MESSAGE: u8 = 4;
+const KIND_MESSAGE_V1: u8 = 1;
 const KIND_REMOVED: u8 = 2;
 const KIND_DELIVERED: u8 = 3;
 const FLAG_PERSISTENT: u8 = 1;
@@ -35,17 +42,17 @@ const FLAG_PERSISTENT: u8 = 1;
 struct StoredMetaRef<'a> {
     exchange: &'a str,
     routing_key: &'a str,
-    headers: &'a [(String, String)],
+    headers: &'a Headers,
     properties: &'a Properties,
 }
 
 /// The parts of a stored message other than its body, as read.
 #[derive(Debug, Clone, Deserialize)]
-struct StoredMeta {
-    exchange: String,
-    routing_key: String,
-    headers: Vec<(String, String)>,
-    properties: Properties,
+pub(super) struct StoredMeta {
+    pub(super) exchange: String,
+    pub(super) routing_key: String,
+    pub(super) headers: Headers,
+    pub(super) properties: Properties,
 }
 
 /// A message as the log holds it.
@@ -156,13 +163,13 @@ pub fn encode_runs(out: &mut Vec<u8>, removed: bool, runs: &[SeqRun]) {
     end_frame(out, start);
 }
 
-fn begin_frame(out: &mut Vec<u8>) -> usize {
+pub(super) fn begin_frame(out: &mut Vec<u8>) -> usize {
     let start = out.len();
     out.extend_from_slice(&[0; FRAME_HEADER_BYTES]);
     start
 }
 
-fn end_frame(out: &mut [u8], start: usize) {
+pub(super) fn end_frame(out: &mut [u8], start: usize) {
     let payload = &out[start + FRAME_HEADER_BYTES..];
     let len = payload.len() as u32;
     let crc = crc32fast::hash(payload);
@@ -200,7 +207,7 @@ pub fn summarize(payload: &[u8], crc: u32) -> Result<RecordSummary, RecordError>
     }
     let mut buf = payload;
     match take_u8(&mut buf)? {
-        KIND_MESSAGE => {
+        KIND_MESSAGE | KIND_MESSAGE_V1 => {
             let seq = take_u64(&mut buf)?;
             let enqueued_at_ms = take_u64(&mut buf)?;
             let flags = take_u8(&mut buf)?;
@@ -226,7 +233,7 @@ pub fn decode_message(payload: Bytes) -> Result<Option<StoredMessage>, RecordErr
         return Err(RecordError::Malformed("empty payload".into()));
     }
     match buf.get_u8() {
-        KIND_MESSAGE => {
+        kind @ (KIND_MESSAGE | KIND_MESSAGE_V1) => {
             if buf.remaining() < 8 + 8 + 1 + 4 {
                 return Err(RecordError::Malformed("short message header".into()));
             }
@@ -240,9 +247,11 @@ pub fn decode_message(payload: Bytes) -> Result<Option<StoredMessage>, RecordErr
                 ));
             }
             let meta_bytes = buf.split_to(meta_len);
-            let (meta, _): (StoredMeta, usize) =
-                bincode::serde::decode_from_slice(&meta_bytes, bincode::config::standard())
-                    .map_err(|e| RecordError::Malformed(format!("metadata: {e}")))?;
+            let meta = if kind == KIND_MESSAGE {
+                decode_meta::<StoredMeta>(&meta_bytes)?
+            } else {
+                decode_meta::<record_v1::StoredMeta>(&meta_bytes)?.into()
+            };
             Ok(Some(StoredMessage {
                 seq,
                 enqueued_at_ms,
@@ -261,6 +270,12 @@ pub fn decode_message(payload: Bytes) -> Result<Option<StoredMessage>, RecordErr
             "unknown record kind {other}"
         ))),
     }
+}
+
+fn decode_meta<M: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<M, RecordError> {
+    bincode::serde::decode_from_slice(bytes, bincode::config::standard())
+        .map(|(meta, _)| meta)
+        .map_err(|e| RecordError::Malformed(format!("metadata: {e}")))
 }
 
 fn decode_runs(mut buf: &[u8]) -> Result<Vec<SeqRun>, RecordError> {

@@ -21,6 +21,7 @@ use super::log::{Position, SegmentInfo};
 use super::range_set::RangeSet;
 use super::record::{self, RecordSummary, StoredMessage};
 use super::segment::{self, Next, SegmentReader};
+use crate::message::Identifier;
 
 /// A message brought back from the log.
 #[derive(Debug, Clone)]
@@ -60,7 +61,7 @@ pub struct Recovered {
     pub repairs: Vec<String>,
     /// Message ids enqueued since the deduplication horizon asked for, with when (ms since the
     /// epoch), whether or not the messages are still queued.
-    pub dedup_ids: Vec<(String, u64)>,
+    pub dedup_ids: Vec<(Identifier, u64)>,
 }
 
 /// Recovers the log in `dir` (which must exist), loading at most `window` messages, and
@@ -170,9 +171,21 @@ pub fn recover(dir: &Path, window: usize, dedup_since_ms: Option<u64>) -> io::Re
             }
             info.live += 1;
             if recovered.messages.len() < window && tail_count == 0 {
-                let Ok(Some(stored)) = record::decode_message(Bytes::copy_from_slice(&payload))
-                else {
-                    continue;
+                let stored = match record::decode_message(Bytes::copy_from_slice(&payload)) {
+                    Ok(Some(stored)) => stored,
+                    // Its checksum held, so the bytes are as written but this broker cannot
+                    // read them. Said, not silently dropped; the segment is kept (it counts
+                    // the message as live) so the bytes stay for a broker that can.
+                    unreadable => {
+                        let error = match unreadable {
+                            Err(error) => error.to_string(),
+                            Ok(_) => "not a message".to_owned(),
+                        };
+                        recovered.repairs.push(format!(
+                            "segment {id}: message {seq} at byte {offset} cannot be read ({error}); skipped, segment kept"
+                        ));
+                        continue;
+                    }
                 };
                 let delivery_count = recovered.skip.deliveries.get(&seq).copied().unwrap_or(0);
                 recovered.messages.push(RecoveredMessage {

@@ -286,3 +286,160 @@ fn a_log_with_messages_but_no_definition_is_set_aside_not_deleted() {
     store.remove_queues_except(&[]).unwrap();
     assert!(aside.is_dir());
 }
+
+/// A persistent format-1 message without headers or other properties.
+fn bare_v1(exchange: &str, routing_key: &str) -> super::record_v1::StoredMeta {
+    super::record_v1::StoredMeta {
+        exchange: exchange.into(),
+        routing_key: routing_key.into(),
+        headers: Vec::new(),
+        properties: super::record_v1::PropertiesV1 {
+            persistent: true,
+            ..Default::default()
+        },
+    }
+}
+
+/// A log written before headers were typed (record kind 1, by a copy of that broker's
+/// encoder) recovers every message with every property and header; a newer broker appends
+/// records of the current kind to the same log, and both kinds come back.
+#[test]
+fn a_log_written_in_format_1_recovers_every_message_property_and_header() {
+    use super::record_v1::{self, PropertiesV1};
+    use crate::message::{Identifier, Properties, Table};
+
+    let dir = tempfile::tempdir().unwrap();
+    let old_messages = [
+        record_v1::StoredMeta {
+            exchange: "shop".into(),
+            routing_key: "orders.eu".into(),
+            headers: vec![
+                ("tenant".into(), "acme".into()),
+                ("tenant".into(), "names may repeat".into()),
+                ("x-delay".into(), "0".into()),
+                ("ünïcode".into(), "✓".into()),
+            ],
+            properties: PropertiesV1 {
+                message_id: Some("m-1".into()),
+                correlation_id: Some("c-1".into()),
+                reply_to: Some("replies".into()),
+                content_type: Some("application/json".into()),
+                timestamp: Some(1_700_000_000_000),
+                expiration: Some(60_000),
+                priority: 7,
+                persistent: true,
+                delay_ms: Some(5),
+            },
+        },
+        bare_v1("", "bare"),
+        bare_v1("shop", "gone"),
+    ];
+    let bodies: [&[u8]; 3] = [b"{\"order\":1}", b"", b"acked before the upgrade"];
+    {
+        let store = open_store(dir.path(), 1 << 20);
+        let (log, _) = store.open_queue("orders", 100, None).unwrap();
+        let mut lsn = 0;
+        for (seq, (meta, body)) in old_messages.iter().zip(bodies).enumerate() {
+            let mut bytes = Vec::new();
+            record_v1::encode_message(&mut bytes, seq as u64, 42, meta, body);
+            lsn = log.append_message_record(seq as u64, 42, bytes).1;
+        }
+        log.delivered(&[0]);
+        lsn = lsn.max(log.removed(&[2]));
+        assert!(wait(&store, &log, lsn));
+    }
+    // The upgraded broker reads them and appends one of its own.
+    let mut typed = Message::new("typed", "new").with_header("n", 5_i32);
+    typed.properties.persistent = true;
+    typed.properties.user_id = Some("app".into());
+    {
+        let store = open_store(dir.path(), 1 << 20);
+        let (log, recovered) = store.open_queue("orders", 100, None).unwrap();
+        assert_eq!(seqs(&recovered), [0, 1]);
+        let lsn = log
+            .append_message(&StoredMessageRef {
+                seq: recovered.next_seq,
+                enqueued_at_ms: 43,
+                persistent: true,
+                exchange: "shop",
+                message: &typed,
+            })
+            .1;
+        assert!(wait(&store, &log, lsn));
+    }
+    let store = open_store(dir.path(), 1 << 20);
+    let (_log, recovered) = store.open_queue("orders", 100, None).unwrap();
+    assert_eq!(seqs(&recovered), [0, 1, 3]);
+    assert!(recovered.repairs.is_empty(), "{:?}", recovered.repairs);
+    let first = &recovered.messages[0];
+    assert_eq!(first.delivery_count, 1);
+    assert_eq!(first.stored.exchange, "shop");
+    assert_eq!(first.stored.enqueued_at_ms, 42);
+    assert!(first.stored.persistent);
+    let expected = Message {
+        routing_key: "orders.eu".into(),
+        headers: Table::new()
+            .with("tenant", "acme")
+            .with("tenant", "names may repeat")
+            .with("x-delay", "0")
+            .with("ünïcode", "✓"),
+        properties: Properties {
+            message_id: Some(Identifier::Text("m-1".into())),
+            correlation_id: Some(Identifier::Text("c-1".into())),
+            reply_to: Some("replies".into()),
+            content_type: Some("application/json".into()),
+            timestamp: Some(1_700_000_000_000),
+            expiration: Some(60_000),
+            priority: 7,
+            persistent: true,
+            delay_ms: Some(5),
+            ..Properties::default()
+        }
+        .into(),
+        body: bytes::Bytes::from_static(b"{\"order\":1}"),
+    };
+    assert_eq!(first.stored.message, expected);
+    let bare = &recovered.messages[1].stored;
+    assert_eq!(
+        (bare.exchange.as_str(), bare.message.routing_key.as_str()),
+        ("", "bare")
+    );
+    assert!(bare.message.headers.is_empty() && bare.message.body.is_empty());
+    assert!(bare.message.properties.persistent);
+    assert_eq!(recovered.messages[2].stored.message, typed);
+}
+
+/// A record whose checksum holds but whose metadata this broker cannot decode is reported
+/// among the repairs (it used to vanish without a word), and the readable ones around it
+/// come back.
+#[test]
+fn an_unreadable_message_record_is_reported_not_silently_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = open_store(dir.path(), 1 << 20);
+        let (log, _) = store.open_queue("orders", 100, None).unwrap();
+        append(&log, 0, true);
+        let mut bytes = Vec::new();
+        let start = super::record::begin_frame(&mut bytes);
+        bytes.push(4); // a current message record…
+        bytes.extend_from_slice(&1_u64.to_le_bytes());
+        bytes.extend_from_slice(&1_u64.to_le_bytes());
+        bytes.push(1);
+        bytes.extend_from_slice(&3_u32.to_le_bytes());
+        bytes.extend_from_slice(&[0xFF, 0xFF, 0xFF]); // …whose metadata is not bincode
+        super::record::end_frame(&mut bytes, start);
+        log.append_message_record(1, 1, bytes);
+        let lsn = append(&log, 2, true);
+        assert!(wait(&store, &log, lsn));
+    }
+    let store = open_store(dir.path(), 1 << 20);
+    let (_log, recovered) = store.open_queue("orders", 100, None).unwrap();
+    assert_eq!(seqs(&recovered), [0, 2]);
+    assert_eq!(recovered.repairs.len(), 1, "{:?}", recovered.repairs);
+    assert!(
+        recovered.repairs[0].contains("message 1")
+            && recovered.repairs[0].contains("cannot be read"),
+        "{:?}",
+        recovered.repairs
+    );
+}

@@ -39,7 +39,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use switchyard_client::{Connection, ExchangeOptions, QueueOptions};
+use switchyard_client::{Connection, ExchangeOptions, QueueOptions, Table};
 use switchyard_tests::broker_process::{
     BrokerProcess, free_port, share_plugin_cache, write_config,
 };
@@ -343,7 +343,7 @@ async fn declare(scenario: &Scenario, setup: &Connection) -> Result<(), String> 
             let target = &scenario.queues[target].name;
             let exchange = scenario::dead_letter_exchange(target);
             setup
-                .bind_queue(&exchange, target, "", Vec::new())
+                .bind_queue(&exchange, target, "", Table::new())
                 .await
                 .map_err(|e| format!("binding {target}: {e}"))?;
         }

@@ -12,6 +12,7 @@ use std::fmt;
 use std::time::Duration;
 
 use fastrand::Rng;
+use switchyard_client::{Table, Value};
 
 /// What a queue's arguments make of it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,43 +107,53 @@ impl QueueSpec {
         self.policy != Policy::Transient
     }
 
-    /// The declare arguments.
-    pub fn arguments(&self, queues: &[QueueSpec]) -> Vec<(String, String)> {
-        let mut args: Vec<(String, String)> = Vec::new();
-        let mut arg = |name: &str, value: String| args.push((name.to_owned(), value));
+    /// The declare arguments: numbers as integers of the width an AMQP client would pick, or
+    /// as strings typed on a command line, at random per queue (both must work).
+    pub fn arguments(&self, queues: &[QueueSpec]) -> Table {
+        let mut args = Table::new();
+        let as_text = self.name.len().is_multiple_of(2);
+        let number = |value: u64| -> Value {
+            if as_text {
+                value.to_string().into()
+            } else if let Ok(narrow) = i32::try_from(value) {
+                narrow.into()
+            } else {
+                value.into()
+            }
+        };
         match self.policy {
             Policy::Plain | Policy::DeadLetterSink | Policy::Transient => {}
-            Policy::Priority { max } => arg("x-max-priority", max.to_string()),
-            Policy::Deduplicated => arg("x-deduplication-window", "3600000".into()),
+            Policy::Priority { max } => args.push("x-max-priority", number(u64::from(max))),
+            Policy::Deduplicated => args.push("x-deduplication-window", number(3_600_000)),
             Policy::MaxLengthReject { max } => {
-                arg("x-max-length", max.to_string());
-                arg("x-overflow", "reject-publish".into());
+                args.push("x-max-length", number(u64::from(max)));
+                args.push("x-overflow", "reject-publish");
             }
             Policy::TtlDeadLetter { ttl_ms }
             | Policy::ChainHop { ttl_ms }
-            | Policy::TtlDrop { ttl_ms } => arg("x-message-ttl", ttl_ms.to_string()),
+            | Policy::TtlDrop { ttl_ms } => args.push("x-message-ttl", number(ttl_ms)),
             Policy::MaxLengthDeadLetter { max, reject } => {
-                arg("x-max-length", max.to_string());
+                args.push("x-max-length", number(u64::from(max)));
                 let overflow = if reject {
                     "reject-publish-dlx"
                 } else {
                     "drop-head"
                 };
-                arg("x-overflow", overflow.into());
+                args.push("x-overflow", overflow);
             }
             Policy::MaxLengthDrop { max } => {
-                arg("x-max-length", max.to_string());
-                arg("x-overflow", "drop-head".into());
+                args.push("x-max-length", number(u64::from(max)));
+                args.push("x-overflow", "drop-head");
             }
             Policy::DeliveryLimitDeadLetter { limit } | Policy::DeliveryLimitDrop { limit } => {
-                arg("x-delivery-limit", limit.to_string());
+                args.push("x-delivery-limit", number(u64::from(limit)));
             }
         }
         if let Some(target) = self.dead_letter_to {
-            args.push((
-                "x-dead-letter-exchange".into(),
+            args.push(
+                "x-dead-letter-exchange",
                 dead_letter_exchange(&queues[target].name),
-            ));
+            );
         }
         args
     }

@@ -257,7 +257,7 @@ impl Composer<'_> {
             message.properties.priority = rng.u8(0..=max.saturating_add(1));
         }
         if spec.policy == Policy::Deduplicated {
-            message.properties.message_id = Some(format!("m{id}"));
+            message.properties.message_id = Some(format!("m{id}").into());
         }
         let mut due = None;
         if spec.delays && rng.u32(0..10) == 0 {
@@ -509,12 +509,9 @@ async fn sync(
 /// How long a consumer waits for a sync.
 const SYNC_LIMIT: Duration = Duration::from_secs(5);
 
+/// A header as text (an array or table in `Value`'s display form).
 fn header(delivery: &Delivery, name: &str) -> Option<String> {
-    delivery
-        .headers
-        .iter()
-        .find(|(key, _)| key == name)
-        .map(|(_, value)| value.clone())
+    delivery.headers.get(name).map(ToString::to_string)
 }
 
 /// Which copy of which message `delivery` is.

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use bytes::Bytes;
 use switchyard_client::{
     Confirmation, ConnectOptions, Connection, ConsumeOptions, Consumer, Delivery, ExchangeOptions,
-    OutgoingMessage, Properties, Publisher, QueueOptions, Trust,
+    OutgoingMessage, Properties, Publisher, QueueOptions, Table, Trust,
 };
 
 use crate::client::{
@@ -71,7 +71,7 @@ impl Session for SdkSession {
     fn bind<'a>(&'a self, exchange: &'a str, queue: &'a str, key: &'a str) -> BoxFut<'a, ()> {
         Box::pin(async move {
             self.connection
-                .bind_queue(exchange, queue, key, Vec::new())
+                .bind_queue(exchange, queue, key, Table::new())
                 .await?;
             Ok(())
         })

@@ -9,8 +9,8 @@ use switchyard_client::framed::{FramedRecv, FramedSend};
 use switchyard_protocol::{
     ControlDown, ControlOk, ControlOp, ControlReply, ControlUp, DestinationKind, ErrorCode,
     ExchangeInfo, NameKind, PluginInfo as WirePlugin, PluginKind as WirePluginKind,
-    PluginSource as WireSource, PluginStatus as WireStatus, QueueInfo, WireError, validate_headers,
-    validate_name,
+    PluginSource as WireSource, PluginStatus as WireStatus, QueueInfo, Table, WireError,
+    validate_headers, validate_name,
 };
 
 use super::wire_error::wire_error;
@@ -79,18 +79,19 @@ pub(crate) async fn serve(mut send: FramedSend, mut recv: FramedRecv, session: A
 /// and exported with their object, so they stay small.
 const MAX_ARGUMENT_VALUE_BYTES: usize = 4096;
 
-/// Checks declare and bind arguments: count and names as for headers, and each value's length.
-fn validate_arguments(arguments: &[(String, String)]) -> Result<(), WireError> {
+/// Checks declare and bind arguments: count and names as for headers, and each value's size
+/// (its strings and byte arrays, 8 bytes for any other scalar).
+fn validate_arguments(arguments: &Table) -> Result<(), WireError> {
     validate_headers(arguments)?;
     match arguments
         .iter()
-        .find(|(_, value)| value.len() > MAX_ARGUMENT_VALUE_BYTES)
+        .find(|(_, value)| value.data_bytes() > MAX_ARGUMENT_VALUE_BYTES)
     {
         Some((name, value)) => Err(WireError::new(
             ErrorCode::InvalidArgument,
             format!(
                 "argument {name} is {} bytes; at most {MAX_ARGUMENT_VALUE_BYTES} are allowed",
-                value.len()
+                value.data_bytes()
             ),
         )),
         None => Ok(()),
