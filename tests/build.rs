@@ -39,6 +39,14 @@ const TEST_PLUGINS: &[PluginCrate] = &[
         dir: "tests/plugins/snoop",
     },
     PluginCrate {
+        package: "test-plugin-mirror",
+        dir: "tests/plugins/mirror",
+    },
+    PluginCrate {
+        package: "test-plugin-contract-0-1",
+        dir: "tests/plugins/contract-0-1",
+    },
+    PluginCrate {
         package: "switchyard-topic",
         dir: "plugins/topic",
     },

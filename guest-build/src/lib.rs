@@ -49,6 +49,9 @@ pub fn build_plugins(plugins: &[PluginCrate]) -> Vec<BuiltPlugin> {
         "wit",
         "plugin-sdk/src",
         "plugin-sdk/Cargo.toml",
+        "value/src",
+        "value/Cargo.toml",
+        "tests/wit-0.1.0",
         "Cargo.lock",
     ] {
         println!("cargo:rerun-if-changed={}", root.join(watched).display());

@@ -15,14 +15,16 @@ use std::marker::PhantomData;
 
 use rustc_hash::FxHasher;
 
-use crate::message::{Binding, Destination, Header, Message, Properties, Reads};
+use switchyard_value::{Decimal, Table, Value};
+
+use crate::message::{Binding, Destination, Id, Message, Properties, Reads};
 use crate::plugin::{Filter, Router};
 
 /// Generated bindings for the `router` world.
 pub mod router {
     wit_bindgen::generate!({
         path: "../wit",
-        world: "switchyard:plugin/router@0.1.0",
+        world: "switchyard:plugin/router@0.2.0",
         pub_export_macro: true,
         export_macro_name: "__export_router_world",
         default_bindings_module: "switchyard_plugin::__private::router",
@@ -35,7 +37,7 @@ pub mod router {
 pub mod filter {
     wit_bindgen::generate!({
         path: "../wit",
-        world: "switchyard:plugin/filter@0.1.0",
+        world: "switchyard:plugin/filter@0.2.0",
         pub_export_macro: true,
         export_macro_name: "__export_filter_world",
         default_bindings_module: "switchyard_plugin::__private::filter",
@@ -77,8 +79,8 @@ impl<T: Router> wit_exchange::Guest for RouterExport<T> {
         }
     }
 
-    fn create(exchange: u32, arguments: Vec<router_types::Header>) -> Result<(), String> {
-        let arguments: Vec<Header> = arguments.into_iter().map(header_from_router).collect();
+    fn create(exchange: u32, arguments: Vec<router_types::Field>) -> Result<(), String> {
+        let arguments = table_from_router(arguments);
         let value = T::create(&arguments)?;
         EXCHANGES.with_borrow_mut(|exchanges| exchanges.insert(exchange, Box::new(value)));
         Ok(())
@@ -125,11 +127,7 @@ impl<T: Router> wit_exchange::Guest for RouterExport<T> {
 fn message_from_router(message: router_types::Message) -> Message {
     Message {
         routing_key: message.routing_key,
-        headers: message
-            .headers
-            .into_iter()
-            .map(header_from_router)
-            .collect(),
+        headers: table_from_router(message.headers),
         properties: properties_from_router(message.properties),
         body: message.body,
     }
@@ -187,11 +185,7 @@ impl<T: Filter> wit_filter::Guest for FilterExport<T> {
     fn matches(filter: u32, message: filter_types::Message) -> bool {
         let message = Message {
             routing_key: message.routing_key,
-            headers: message
-                .headers
-                .into_iter()
-                .map(header_from_filter)
-                .collect(),
+            headers: table_from_filter(message.headers),
             properties: properties_from_filter(message.properties),
             body: message.body,
         };
@@ -212,11 +206,7 @@ fn binding_from_wit(binding: router_types::Binding) -> Binding {
     Binding {
         destination: Destination(binding.destination),
         key: binding.key,
-        arguments: binding
-            .arguments
-            .into_iter()
-            .map(header_from_router)
-            .collect(),
+        arguments: table_from_router(binding.arguments),
     }
 }
 
@@ -237,31 +227,106 @@ reads_converter!(filter_reads, filter_types);
 // The two worlds generate distinct Rust types for the same WIT records, hence two small
 // converters each; they differ only in the source type.
 
-fn header_from_router(h: router_types::Header) -> Header {
-    Header {
-        name: h.name,
-        value: h.value,
-    }
+/// How deep the broker nests values (it never sends deeper ones; a deeper one would read as
+/// void rather than recurse without bound).
+const MAX_DEPTH: usize = 16;
+
+/// Rebuilds a table from the contract's flattened fields (see `value` in the WIT): an array or
+/// table head takes the next `n` fields as its children.
+macro_rules! table_converter {
+    ($table:ident, $value:ident, $types:ident) => {
+        fn $table(fields: Vec<$types::Field>) -> Table {
+            let mut rest = fields.into_iter();
+            let mut table = Table::new();
+            while let Some(field) = rest.next() {
+                let value = $value(field.value, &mut rest, 1);
+                table.push(field.name, value);
+            }
+            table
+        }
+
+        fn $value(
+            value: $types::Value,
+            rest: &mut std::vec::IntoIter<$types::Field>,
+            depth: usize,
+        ) -> Value {
+            use $types::Value as W;
+            match value {
+                W::Void => Value::Void,
+                W::Boolean(b) => Value::Bool(b),
+                W::Int8(n) => Value::I8(n),
+                W::Uint8(n) => Value::U8(n),
+                W::Int16(n) => Value::I16(n),
+                W::Uint16(n) => Value::U16(n),
+                W::Int32(n) => Value::I32(n),
+                W::Uint32(n) => Value::U32(n),
+                W::Int64(n) => Value::I64(n),
+                W::Uint64(n) => Value::U64(n),
+                W::Float32(x) => Value::F32(x),
+                W::Float64(x) => Value::F64(x),
+                W::Decimal(d) => Value::Decimal(Decimal {
+                    scale: d.scale,
+                    value: d.value,
+                }),
+                W::Text(text) => Value::String(text),
+                W::Bytes(bytes) => Value::Bytes(bytes),
+                W::Timestamp(t) => Value::Timestamp(t),
+                W::Array(_) | W::Table(_) if depth > MAX_DEPTH => Value::Void,
+                W::Array(n) => {
+                    let mut items = Vec::new();
+                    for _ in 0..n {
+                        let Some(item) = rest.next() else { break };
+                        items.push($value(item.value, rest, depth + 1));
+                    }
+                    Value::Array(items)
+                }
+                W::Table(n) => {
+                    let mut table = Table::new();
+                    for _ in 0..n {
+                        let Some(field) = rest.next() else { break };
+                        let value = $value(field.value, rest, depth + 1);
+                        table.push(field.name, value);
+                    }
+                    Value::Table(table)
+                }
+            }
+        }
+    };
 }
 
-fn header_from_filter(h: filter_types::Header) -> Header {
-    Header {
-        name: h.name,
-        value: h.value,
-    }
+table_converter!(table_from_router, value_from_router, router_types);
+table_converter!(table_from_filter, value_from_filter, filter_types);
+
+macro_rules! id_converter {
+    ($name:ident, $types:ident) => {
+        fn $name(id: $types::Id) -> Id {
+            match id {
+                $types::Id::Text(text) => Id::Text(text),
+                $types::Id::Binary(bytes) => Id::Binary(bytes),
+            }
+        }
+    };
 }
+
+id_converter!(id_from_router, router_types);
+id_converter!(id_from_filter, filter_types);
 
 macro_rules! properties_converter {
-    ($name:ident, $types:ident) => {
+    ($name:ident, $types:ident, $id:ident) => {
         fn $name(list: Vec<$types::Property>) -> Properties {
             use $types::Property as P;
             let mut p = Properties::default();
             for property in list {
                 match property {
-                    P::MessageId(v) => p.message_id = Some(v),
-                    P::CorrelationId(v) => p.correlation_id = Some(v),
+                    P::MessageId(v) => p.message_id = Some($id(v)),
+                    P::CorrelationId(v) => p.correlation_id = Some($id(v)),
                     P::ReplyTo(v) => p.reply_to = Some(v),
                     P::ContentType(v) => p.content_type = Some(v),
+                    P::ContentEncoding(v) => p.content_encoding = Some(v),
+                    P::MessageType(v) => p.message_type = Some(v),
+                    P::UserId(v) => p.user_id = Some(v),
+                    P::AppId(v) => p.app_id = Some(v),
+                    P::ClusterId(v) => p.cluster_id = Some(v),
                     P::Timestamp(v) => p.timestamp = Some(v),
                     P::Expiration(v) => p.expiration = Some(v),
                     P::Priority(v) => p.priority = v,
@@ -273,8 +338,8 @@ macro_rules! properties_converter {
     };
 }
 
-properties_converter!(properties_from_router, router_types);
-properties_converter!(properties_from_filter, filter_types);
+properties_converter!(properties_from_router, router_types, id_from_router);
+properties_converter!(properties_from_filter, filter_types, id_from_filter);
 
 /// Writes a line to the broker's log under the plugin's name. Natively (in unit tests) it
 /// goes to standard error instead.

@@ -9,10 +9,9 @@ mod plugin;
 pub mod topic;
 
 pub use guest::log;
-pub use message::{
-    Binding, Destination, Header, Message, PluginInfo, Properties, Reads, find_header,
-};
+pub use message::{Binding, Destination, Id, Message, PluginInfo, Properties, Reads};
 pub use plugin::{Filter, Router};
+pub use switchyard_value::{Decimal, Table, Value};
 
 /// How important a log line is; see [`log`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

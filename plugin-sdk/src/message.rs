@@ -2,37 +2,52 @@
 //! description. They mirror the WIT records of `switchyard:plugin/types` but belong to this
 //! crate, so plugin logic can be built and unit-tested natively without any generated code.
 
-/// A message header or an argument: a name and a UTF-8 value.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-pub struct Header {
-    pub name: String,
-    pub value: String,
+use switchyard_value::{Table, Value};
+
+/// A message id or correlation id: text, or bytes where the publisher's protocol has binary
+/// ids (MQTT 5's correlation data).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Id {
+    Text(String),
+    Binary(Vec<u8>),
 }
 
-impl Header {
-    pub fn new(name: impl Into<String>, value: impl Into<String>) -> Self {
-        Header {
-            name: name.into(),
-            value: value.into(),
-        }
+impl From<&str> for Id {
+    fn from(text: &str) -> Self {
+        Id::Text(text.to_owned())
     }
 }
 
-/// Looks up the first header or argument named `name`.
-pub fn find_header<'a>(headers: &'a [Header], name: &str) -> Option<&'a str> {
-    headers
-        .iter()
-        .find(|h| h.name == name)
-        .map(|h| h.value.as_str())
+impl From<String> for Id {
+    fn from(text: String) -> Self {
+        Id::Text(text)
+    }
+}
+
+impl Id {
+    /// The id as text, when it is text.
+    pub fn as_text(&self) -> Option<&str> {
+        match self {
+            Id::Text(text) => Some(text),
+            Id::Binary(_) => None,
+        }
+    }
 }
 
 /// The standard message properties, as RabbitMQ users know them from AMQP.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Properties {
-    pub message_id: Option<String>,
-    pub correlation_id: Option<String>,
+    pub message_id: Option<Id>,
+    pub correlation_id: Option<Id>,
     pub reply_to: Option<String>,
     pub content_type: Option<String>,
+    pub content_encoding: Option<String>,
+    /// The application's message type (AMQP's `type`).
+    pub message_type: Option<String>,
+    /// The publishing user, checked by the broker against the authenticated user.
+    pub user_id: Option<String>,
+    pub app_id: Option<String>,
+    pub cluster_id: Option<String>,
     /// Milliseconds since the Unix epoch, as set by the publisher.
     pub timestamp: Option<u64>,
     /// Per-message time to live in milliseconds.
@@ -47,7 +62,9 @@ pub struct Properties {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Message {
     pub routing_key: String,
-    pub headers: Vec<Header>,
+    /// Typed header values (see [`Value`]); look one up with `headers.get("name")`,
+    /// `headers.get_str("name")`, `headers.get_i64("name")`.
+    pub headers: Table,
     pub properties: Properties,
     pub body: Option<Vec<u8>>,
 }
@@ -61,9 +78,9 @@ impl Message {
         }
     }
 
-    /// Adds a header; handy in tests.
-    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        self.headers.push(Header::new(name, value));
+    /// Adds a header of any value type; handy in tests.
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<Value>) -> Self {
+        self.headers.push(name, value);
         self
     }
 
@@ -74,8 +91,8 @@ impl Message {
     }
 
     /// The value of the first header named `name`.
-    pub fn header_value(&self, name: &str) -> Option<&str> {
-        find_header(&self.headers, name)
+    pub fn header_value(&self, name: &str) -> Option<&Value> {
+        self.headers.get(name)
     }
 }
 
@@ -90,8 +107,8 @@ pub struct Binding {
     pub destination: Destination,
     /// The binding key; its meaning is the plugin's (a routing key, a pattern, …).
     pub key: String,
-    /// The binding's arguments.
-    pub arguments: Vec<Header>,
+    /// The binding's arguments, typed.
+    pub arguments: Table,
 }
 
 impl Binding {
@@ -99,13 +116,13 @@ impl Binding {
         Binding {
             destination: Destination(destination),
             key: key.into(),
-            arguments: Vec::new(),
+            arguments: Table::new(),
         }
     }
 
-    /// Adds an argument; handy in tests.
-    pub fn argument(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        self.arguments.push(Header::new(name, value));
+    /// Adds an argument of any value type; handy in tests.
+    pub fn argument(mut self, name: impl Into<String>, value: impl Into<Value>) -> Self {
+        self.arguments.push(name, value);
         self
     }
 }

@@ -2,7 +2,9 @@
 //! for a consumer filter. Neither mentions WebAssembly; both can be exercised in native unit
 //! tests by calling the methods directly.
 
-use crate::message::{Binding, Destination, Header, Message, PluginInfo};
+use switchyard_value::Table;
+
+use crate::message::{Binding, Destination, Message, PluginInfo};
 
 /// An exchange type. One value of the implementing type is one exchange: the SDK creates it
 /// when the broker declares an exchange of this type and keeps it until the exchange is deleted.
@@ -14,7 +16,7 @@ pub trait Router: Sized + 'static {
     fn info() -> PluginInfo;
 
     /// Creates an exchange from its declaration arguments; an error refuses the declaration.
-    fn create(arguments: &[Header]) -> Result<Self, String>;
+    fn create(arguments: &Table) -> Result<Self, String>;
 
     /// Checks a binding before the broker accepts it; an error refuses it with that message.
     /// The default accepts every binding.

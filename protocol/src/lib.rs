@@ -30,7 +30,6 @@ pub mod limits;
 mod message;
 pub mod publish;
 mod stream_kind;
-pub mod value;
 pub mod value_json;
 mod version;
 
@@ -53,5 +52,6 @@ pub use limits::{MAX_HEADERS, MAX_NAME_BYTES, NameKind, validate_headers, valida
 pub use message::{Headers, Identifier, Properties};
 pub use publish::{Publish, PublishDown, PublishUp, UNCONFIRMED};
 pub use stream_kind::StreamKind;
-pub use value::{Decimal, MAX_TABLE_ITEMS, MAX_VALUE_DEPTH, Table, Value};
+pub use switchyard_value as value;
+pub use switchyard_value::{Decimal, MAX_TABLE_ITEMS, MAX_VALUE_DEPTH, Table, Value};
 pub use version::{ALPN, PROTOCOL_VERSION, SUPPORTED_VERSIONS, negotiate};

@@ -181,3 +181,68 @@ pub async fn start_broker(
     config.listen = broker.local_addr();
     (broker, data_dir, config)
 }
+
+/// Headers holding one value of every type, nested arrays and tables, a repeated name and
+/// non-ASCII text: what a typed round trip must bring back exactly.
+pub fn every_value_type() -> switchyard_client::Table {
+    use switchyard_client::{Decimal, Table, Value};
+    let scalars = vec![
+        Value::Void,
+        Value::Bool(false),
+        Value::I8(i8::MIN),
+        Value::U8(u8::MAX),
+        Value::I16(-300),
+        Value::U16(60_000),
+        Value::I32(-70_000),
+        Value::U32(4_000_000_000),
+        Value::I64(i64::MIN),
+        Value::U64(u64::MAX),
+        Value::F32(-0.5),
+        Value::F64(std::f64::consts::PI),
+        Value::Decimal(Decimal {
+            scale: 2,
+            value: 12_345,
+        }),
+        Value::String("ünïcode ✓".into()),
+        Value::Bytes(vec![0, 0xFF, 0x80, 0x7F]),
+        Value::Timestamp(1_764_650_000),
+    ];
+    Table::new()
+        .with("tenant", "acme")
+        .with("tenant", "a name may repeat")
+        .with("scalars", Value::Array(scalars.clone()))
+        .with(
+            "celery-like",
+            Value::Array(vec![
+                Value::Array(vec![1_i64.into(), Value::Void]),
+                Table::new().with("callbacks", Value::Void).into(),
+            ]),
+        )
+        .with(
+            "nested",
+            Table::new()
+                .with("empty", Table::new())
+                .with("deeper", Table::new().with("all", Value::Array(scalars))),
+        )
+}
+
+/// Every property set (`user_id` to `user`, no delay so the message is delivered at once).
+pub fn every_property(user: &str) -> switchyard_client::Properties {
+    use switchyard_client::{Identifier, Properties};
+    Properties {
+        message_id: Some(Identifier::Text("m-1".into())),
+        correlation_id: Some(Identifier::Binary(bytes::Bytes::from_static(&[0, 1, 0xFE]))),
+        reply_to: Some("replies".into()),
+        content_type: Some("application/json".into()),
+        content_encoding: Some("gzip".into()),
+        message_type: Some("order.created".into()),
+        user_id: Some(user.into()),
+        app_id: Some("shop".into()),
+        cluster_id: Some("eu-1".into()),
+        timestamp: Some(1_764_650_000_000),
+        expiration: Some(3_600_000),
+        priority: 3,
+        persistent: true,
+        delay_ms: None,
+    }
+}

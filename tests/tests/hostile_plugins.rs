@@ -212,8 +212,24 @@ fn files_that_are_not_switchyard_plugins_are_refused_with_a_clear_message() {
         .unwrap_err();
     assert!(matches!(error, PluginError::WrongWorld { .. }), "{error:?}");
     assert!(
-        error.to_string().contains("switchyard:plugin@0.1.0"),
+        error.to_string().contains("switchyard:plugin@0.2.0"),
         "{error}"
+    );
+
+    // Built with the previous SDK: refused with the version named and how to rebuild.
+    let error = registry
+        .load_file(Path::new(wasm::CONTRACT_0_1))
+        .unwrap_err();
+    assert!(
+        matches!(&error, PluginError::ContractVersion { found, .. } if found == "0.1.0"),
+        "{error:?}"
+    );
+    let message = error.to_string();
+    assert!(
+        message.contains("built against switchyard:plugin@0.1.0")
+            && message.contains("switchyard:plugin@0.2.0")
+            && message.contains("rebuild it"),
+        "{message}"
     );
 
     let error = registry.load_file(Path::new(wasm::BAD_NAME)).unwrap_err();

@@ -357,23 +357,37 @@ async fn after_a_broker_restart_the_client_redeclares_and_its_consumer_resumes()
     );
 }
 
+/// One user, `app` with password `s3cret`.
+fn with_user_app(config: &mut switchyard::BrokerConfig) {
+    config.users = vec![switchyard::config::UserConfig {
+        name: "app".into(),
+        password_hash: switchyard::auth::hash_password("s3cret"),
+    }];
+}
+
+fn app_password() -> switchyard_client::Auth {
+    switchyard_client::Auth::Password {
+        user: "app".into(),
+        password: "s3cret".into(),
+    }
+}
+
+async fn connect_as(
+    broker: &switchyard::Broker,
+    auth: switchyard_client::Auth,
+) -> Result<switchyard_client::Connection, ClientError> {
+    let mut options = switchyard_client::ConnectOptions::new(
+        broker.local_addr(),
+        switchyard_client::Trust::Pinned(broker.fingerprint().to_owned()),
+    );
+    options.auth = auth;
+    switchyard_client::Connection::connect(options).await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_users_configured_only_the_right_password_connects() {
-    let (t, _data_dir, _) = switchyard_tests::start_broker(|config| {
-        config.users = vec![switchyard::config::UserConfig {
-            name: "app".into(),
-            password_hash: switchyard::auth::hash_password("s3cret"),
-        }];
-    })
-    .await;
-    let connect = |auth: switchyard_client::Auth| {
-        let mut options = switchyard_client::ConnectOptions::new(
-            t.local_addr(),
-            switchyard_client::Trust::Pinned(t.fingerprint().to_owned()),
-        );
-        options.auth = auth;
-        switchyard_client::Connection::connect(options)
-    };
+    let (t, _data_dir, _) = switchyard_tests::start_broker(with_user_app).await;
+    let connect = |auth| connect_as(&t, auth);
     for auth in [
         switchyard_client::Auth::Anonymous,
         switchyard_client::Auth::Password {
@@ -390,12 +404,7 @@ async fn with_users_configured_only_the_right_password_connects() {
             other => panic!("expected a refusal, got {other:?}"),
         }
     }
-    let app = connect(switchyard_client::Auth::Password {
-        user: "app".into(),
-        password: "s3cret".into(),
-    })
-    .await
-    .unwrap();
+    let app = connect(app_password()).await.unwrap();
     app.declare_queue("ok", QueueOptions::default())
         .await
         .unwrap();
@@ -629,4 +638,55 @@ async fn unconfirmed_publishes_are_delivered_and_a_refused_one_is_dropped_silent
         "the refused one never arrived"
     );
     t.broker.shutdown().await;
+}
+
+/// Headers of every value type (nested ones too) and every property come out of the broker
+/// exactly as they went in, over QUIC.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_value_type_and_property_round_trips_through_the_broker() {
+    let t = TestBroker::start().await;
+    let c = &t.client;
+    c.declare_queue("typed", QueueOptions::default())
+        .await
+        .unwrap();
+    let mut message = OutgoingMessage::new("", "typed", "body");
+    message.headers = switchyard_tests::every_value_type();
+    // Nobody authenticates on this broker, so the user id is carried unchecked.
+    message.properties = switchyard_tests::every_property("anyone");
+    let mut publisher = c.publisher().await.unwrap();
+    publisher.publish_confirmed(message.clone()).await.unwrap();
+    let mut consumer = c.consume(ConsumeOptions::new("typed")).await.unwrap();
+    let delivery = next_delivery(&mut consumer).await;
+    assert_eq!(delivery.headers, message.headers);
+    assert_eq!(*delivery.properties, message.properties);
+    assert_eq!(text(&delivery), "body");
+}
+
+/// As RabbitMQ: a publish whose user_id is not the authenticated user is refused
+/// (PRECONDITION_FAILED), so a consumer can trust the property.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_id_other_than_the_authenticated_user_is_refused() {
+    let (t, _data_dir, _) = switchyard_tests::start_broker(with_user_app).await;
+    let c = connect_as(&t, app_password()).await.unwrap();
+    c.declare_queue("audited", QueueOptions::default())
+        .await
+        .unwrap();
+    let mut publisher = c.publisher().await.unwrap();
+    let honest = OutgoingMessage::new("", "audited", "mine").user_id("app");
+    assert_eq!(
+        publisher.publish_confirmed(honest).await.unwrap(),
+        Confirmed::Routed
+    );
+    let forged = OutgoingMessage::new("", "audited", "theirs").user_id("admin");
+    match publisher.publish_confirmed(forged).await {
+        Err(ClientError::Rejected { error, .. }) => {
+            assert_eq!(error.code, ErrorCode::PreconditionFailed);
+            assert!(error.message.contains("admin"), "{}", error.message);
+        }
+        other => panic!("expected a negative confirm, got {other:?}"),
+    }
+    let mut consumer = c.consume(ConsumeOptions::new("audited")).await.unwrap();
+    let delivery = next_delivery(&mut consumer).await;
+    assert_eq!(text(&delivery), "mine");
+    assert_eq!(delivery.properties.user_id.as_deref(), Some("app"));
 }

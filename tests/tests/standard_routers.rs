@@ -1,9 +1,11 @@
 //! The standard exchange types, table-driven, through the real host and the real components
 //! built from `plugins/`.
 
+use std::path::Path;
 use switchyard::plugin::{BindingSpec, RouterPlugin};
-use switchyard::{Message, Table};
-use switchyard_tests::registry;
+
+use switchyard::{Message, Table, Value};
+use switchyard_tests::{registry, wasm};
 
 fn routed(router: &RouterPlugin, exchange: u32, message: &Message) -> Vec<u32> {
     router
@@ -281,4 +283,73 @@ fn a_batch_is_routed_exactly_as_its_messages_one_by_one() {
     let single: Vec<Vec<u32>> = messages.iter().map(|m| routed(&topic, 1, m)).collect();
     assert_eq!(batched, single);
     assert_eq!(batched[1], vec![1, 2, 3], "a.b.z: #.z, a.b.# and *.*.*");
+}
+
+/// RabbitMQ's typed matching: every integer width is one kind, but an integer never matches a
+/// string; booleans match booleans; a void argument asks for presence; a table argument is
+/// ignored.
+#[test]
+fn headers_matches_typed_values_as_rabbitmq_does() {
+    let registry = registry();
+    let headers = registry.router("headers").unwrap();
+    headers.create_exchange(1, Table::new()).unwrap();
+    let bind = |destination: u32, arguments: Table| {
+        let mut spec = BindingSpec::new(destination, "");
+        spec.arguments = arguments;
+        headers.bind(1, spec).unwrap();
+    };
+    bind(1, Table::new().with("version", Value::I32(2)));
+    bind(2, Table::new().with("version", "2"));
+    bind(3, Table::new().with("urgent", true));
+    bind(4, Table::new().with("trace", Value::Void));
+    bind(
+        5,
+        Table::new()
+            .with("region", "eu")
+            .with("nested", Table::new().with("ignored", true)),
+    );
+    let cases: &[(Table, &[u32])] = &[
+        (Table::new().with("version", Value::I64(2)), &[1]),
+        (Table::new().with("version", Value::U8(2)), &[1]),
+        (Table::new().with("version", "2"), &[2]),
+        (Table::new().with("version", 2.0_f64), &[]),
+        (Table::new().with("urgent", true), &[3]),
+        (Table::new().with("urgent", "true"), &[]),
+        (Table::new().with("trace", vec![1_u8]), &[4]),
+        (Table::new().with("region", "eu"), &[5]),
+    ];
+    for (message_headers, expected) in cases {
+        let mut message = Message::new("ignored", "");
+        message.headers = message_headers.clone();
+        assert_eq!(
+            routed(&headers, 1, &message),
+            expected.to_vec(),
+            "headers {message_headers}"
+        );
+    }
+}
+
+/// Every value type, nested arrays and tables included, crosses the plugin contract exactly:
+/// the `mirror` plugin routes only when the headers it sees equal the arguments it was given.
+#[test]
+fn every_value_type_reaches_a_plugin_intact_as_headers_and_as_arguments() {
+    let registry = registry();
+    registry.load_file(Path::new(wasm::MIRROR)).unwrap();
+    let mirror = registry.router("mirror").unwrap();
+    // Arguments as the broker keeps them: sorted by name, no name twice.
+    let mut typed = switchyard_tests::every_value_type();
+    typed.remove("tenant");
+    typed.sort_by_name();
+    mirror.create_exchange(1, typed.clone()).unwrap();
+    let mut spec = BindingSpec::new(7, "");
+    spec.arguments = typed.clone();
+    mirror.bind(1, spec).unwrap();
+    let mut message = Message::new("k", "");
+    message.headers = typed.clone();
+    assert_eq!(routed(&mirror, 1, &message), vec![7]);
+    // One value of another width is another value.
+    let mut narrower = typed;
+    narrower.insert("scalars", Value::Array(vec![Value::I32(1)]));
+    message.headers = narrower;
+    assert_eq!(routed(&mirror, 1, &message), Vec::<u32>::new());
 }

@@ -50,10 +50,22 @@ pub enum PluginError {
 
     /// A component, but not of either Switchyard world (or of an incompatible version).
     #[error(
-        "{origin}: not a Switchyard plugin: it must target the switchyard:plugin@0.1.0 `router` \
+        "{origin}: not a Switchyard plugin: it must target the switchyard:plugin@0.2.0 `router` \
          or `filter` world ({reason})"
     )]
     WrongWorld { origin: String, reason: String },
+
+    /// A Switchyard plugin built against another version of the plugin contract.
+    #[error(
+        "{origin}: built against switchyard:plugin@{found}, but this broker loads plugins built \
+         against switchyard:plugin@{expected}: rebuild it with the current Switchyard plugin SDK \
+         (the `switchyard-plugin` crate; `cargo update -p switchyard-plugin`, then build it again)"
+    )]
+    ContractVersion {
+        origin: String,
+        found: String,
+        expected: &'static str,
+    },
 
     /// The plugin describes itself unacceptably (bad name, say).
     #[error("{origin}: {reason}")]

@@ -2,6 +2,9 @@
 //! against the host's imports, recognise the world it targets, and ask it to describe itself.
 //! Nothing here touches the registry; a version that fails any step is never seen by routing.
 
+use wasmtime::component::Component;
+
+use super::bindings::CONTRACT_VERSION;
 use super::bindings::filter_world::FilterPre;
 use super::bindings::router_world::RouterPre;
 use super::engine::PluginEngine;
@@ -41,6 +44,13 @@ pub(crate) fn load_version(
     origin: &str,
 ) -> Result<LoadedVersion, PluginError> {
     let component = engine.compile(wasm, origin)?;
+    if let Some(found) = other_contract_version(engine, &component) {
+        return Err(PluginError::ContractVersion {
+            origin: origin.to_owned(),
+            found,
+            expected: CONTRACT_VERSION,
+        });
+    }
     let wrong_world = |reason: String| PluginError::WrongWorld {
         origin: origin.to_owned(),
         reason,
@@ -69,6 +79,20 @@ pub(crate) fn load_version(
             "as a router: {router_error:#}; as a filter: {filter_error:#}"
         ))),
     }
+}
+
+/// The version of `switchyard:plugin` a component's imports or exports name, when it is not
+/// the one this broker speaks (a plugin built with an older SDK).
+fn other_contract_version(engine: &PluginEngine, component: &Component) -> Option<String> {
+    let ty = component.component_type();
+    let imports = ty.imports(&engine.engine).map(|(name, _)| name);
+    let exports = ty.exports(&engine.engine).map(|(name, _)| name);
+    imports
+        .chain(exports)
+        .filter_map(|name| name.strip_prefix("switchyard:plugin/"))
+        .filter_map(|interface| interface.split_once('@').map(|(_, version)| version))
+        .find(|version| *version != CONTRACT_VERSION)
+        .map(str::to_owned)
 }
 
 fn bad_info(origin: &str, reason: String) -> PluginError {

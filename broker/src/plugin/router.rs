@@ -8,9 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::SystemTime;
 
 use super::bindings::router_world::{Router as RouterExports, RouterPre};
-use super::bindings::{
-    empty_message, fill_message_for_plugin, headers_to_wit, info_from_wit, types,
-};
+use super::bindings::{empty_message, fill_message_for_plugin, info_from_wit, table_to_wit, types};
 use super::decision_cache::{DecisionCache, Destinations};
 use super::engine::PluginEngine;
 use super::error::{PluginCall, PluginError};
@@ -49,7 +47,7 @@ impl BindingSpec {
         types::Binding {
             destination: self.destination,
             key: self.key.clone(),
-            arguments: headers_to_wit(&self.arguments).collect(),
+            arguments: table_to_wit(&self.arguments),
         }
     }
 }
@@ -212,7 +210,7 @@ impl RouterInstance {
                 exchange,
                 arguments,
             } => {
-                let arguments: Vec<_> = headers_to_wit(arguments).collect();
+                let arguments = table_to_wit(arguments);
                 let answer = self.sandbox.call(PluginCall::Create, deadline, |store| {
                     guest.call_create(store, *exchange, &arguments)
                 })?;

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use switchyard_plugin::{Binding, Destination, Header, Message, PluginInfo, Router};
+use switchyard_plugin::{Binding, Destination, Message, PluginInfo, Router, Table};
 
 /// One direct exchange: binding key → destinations, each with how many bindings put it there.
 #[derive(Debug, Default)]
@@ -20,7 +20,7 @@ impl Router for DirectExchange {
         )
     }
 
-    fn create(_arguments: &[Header]) -> Result<Self, String> {
+    fn create(_arguments: &Table) -> Result<Self, String> {
         Ok(DirectExchange::default())
     }
 
@@ -79,7 +79,7 @@ mod tests {
 
     #[test]
     fn routes_only_on_the_exact_key() {
-        let mut exchange = DirectExchange::create(&[]).unwrap();
+        let mut exchange = DirectExchange::create(&Table::new()).unwrap();
         exchange.bind(Binding::new(1, "orders"));
         exchange.bind(Binding::new(2, "orders"));
         exchange.bind(Binding::new(3, "orders.eu"));
@@ -92,7 +92,7 @@ mod tests {
 
     #[test]
     fn a_destination_bound_twice_stays_until_both_are_unbound() {
-        let mut exchange = DirectExchange::create(&[]).unwrap();
+        let mut exchange = DirectExchange::create(&Table::new()).unwrap();
         let with_arg = Binding::new(1, "k").argument("note", "a");
         exchange.bind(Binding::new(1, "k"));
         exchange.bind(with_arg.clone());

@@ -1,6 +1,6 @@
 //! The `fanout` exchange type: every bound destination gets a copy, whatever the routing key.
 
-use switchyard_plugin::{Binding, Destination, Header, Message, PluginInfo, Router};
+use switchyard_plugin::{Binding, Destination, Message, PluginInfo, Router, Table};
 
 /// One fanout exchange: its destinations, each with how many bindings put it there.
 #[derive(Debug, Default)]
@@ -17,7 +17,7 @@ impl Router for FanoutExchange {
         )
     }
 
-    fn create(_arguments: &[Header]) -> Result<Self, String> {
+    fn create(_arguments: &Table) -> Result<Self, String> {
         Ok(FanoutExchange::default())
     }
 
@@ -58,7 +58,7 @@ mod tests {
 
     #[test]
     fn every_destination_gets_one_copy_whatever_the_key() {
-        let mut exchange = FanoutExchange::create(&[]).unwrap();
+        let mut exchange = FanoutExchange::create(&Table::new()).unwrap();
         exchange.bind(Binding::new(1, "ignored"));
         exchange.bind(Binding::new(2, ""));
         exchange.bind(Binding::new(2, "again"));

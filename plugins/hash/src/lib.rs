@@ -32,7 +32,7 @@ mod stable_hash;
 use std::cell::OnceCell;
 use std::collections::BTreeMap;
 
-use switchyard_plugin::{Binding, Destination, Header, Message, PluginInfo, Router, find_header};
+use switchyard_plugin::{Binding, Destination, Message, PluginInfo, Router, Table, Value};
 
 pub use ring::POINTS_PER_WEIGHT;
 use ring::Ring;
@@ -118,16 +118,21 @@ impl Router for ConsistentHashExchange {
         .reads_headers()
     }
 
-    fn create(arguments: &[Header]) -> Result<Self, String> {
-        let source = match find_header(arguments, HASH_HEADER_ARGUMENT) {
+    fn create(arguments: &Table) -> Result<Self, String> {
+        let source = match arguments.get(HASH_HEADER_ARGUMENT).map(Value::as_str) {
             None => HashSource::RoutingKey,
-            Some("") => {
+            Some(None) => {
+                return Err(format!(
+                    "`{HASH_HEADER_ARGUMENT}` names the header to hash: it must be a string"
+                ));
+            }
+            Some(Some("")) => {
                 return Err(format!(
                     "`{HASH_HEADER_ARGUMENT}` names the header to hash and cannot be empty; \
                      leave it out to hash the routing key"
                 ));
             }
-            Some(name) => HashSource::Header(name.to_owned()),
+            Some(Some(name)) => HashSource::Header(name.to_owned()),
         };
         Ok(ConsistentHashExchange {
             source,
@@ -179,10 +184,12 @@ impl Router for ConsistentHashExchange {
     }
 
     fn route(&self, message: &Message) -> Vec<Destination> {
-        let key = match &self.source {
-            HashSource::RoutingKey => message.routing_key.as_str(),
+        let key: std::borrow::Cow<'_, str> = match &self.source {
+            HashSource::RoutingKey => message.routing_key.as_str().into(),
+            // A string hashes as its text, any other value as its display form.
             HashSource::Header(name) => match message.header_value(name) {
-                Some(value) => value,
+                Some(Value::String(text)) => text.as_str().into(),
+                Some(other) => other.to_string().into(),
                 None => return Vec::new(),
             },
         };
@@ -201,7 +208,7 @@ mod tests {
     const KEYS: usize = 10_000;
 
     fn exchange_with(weights: &[(u32, &str)]) -> ConsistentHashExchange {
-        let mut exchange = ConsistentHashExchange::create(&[]).unwrap();
+        let mut exchange = ConsistentHashExchange::create(&Table::new()).unwrap();
         for &(destination, weight) in weights {
             let binding = Binding::new(destination, weight);
             exchange.validate_binding(&binding).unwrap();
@@ -273,7 +280,8 @@ mod tests {
 
     #[test]
     fn an_empty_hash_header_argument_is_refused() {
-        let err = ConsistentHashExchange::create(&[Header::new("hash-header", "")]).unwrap_err();
+        let err =
+            ConsistentHashExchange::create(&Table::new().with("hash-header", "")).unwrap_err();
         assert!(err.contains("hash-header"), "{err}");
     }
 
@@ -366,7 +374,7 @@ mod tests {
     #[test]
     fn hash_header_mode_hashes_the_header_and_ignores_the_routing_key() {
         let mut exchange =
-            ConsistentHashExchange::create(&[Header::new("hash-header", "user")]).unwrap();
+            ConsistentHashExchange::create(&Table::new().with("hash-header", "user")).unwrap();
         assert_eq!(exchange.source(), &HashSource::Header("user".into()));
         for d in 1..=4 {
             exchange.bind(Binding::new(d, "1"));

@@ -3,7 +3,7 @@
 //! routing key is ignored. Matching rules are in the SDK's [`HeaderMatcher`].
 
 use switchyard_plugin::headers::HeaderMatcher;
-use switchyard_plugin::{Binding, Destination, Header, Message, PluginInfo, Router};
+use switchyard_plugin::{Binding, Destination, Message, PluginInfo, Router, Table};
 
 /// One headers exchange: every binding with its compiled condition.
 #[derive(Debug, Default)]
@@ -21,7 +21,7 @@ impl Router for HeadersExchange {
         .reads_headers()
     }
 
-    fn create(_arguments: &[Header]) -> Result<Self, String> {
+    fn create(_arguments: &Table) -> Result<Self, String> {
         Ok(HeadersExchange::default())
     }
 
@@ -63,7 +63,7 @@ mod tests {
 
     #[test]
     fn any_binding_that_matches_routes_once() {
-        let mut exchange = HeadersExchange::create(&[]).unwrap();
+        let mut exchange = HeadersExchange::create(&Table::new()).unwrap();
         exchange.bind(
             Binding::new(1, "")
                 .argument("x-match", "any")

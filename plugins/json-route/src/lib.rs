@@ -23,7 +23,7 @@ mod index;
 mod json;
 mod path;
 
-use switchyard_plugin::{Binding, Destination, Header, Message, PluginInfo, Router, find_header};
+use switchyard_plugin::{Binding, Destination, Message, PluginInfo, Router, Table};
 
 pub use index::ANY_VALUE;
 use index::BindingIndex;
@@ -58,11 +58,11 @@ impl Router for JsonRouteExchange {
         .reads_body()
     }
 
-    fn create(arguments: &[Header]) -> Result<Self, String> {
-        let Some(text) = find_header(arguments, FIELD_ARGUMENT) else {
+    fn create(arguments: &Table) -> Result<Self, String> {
+        let Some(text) = arguments.get_str(FIELD_ARGUMENT) else {
             return Err(format!(
                 "a json-route exchange needs a `{FIELD_ARGUMENT}` argument naming the JSON field \
-                 to route on, e.g. {FIELD_ARGUMENT}=order.region"
+                 to route on as a string, e.g. {FIELD_ARGUMENT}=order.region"
             ));
         };
         let field = FieldPath::parse(text).map_err(|e| format!("`{FIELD_ARGUMENT}`: {e}"))?;
@@ -96,7 +96,7 @@ mod tests {
     use super::*;
 
     fn exchange(field: &str, bindings: &[(u32, &str)]) -> JsonRouteExchange {
-        let mut exchange = JsonRouteExchange::create(&[Header::new("field", field)]).unwrap();
+        let mut exchange = JsonRouteExchange::create(&Table::new().with("field", field)).unwrap();
         for &(destination, key) in bindings {
             let binding = Binding::new(destination, key);
             exchange.validate_binding(&binding).unwrap();
@@ -202,16 +202,17 @@ mod tests {
 
     #[test]
     fn create_requires_a_well_formed_field() {
-        let err = JsonRouteExchange::create(&[]).unwrap_err();
+        let err = JsonRouteExchange::create(&Table::new()).unwrap_err();
         assert!(err.contains("`field` argument"), "{err}");
-        let err = JsonRouteExchange::create(&[Header::new("field", "")]).unwrap_err();
+        let err = JsonRouteExchange::create(&Table::new().with("field", "")).unwrap_err();
         assert!(err.contains("empty"), "{err}");
-        let err = JsonRouteExchange::create(&[Header::new("field", "a..b")]).unwrap_err();
+        let err = JsonRouteExchange::create(&Table::new().with("field", "a..b")).unwrap_err();
         assert!(err.contains("empty segment at byte 2"), "{err}");
-        let ok = JsonRouteExchange::create(&[
-            Header::new("other", "x"),
-            Header::new("field", "order.region"),
-        ])
+        let ok = JsonRouteExchange::create(
+            &Table::new()
+                .with("other", "x")
+                .with("field", "order.region"),
+        )
         .unwrap();
         assert_eq!(ok.field().to_string(), "order.region");
     }

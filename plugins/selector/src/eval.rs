@@ -9,7 +9,7 @@
 
 use std::cmp::Ordering;
 
-use switchyard_plugin::Message;
+use switchyard_plugin::{Id, Message, Value as Typed};
 
 use crate::ast::{CompareOp, Expr, Literal, Number, Operand};
 
@@ -156,13 +156,40 @@ fn literal_value(literal: &Literal) -> Value<'_> {
     }
 }
 
+/// A header's typed value as the selector sees it: numbers of every width as numbers, booleans,
+/// strings; void, byte arrays, arrays and tables are null (nothing compares with them).
+fn header_value(value: &Typed) -> Value<'_> {
+    match value {
+        Typed::String(text) => Value::Str(text),
+        Typed::Bool(b) => Value::Bool(*b),
+        Typed::U64(n) => Value::Number(match i64::try_from(*n) {
+            Ok(i) => Number::Integer(i),
+            Err(_) => Number::Decimal(*n as f64),
+        }),
+        Typed::Timestamp(t) => {
+            Value::Number(Number::Integer(i64::try_from(*t).unwrap_or(i64::MAX)))
+        }
+        Typed::F32(_) | Typed::F64(_) | Typed::Decimal(_) => value
+            .as_f64()
+            .map_or(Value::Null, |x| Value::Number(Number::Decimal(x))),
+        other => other
+            .as_i64()
+            .map_or(Value::Null, |i| Value::Number(Number::Integer(i))),
+    }
+}
+
 /// A header of that name, else a property, else null.
 fn resolve<'a>(name: &str, message: &'a Message) -> Value<'a> {
     if let Some(header) = message.header_value(name) {
-        return Value::Str(header);
+        return header_value(header);
     }
     let properties = &message.properties;
     let text = |t: &'a Option<String>| t.as_deref().map_or(Value::Null, Value::Str);
+    let id = |id: &'a Option<Id>| {
+        id.as_ref()
+            .and_then(Id::as_text)
+            .map_or(Value::Null, Value::Str)
+    };
     let millis = |m: Option<u64>| {
         m.map_or(Value::Null, |m| {
             Value::Number(match i64::try_from(m) {
@@ -173,10 +200,14 @@ fn resolve<'a>(name: &str, message: &'a Message) -> Value<'a> {
     };
     match name {
         "routing_key" => Value::Str(&message.routing_key),
-        "message_id" => text(&properties.message_id),
-        "correlation_id" => text(&properties.correlation_id),
+        "message_id" => id(&properties.message_id),
+        "correlation_id" => id(&properties.correlation_id),
         "reply_to" => text(&properties.reply_to),
         "content_type" => text(&properties.content_type),
+        "content_encoding" => text(&properties.content_encoding),
+        "type" => text(&properties.message_type),
+        "user_id" => text(&properties.user_id),
+        "app_id" => text(&properties.app_id),
         "priority" => Value::Number(Number::Integer(i64::from(properties.priority))),
         "timestamp" => millis(properties.timestamp),
         "expiration" => millis(properties.expiration),

@@ -5,16 +5,20 @@
 //! # The language
 //!
 //! * **Names** are headers; a name that is not a header is one of the properties
-//!   `routing_key`, `message_id`, `correlation_id`, `reply_to`, `content_type`, `priority`,
+//!   `routing_key`, `message_id`, `correlation_id` (text ids; a binary id is null),
+//!   `reply_to`, `content_type`, `content_encoding`, `type`, `user_id`, `app_id`, `priority`,
 //!   `timestamp`, `expiration`, `persistent`; anything else is null. Bare names start with a
 //!   letter, `_` or `$` and go on with letters, digits, `_`, `$` and `.`; write any other
 //!   header name in double quotes: `"x-region" = 'eu'`. Names are case-sensitive.
 //! * **Literals:** `'strings'` (`''` for a quote), integers (`42`, `-7`), decimals (`10.5`,
 //!   `1e3`), `TRUE`, `FALSE`.
-//! * **Comparisons:** `=`, `<>` (or `!=`), `<`, `<=`, `>`, `>=`. Header values are strings;
-//!   compared with a number, a header that reads as a number compares numerically, and one
-//!   that does not makes the comparison unknown. Strings order by code point. Booleans only
-//!   compare with `=` and `<>`; a header reading `true` or `false` (any case) is a boolean
+//! * **Comparisons:** `=`, `<>` (or `!=`), `<`, `<=`, `>`, `>=`. Header values are typed:
+//!   an integer of any width, a float or a decimal is a number and compares numerically (`2`
+//!   as an `i8` equals `2.0`); a boolean is a boolean; a timestamp is its seconds; void, byte
+//!   arrays, arrays and tables are null. A string header compared with a number compares
+//!   numerically if it reads as one (MQTT user properties and STOMP headers are strings), and
+//!   makes the comparison unknown if not. Strings order by code point. Booleans only compare
+//!   with `=` and `<>`; a string header reading `true` or `false` (any case) is a boolean
 //!   there.
 //! * **Predicates:** `x [NOT] BETWEEN a AND b`, `x [NOT] IN ('a', 'b', 3)`,
 //!   `x [NOT] LIKE 'ord%'` (`%` any run, `_` one character, optional `ESCAPE '\'`),

@@ -1,7 +1,7 @@
 //! End-to-end tests of the selector language: parse a selector, evaluate it against a
 //! message, and check the errors consumers see.
 
-use switchyard_plugin::{Filter, Message, Properties};
+use switchyard_plugin::{Decimal, Filter, Message, Properties, Table, Value};
 
 use crate::{MAX_NESTING, MAX_SELECTOR_BYTES, Selector, SelectorError, Truth};
 
@@ -19,13 +19,13 @@ fn sample() -> Message {
         .header("weird", "abc");
     message.properties = Properties {
         message_id: Some("m-1".into()),
-        correlation_id: None,
-        reply_to: None,
         content_type: Some("application/json".into()),
+        message_type: Some("order.created".into()),
+        user_id: Some("app".into()),
         timestamp: Some(1_700_000_000_000),
-        expiration: None,
         priority: 7,
         persistent: true,
+        ..Properties::default()
     };
     message
 }
@@ -170,6 +170,48 @@ fn only_true_passes_the_filter() {
         let filter = <Selector as Filter>::compile(selector).unwrap();
         assert_eq!(filter.matches(&message), expected == T, "{selector}");
     }
+}
+
+/// Typed headers, as AMQP and Switchyard clients send them: numbers of any width compare as
+/// numbers, booleans as booleans; values nothing compares with are null.
+#[test]
+fn typed_header_values_compare_by_their_type() {
+    let message = Message::with_key("k")
+        .header("small", Value::I8(7))
+        .header("big", u64::MAX)
+        .header("ratio", 2.5_f64)
+        .header(
+            "price",
+            Value::Decimal(Decimal {
+                scale: 2,
+                value: 1250,
+            }),
+        )
+        .header("urgent", true)
+        .header("blob", vec![1_u8, 2])
+        .header("nested", Table::new().with("k", "v"))
+        .header("nothing", Value::Void);
+    for (selector, expected) in [
+        ("small = 7", T),
+        ("small = 7.0", T),
+        ("small > 6 AND small < 8", T),
+        ("small = '7'", T),
+        ("big > 1e19", T),
+        ("ratio BETWEEN 2 AND 3", T),
+        ("price = 12.5", T),
+        ("urgent", T),
+        ("urgent = TRUE", T),
+        ("NOT urgent", F),
+        ("blob IS NULL", T),
+        ("nested IS NULL", T),
+        ("nothing IS NULL", T),
+        ("type = 'order.created'", U),
+    ] {
+        let selector_parsed = Selector::parse(selector).unwrap();
+        assert_eq!(selector_parsed.evaluate(&message), expected, "{selector}");
+    }
+    let properties = Selector::parse("type = 'order.created' AND user_id = 'app'").unwrap();
+    assert_eq!(properties.evaluate(&sample()), T);
 }
 
 #[test]

@@ -3,7 +3,7 @@
 //! [`TopicTrie`], so routing cost does not grow with the number of bindings.
 
 use switchyard_plugin::topic::TopicTrie;
-use switchyard_plugin::{Binding, Destination, Header, Message, PluginInfo, Router};
+use switchyard_plugin::{Binding, Destination, Message, PluginInfo, Router, Table};
 
 /// The longest binding key accepted, in bytes (RabbitMQ's limit for routing keys).
 pub const MAX_PATTERN_BYTES: usize = 255;
@@ -23,7 +23,7 @@ impl Router for TopicExchange {
         )
     }
 
-    fn create(_arguments: &[Header]) -> Result<Self, String> {
+    fn create(_arguments: &Table) -> Result<Self, String> {
         Ok(TopicExchange::default())
     }
 
@@ -58,7 +58,7 @@ mod tests {
 
     #[test]
     fn routes_by_pattern_and_refuses_overlong_keys() {
-        let mut exchange = TopicExchange::create(&[]).unwrap();
+        let mut exchange = TopicExchange::create(&Table::new()).unwrap();
         exchange.bind(Binding::new(1, "stock.*.nyse"));
         exchange.bind(Binding::new(2, "#.nyse"));
         assert_eq!(

@@ -1,6 +1,6 @@
 //! A router whose self-chosen name is not a valid plugin name. Tests that loading refuses it.
 
-use switchyard_plugin::{Binding, Destination, Header, Message, PluginInfo, Router};
+use switchyard_plugin::{Binding, Destination, Message, PluginInfo, Router, Table};
 
 #[derive(Debug, Default)]
 pub struct BadName;
@@ -10,7 +10,7 @@ impl Router for BadName {
         PluginInfo::new("Bad Name!", "0.1.0", "an invalid name")
     }
 
-    fn create(_arguments: &[Header]) -> Result<Self, String> {
+    fn create(_arguments: &Table) -> Result<Self, String> {
         Ok(BadName)
     }
 

@@ -1,7 +1,7 @@
 //! A router that allocates without bound when the routing key is `bomb`; otherwise it routes
 //! like `direct`. Tests the memory cap.
 
-use switchyard_plugin::{Binding, Destination, Header, Message, PluginInfo, Router};
+use switchyard_plugin::{Binding, Destination, Message, PluginInfo, Router, Table};
 
 #[derive(Debug, Default)]
 pub struct Bomb {
@@ -13,7 +13,7 @@ impl Router for Bomb {
         PluginInfo::new("bomb", "0.1.0", "allocates without bound on the key `bomb`")
     }
 
-    fn create(_arguments: &[Header]) -> Result<Self, String> {
+    fn create(_arguments: &Table) -> Result<Self, String> {
         Ok(Bomb::default())
     }
 

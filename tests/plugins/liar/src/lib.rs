@@ -1,7 +1,7 @@
 //! A router that answers destination handles nobody bound: the bound handle plus 1000, and
 //! `u32::MAX`. Tests that the host rejects such answers and never uses the handles.
 
-use switchyard_plugin::{Binding, Destination, Header, Message, PluginInfo, Router};
+use switchyard_plugin::{Binding, Destination, Message, PluginInfo, Router, Table};
 
 #[derive(Debug, Default)]
 pub struct Liar {
@@ -13,7 +13,7 @@ impl Router for Liar {
         PluginInfo::new("liar", "0.1.0", "answers handles that are not bound")
     }
 
-    fn create(_arguments: &[Header]) -> Result<Self, String> {
+    fn create(_arguments: &Table) -> Result<Self, String> {
         Ok(Liar::default())
     }
 

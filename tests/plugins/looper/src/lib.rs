@@ -2,7 +2,7 @@
 //! validation never returns for the binding key `loop`; otherwise it routes like `direct`.
 //! Tests that the host stops it at the deadline and keeps serving.
 
-use switchyard_plugin::{Binding, Destination, Header, Message, PluginInfo, Router};
+use switchyard_plugin::{Binding, Destination, Message, PluginInfo, Router, Table};
 
 #[derive(Debug, Default)]
 pub struct Looper {
@@ -14,7 +14,7 @@ impl Router for Looper {
         PluginInfo::new("looper", "0.1.0", "loops forever on the key `loop`")
     }
 
-    fn create(_arguments: &[Header]) -> Result<Self, String> {
+    fn create(_arguments: &Table) -> Result<Self, String> {
         Ok(Looper::default())
     }
 

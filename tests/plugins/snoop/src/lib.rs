@@ -4,7 +4,7 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use switchyard_plugin::{Binding, Destination, Header, Message, PluginInfo, Router};
+use switchyard_plugin::{Binding, Destination, Message, PluginInfo, Router, Table};
 
 #[derive(Debug, Default)]
 pub struct Snoop {
@@ -39,7 +39,7 @@ impl Router for Snoop {
         PluginInfo::new("snoop", "0.1.0", "reports the capabilities it was given")
     }
 
-    fn create(_arguments: &[Header]) -> Result<Self, String> {
+    fn create(_arguments: &Table) -> Result<Self, String> {
         Ok(Snoop::default())
     }
 

@@ -2,7 +2,7 @@
 //! equality, like `direct` — so a test can tell which version answered each route during a
 //! hot reload.
 
-use switchyard_plugin::{Binding, Destination, Header, Message, PluginInfo, Router};
+use switchyard_plugin::{Binding, Destination, Message, PluginInfo, Router, Table};
 
 #[derive(Debug, Default)]
 pub struct TopicV2 {
@@ -14,7 +14,7 @@ impl Router for TopicV2 {
         PluginInfo::new("topic", "2.0.0-test", "topic replaced by exact matching")
     }
 
-    fn create(_arguments: &[Header]) -> Result<Self, String> {
+    fn create(_arguments: &Table) -> Result<Self, String> {
         Ok(TopicV2::default())
     }
 

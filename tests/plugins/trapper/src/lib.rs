@@ -2,7 +2,7 @@
 //! `create` with the argument `refuse`; otherwise it routes like `direct`. Tests that a trap
 //! fails one call and the next call runs on a fresh instance with the bindings replayed.
 
-use switchyard_plugin::{Binding, Destination, Header, Message, PluginInfo, Router, find_header};
+use switchyard_plugin::{Binding, Destination, Message, PluginInfo, Router, Table};
 
 #[derive(Debug, Default)]
 pub struct Trapper {
@@ -14,8 +14,8 @@ impl Router for Trapper {
         PluginInfo::new("trapper", "0.1.0", "panics on the key `boom`")
     }
 
-    fn create(arguments: &[Header]) -> Result<Self, String> {
-        if let Some(reason) = find_header(arguments, "refuse") {
+    fn create(arguments: &Table) -> Result<Self, String> {
+        if let Some(reason) = arguments.get("refuse") {
             return Err(format!("refused: {reason}"));
         }
         Ok(Trapper::default())
