@@ -116,6 +116,7 @@ pub struct Delivery {
     pub headers: Headers,
     /// Boxed: a delivery is moved several times between the stream and the user, and the
     /// properties are most of its size.
+    #[serde(with = "crate::message::compact::boxed")]
     pub properties: Box<Properties>,
     #[serde(with = "crate::body")]
     pub body: Bytes,
@@ -170,7 +171,10 @@ impl serde::Serialize for Fields<'_, '_> {
         fields.serialize_field("redelivered", &delivery.redelivered)?;
         fields.serialize_field("delivery_count", &delivery.delivery_count)?;
         fields.serialize_field("headers", delivery.headers)?;
-        fields.serialize_field("properties", delivery.properties)?;
+        fields.serialize_field(
+            "properties",
+            &crate::message::compact::Ref(delivery.properties),
+        )?;
         fields.serialize_field("body", &BodyRef(delivery.body))?;
         fields.end()
     }
@@ -202,6 +206,7 @@ pub struct DeliveryView<'a> {
     pub redelivered: bool,
     pub delivery_count: u32,
     pub headers: Headers,
+    #[serde(with = "crate::message::compact")]
     pub properties: Properties,
     pub body: &'a [u8],
 }

@@ -116,6 +116,50 @@ pub struct Properties {
     pub delay_ms: Option<u64>,
 }
 
+/// Properties in frames: one byte (`0`) when every property is unset, which most messages are,
+/// else `1` and the fields. `#[serde(with = "crate::message::compact")]` on a `Properties`
+/// field; [`compact::Boxed`] for a `Box<Properties>`.
+pub(crate) mod compact {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use super::Properties;
+
+    /// The wire form of a `&Properties`: `None` when they are all unset.
+    pub(crate) struct Ref<'a>(pub(crate) &'a Properties);
+
+    impl Serialize for Ref<'_> {
+        fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            let set = (*self.0 != Properties::default()).then_some(self.0);
+            set.serialize(serializer)
+        }
+    }
+
+    pub(crate) fn serialize<S: Serializer>(p: &Properties, s: S) -> Result<S::Ok, S::Error> {
+        Ref(p).serialize(s)
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Properties, D::Error> {
+        Ok(Option::<Properties>::deserialize(d)?.unwrap_or_default())
+    }
+
+    /// The same for a `Box<Properties>` field.
+    pub(crate) mod boxed {
+        use serde::{Deserializer, Serializer};
+
+        use super::Properties;
+
+        pub(crate) fn serialize<S: Serializer>(p: &Properties, s: S) -> Result<S::Ok, S::Error> {
+            super::serialize(p, s)
+        }
+
+        pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
+            d: D,
+        ) -> Result<Box<Properties>, D::Error> {
+            super::deserialize(d).map(Box::new)
+        }
+    }
+}
+
 impl Properties {
     /// The bytes its strings and ids hold; part of a message's size.
     pub fn data_bytes(&self) -> usize {

@@ -74,6 +74,7 @@ pub struct Publish {
     /// Ask for a `Returned` if no queue gets the message.
     pub mandatory: bool,
     pub headers: Headers,
+    #[serde(with = "crate::message::compact")]
     pub properties: Properties,
     #[serde(with = "crate::body")]
     pub body: Bytes,

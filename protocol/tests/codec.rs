@@ -258,7 +258,7 @@ fn more_header_values_than_allowed_are_refused_on_encode_and_on_decode() {
     let mut payload = vec![0, 1, 0, 0, 0, 0xFB];
     payload.extend_from_slice(&(MAX_TABLE_ITEMS as u16 + 1).to_le_bytes());
     payload.extend(std::iter::repeat_n(0, 2 * (MAX_TABLE_ITEMS + 1)));
-    payload.extend_from_slice(&[0; 14]); // properties, all absent
+    payload.push(0); // default properties: one byte
     payload.push(0); // empty body
     let mut buf = frame_with_payload(&payload);
     let result = FrameDecoder::default().decode::<PublishUp>(&mut buf);
@@ -333,4 +333,23 @@ fn every_number_round_trips_through_error_code() {
         ErrorCode::NotFound,
         "equality is by number"
     );
+}
+
+#[test]
+fn unset_properties_take_one_byte_on_the_wire() {
+    let frame_len = |properties: Properties| {
+        let mut frame = publish(1, &b"body"[..]);
+        let PublishUp::Publish(publish) = &mut frame;
+        publish.properties = properties;
+        let mut out = BytesMut::new();
+        encode(&frame, &mut out).unwrap();
+        out.len()
+    };
+    let unset = frame_len(Properties::default());
+    let persistent = frame_len(Properties {
+        persistent: true,
+        ..Properties::default()
+    });
+    // One presence byte, then the 14 fields of one byte each (tags and the flag).
+    assert_eq!(persistent - unset, 14);
 }
