@@ -157,6 +157,17 @@ async fn headers_count_towards_the_memory_watermark() {
     }
     assert!(held, "publishes with 100 KiB headers were never held back");
     assert!(publisher.is_blocked());
+    // Emptying the queue ends the pressure: the broker says Unblocked (an event, not a poll)
+    // and reads the stream again.
+    t.client.purge_queue("q").await.unwrap();
+    let confirmed = tokio::time::timeout(
+        Duration::from_secs(10),
+        publisher.publish_confirmed(OutgoingMessage::new("", "q", "after")),
+    )
+    .await
+    .expect("unblocked once the queue is empty");
+    confirmed.unwrap();
+    assert!(!publisher.is_blocked());
 }
 
 /// A raw QUIC connection to the broker that has not said Hello.

@@ -9,9 +9,9 @@
 //! - publish a batch and learn each message's outcome, final once durable ([`Publisher`]);
 //! - subscribe with credit, exclusivity and a filter, settle (ack, nack, reject, requeue,
 //!   credit), cancel and keep settling, sync ([`Subscription`]);
-//! - hear backpressure: [`Session::memory_pressure`] says when queued messages are above the
-//!   memory watermark, for the frontend to translate (QUIC stops reading the stream; AMQP
-//!   sends `connection.blocked`).
+//! - hear backpressure: [`Session::backpressure`] is an event, blocked or clear, for the
+//!   frontend to translate (QUIC sends `Blocked` and stops reading the stream; AMQP sends
+//!   `connection.blocked`).
 //!
 //! What holds for every protocol is applied here once: the message size limit counting every
 //! byte a message carries, the dead-letter trail a publisher may not forge, the disk watermark
@@ -22,11 +22,13 @@
 //! frontends make them off the async workers where they may (`block_in_place`), as the QUIC
 //! frontend's module docs describe.
 
+mod backpressure;
 mod consume;
 mod publish;
 
 use std::sync::Arc;
 
+pub use backpressure::{Backpressure, Pressure};
 pub use consume::{SubscribeOptions, Subscription};
 pub use publish::{
     DurabilityWait, MAX_ROUTING_KEY_BYTES, Outcome, PendingPublish, PublishRequest, Publisher,
@@ -64,6 +66,9 @@ pub struct Sessions {
 
 impl Sessions {
     pub fn new(topology: Arc<Topology>, users: Users, config: &BrokerConfig) -> Arc<Sessions> {
+        topology
+            .memory()
+            .set_watermark(config.memory_high_watermark_bytes);
         Arc::new(Sessions {
             topology,
             users,
@@ -195,11 +200,12 @@ impl Session {
         )
     }
 
-    /// `Some(watermark)` while queued messages are above the memory watermark: publishers
-    /// should be held back (blocked) until it is `None` again.
-    pub fn memory_pressure(&self) -> Option<u64> {
-        let watermark = self.sessions.memory_high_watermark_bytes;
-        (self.topology().memory().bytes() > watermark).then_some(watermark)
+    /// Whether this session's publishers are held back, as an event (see [`Backpressure`]).
+    pub fn backpressure(&self) -> Backpressure {
+        Backpressure::new(
+            self.topology().memory().subscribe(),
+            self.sessions.memory_high_watermark_bytes,
+        )
     }
 
     /// Ends the session: deletes the exclusive queues its connection declared.

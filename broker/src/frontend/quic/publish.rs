@@ -17,7 +17,6 @@
 //! QUIC way (`Blocked`, `Unblocked`).
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
@@ -30,8 +29,8 @@ use switchyard_protocol::{
 use super::Shared;
 use super::wire_error::wire_error;
 use crate::session::{
-    BrokerError, DurabilityWait, Message, Outcome, PendingPublish, PublishRequest, Publisher,
-    Session,
+    BrokerError, DurabilityWait, Message, Outcome, PendingPublish, Pressure, PublishRequest,
+    Publisher, Session,
 };
 
 /// Publishes handled per batch at most.
@@ -307,24 +306,20 @@ fn flush_run(
     Ok(())
 }
 
-/// Holds the stream while the session reports memory pressure, telling the publisher.
+/// Holds the stream while the session's publishers are held back, telling the publisher.
 /// Returns false when the writer is gone.
 async fn wait_below_watermark(to_writer: &mpsc::Sender<ToWriter>, session: &Session) -> bool {
-    let Some(watermark) = session.memory_pressure() else {
+    let mut backpressure = session.backpressure();
+    let Pressure::Blocked { reason } = backpressure.now() else {
         return true;
     };
     let blocked = PublishDown::Blocked {
-        reason: WireError::new(
-            ErrorCode::Overloaded,
-            format!("queued messages exceed the memory watermark of {watermark} bytes"),
-        ),
+        reason: WireError::new(ErrorCode::Overloaded, reason),
     };
     if to_writer.send(ToWriter::Frame(blocked)).await.is_err() {
         return false;
     }
-    while session.memory_pressure().is_some() {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    backpressure.cleared().await;
     to_writer
         .send(ToWriter::Frame(PublishDown::Unblocked))
         .await
