@@ -60,6 +60,7 @@ pub enum StartError {
 pub struct Broker {
     server: Server,
     topology: Arc<Topology>,
+    sessions: Arc<session::Sessions>,
     fingerprint: String,
     _plugin_dir: PluginDirectory,
 }
@@ -116,10 +117,11 @@ impl Broker {
             );
         }
         let sessions = session::Sessions::new(Arc::clone(&topology), users, &config);
-        let server = Server::start(config, &identity, sessions)?;
+        let server = Server::start(config, &identity, Arc::clone(&sessions))?;
         Ok(Broker {
             server,
             topology,
+            sessions,
             fingerprint: identity.fingerprint(),
             _plugin_dir: plugin_dir,
         })
@@ -137,6 +139,11 @@ impl Broker {
 
     pub fn topology(&self) -> &Arc<Topology> {
         &self.topology
+    }
+
+    /// The session layer, for a frontend run beside the built-in ones (and for tests).
+    pub fn sessions(&self) -> &Arc<session::Sessions> {
+        &self.sessions
     }
 
     pub fn plugins(&self) -> &Arc<PluginRegistry> {

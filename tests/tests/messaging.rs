@@ -690,3 +690,49 @@ async fn a_user_id_other_than_the_authenticated_user_is_refused() {
     assert_eq!(text(&delivery), "mine");
     assert_eq!(delivery.properties.user_id.as_deref(), Some("app"));
 }
+
+/// The session layer's get (AMQP's basic.get, for the frontends that have it): one message
+/// at a time with how many remain, settled through the getter; one taken and not settled goes
+/// back to the queue when the getter closes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_gets_single_messages_and_settles_them() {
+    use switchyard::session::Settlement;
+
+    let t = TestBroker::start().await;
+    let c = &t.client;
+    c.declare_queue("jobs", QueueOptions::default())
+        .await
+        .unwrap();
+    let mut publisher = c.publisher().await.unwrap();
+    for body in ["one", "two", "three"] {
+        publisher
+            .publish_confirmed(OutgoingMessage::new("", "jobs", body))
+            .await
+            .unwrap();
+    }
+    let session = t
+        .broker
+        .sessions()
+        .open(switchyard::auth::Principal::Anonymous, u64::MAX);
+    let getter = session.getter("jobs").unwrap();
+    let body = |got: &switchyard::session::Got| got.delivery.queued.message.body.clone();
+    let first = getter.get(false).unwrap();
+    assert_eq!((body(&first), first.remaining), ("one".into(), 2));
+    let settled = getter.settle(&[Settlement::Ack {
+        tag: first.delivery.tag,
+        multiple: false,
+    }]);
+    assert_eq!(settled, [1]);
+    let second = getter.get(true).unwrap();
+    assert_eq!((body(&second), second.remaining), ("two".into(), 1));
+    let third = getter.get(false).unwrap();
+    assert_eq!(body(&third), "three");
+    assert!(getter.get(false).is_none());
+    getter.close();
+    // "three" was taken but not settled: it is back, redelivered.
+    let mut consumer = c.consume(ConsumeOptions::new("jobs")).await.unwrap();
+    let back = next_delivery(&mut consumer).await;
+    assert_eq!(text(&back), "three");
+    assert!(back.redelivered);
+    session.close();
+}

@@ -28,6 +28,10 @@ pub struct ConsumerSpec {
     /// The queue's only consumer: refused while the queue has others, and others are refused
     /// while it lasts.
     pub exclusive: bool,
+    /// Takes messages only when asked ([`Queue::get`](super::Queue::get), AMQP's `basic.get`):
+    /// never dispatched to, and not counted as a consumer (for exclusivity, `if-unused`,
+    /// auto-delete and `x-expires`). Its unacked messages are settled as any consumer's.
+    pub getter: bool,
     pub filter: Option<Arc<CompiledFilter>>,
 }
 
@@ -108,7 +112,7 @@ impl Consumer {
     /// Whether it can take another delivery now. One channel slot is always kept free so a
     /// cancellation can be sent without waiting.
     pub(super) fn has_credit(&self) -> bool {
-        if self.cancelled {
+        if self.cancelled || self.spec.getter {
             return false;
         }
         let within_prefetch = self.spec.no_ack
@@ -141,7 +145,12 @@ impl Consumer {
 
     /// Delivers `message` (sent by [`Consumer::send_outbox`]); keeps it as unacked unless the
     /// consumer is no-ack. The delivery shows how many times the message was delivered before.
-    pub(super) fn deliver(&mut self, mut message: QueuedMessage, now: Instant) {
+    pub(super) fn deliver(&mut self, message: QueuedMessage, now: Instant) {
+        self.deliver_as(message, now, self.spec.no_ack);
+    }
+
+    /// [`deliver`](Self::deliver), acknowledged at once when `no_ack` (a get chooses per call).
+    pub(super) fn deliver_as(&mut self, mut message: QueuedMessage, now: Instant, no_ack: bool) {
         if self.spec.filter.is_some() {
             self.rejected.remove(&message.seq);
         }
@@ -153,7 +162,7 @@ impl Consumer {
         };
         message.delivery_count += 1;
         self.outbox.push(delivery);
-        if !self.spec.no_ack {
+        if !no_ack {
             self.unacked.push(
                 tag,
                 Outstanding {
@@ -162,6 +171,12 @@ impl Consumer {
                 },
             );
         }
+    }
+
+    /// Takes the deliveries made since the last call, instead of sending them (a get answers
+    /// its caller directly).
+    pub(super) fn take_outbox(&mut self) -> Vec<Delivery> {
+        std::mem::take(&mut self.outbox)
     }
 
     /// Sends the deliveries made since the last call, as one batch.

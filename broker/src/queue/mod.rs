@@ -453,12 +453,22 @@ impl Queue {
             if state.deleted {
                 return Err(SubscribeRefusal::QueueDeleted);
             }
-            state.may_subscribe(spec.exclusive)?;
+            if !spec.getter {
+                state.may_subscribe(spec.exclusive)?;
+            }
             state.add_consumer(id, spec, events);
             state.touch(now);
             state.dispatch(now);
             Ok(id)
         })
+    }
+
+    /// Takes the next ready message for the getter `getter` (subscribed with
+    /// [`ConsumerSpec::getter`]): AMQP's `basic.get`. Answers the delivery (settled like a
+    /// consumer's, unless `no_ack`) and how many ready messages remain; `None` when none is
+    /// ready.
+    pub fn get(&self, getter: ConsumerId, no_ack: bool) -> Option<(Delivery, u64)> {
+        self.operate(|state, now| state.get(getter, no_ack, now))
     }
 
     /// Changes a consumer's prefetch (0 = unlimited).

@@ -10,7 +10,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
-use super::consumer::{Consumer, ConsumerId, ConsumerSpec, Settled};
+use super::consumer::{Consumer, ConsumerId, ConsumerSpec, Delivery, Settled};
 use super::dead_letter::DeathReason;
 use super::dedup::Deduplication;
 use super::delivery_channel::DeliverySender;
@@ -428,9 +428,11 @@ impl QueueState {
         }
     }
 
-    /// Consumers not cancelled by their clients.
+    /// Consumers not cancelled by their clients (getters are not consumers).
     fn active_consumers(&self) -> impl Iterator<Item = &Consumer> {
-        self.consumers.iter().filter(|c| !c.cancelled)
+        self.consumers
+            .iter()
+            .filter(|c| !c.cancelled && !c.spec.getter)
     }
 
     /// Whether a consumer, `exclusive` or not, may subscribe now.
@@ -598,6 +600,40 @@ impl QueueState {
         for consumer in &mut self.consumers {
             consumer.send_outbox();
         }
+    }
+
+    /// Hands the next ready message to the getter `id` (AMQP's `basic.get`), acknowledged at
+    /// once when `no_ack`; with it, how many ready messages are left. Expired messages met on
+    /// the way are removed, as dispatch removes them. `None` when nothing is ready (or `id` is
+    /// not a consumer of this queue).
+    pub(super) fn get(
+        &mut self,
+        id: ConsumerId,
+        no_ack: bool,
+        now: Instant,
+    ) -> Option<(Delivery, u64)> {
+        let index = self.consumers.iter().position(|c| c.id == id)?;
+        self.expire(now);
+        self.touch(now);
+        let message = loop {
+            self.page_in(now);
+            let message = self.ready.remove(0)?;
+            if message.is_expired(now) {
+                self.dead_letter(message, DeathReason::Expired);
+                continue;
+            }
+            break message;
+        };
+        if no_ack {
+            self.remove_for_good(std::slice::from_ref(&message), Removal::Acked);
+        } else if let Some(durable) = &mut self.durable {
+            durable.delivered(&message);
+            durable.flush_delivered();
+        }
+        self.consumers[index].deliver_as(message, now, no_ack);
+        let delivery = self.consumers[index].take_outbox().pop()?;
+        self.page_in(now);
+        Some((delivery, self.ready.len() as u64))
     }
 
     /// Finds the next consumer (from the cursor) with credit that accepts one of the first

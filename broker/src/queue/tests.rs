@@ -68,6 +68,30 @@ fn message(key: &str) -> QueuedMessage {
     QueuedMessage::new(Arc::from("ex"), Arc::new(Message::new(key, key.to_owned())))
 }
 
+/// A getter (AMQP's basic.get) of the queue.
+fn getter(queue: &Queue) -> (ConsumerId, DeliveryReceiver) {
+    let (tx, rx) = delivery_channel(3);
+    let spec = ConsumerSpec {
+        tag: "g".into(),
+        prefetch: 0,
+        no_ack: false,
+        exclusive: false,
+        filter: None,
+        getter: true,
+    };
+    (queue.subscribe(spec, tx).unwrap(), rx)
+}
+
+fn got(queue: &Queue, getter: ConsumerId, no_ack: bool) -> Option<(u64, String, u64)> {
+    queue.get(getter, no_ack).map(|(delivery, remaining)| {
+        (
+            delivery.tag,
+            delivery.queued.message.routing_key.clone(),
+            remaining,
+        )
+    })
+}
+
 fn consumer(queue: &Queue, prefetch: u32, no_ack: bool) -> (ConsumerId, DeliveryReceiver) {
     let (tx, rx) = delivery_channel(63);
     let spec = ConsumerSpec {
@@ -76,6 +100,7 @@ fn consumer(queue: &Queue, prefetch: u32, no_ack: bool) -> (ConsumerId, Delivery
         no_ack,
         exclusive: false,
         filter: None,
+        getter: false,
     };
     (queue.subscribe(spec, tx).unwrap(), rx)
 }
@@ -187,6 +212,7 @@ fn deleting_a_queue_cancels_its_consumers() {
         no_ack: false,
         exclusive: false,
         filter: None,
+        getter: false,
     };
     assert_eq!(
         q.subscribe(spec, tx).unwrap_err(),
@@ -204,6 +230,7 @@ fn a_full_channel_holds_messages_in_the_queue() {
         no_ack: true,
         exclusive: false,
         filter: None,
+        getter: false,
     };
     q.subscribe(spec, tx).unwrap();
     q.enqueue((0..10).map(|i| message(&i.to_string())));
@@ -443,4 +470,50 @@ mod model {
             }
         }
     }
+}
+
+#[test]
+fn a_get_takes_one_message_in_order_and_settles_like_a_delivery() {
+    let q = queue();
+    let (g, _events) = getter(&q);
+    q.enqueue(["1", "2", "3"].map(message));
+    assert_eq!(got(&q, g, false), Some((1, "1".into(), 2)));
+    assert_eq!(got(&q, g, true), Some((2, "2".into(), 1)));
+    assert_eq!(q.counts().unacked, 1, "the no-ack get is settled already");
+    assert_eq!(q.ack(g, 1, false), 1);
+    assert_eq!(q.counts().unacked, 0);
+    // Taken, not acked, and the getter closes: it is back at the head, redelivered.
+    assert_eq!(got(&q, g, false), Some((3, "3".into(), 0)));
+    assert_eq!(got(&q, g, false), None, "nothing ready");
+    q.unsubscribe(g);
+    let (g, _events) = getter(&q);
+    let (delivery, remaining) = q.get(g, false).unwrap();
+    assert_eq!(delivery.queued.message.routing_key, "3");
+    assert!(delivery.queued.redelivered);
+    assert_eq!(remaining, 0);
+}
+
+#[test]
+fn a_getter_is_not_a_consumer() {
+    let q = queue();
+    let (g, _events) = getter(&q);
+    assert_eq!(q.counts().consumers, 0);
+    // An exclusive consumer is allowed beside a getter, and does not stop its gets.
+    let (tx, mut rx) = delivery_channel(63);
+    let spec = ConsumerSpec {
+        tag: "only".into(),
+        prefetch: 1,
+        no_ack: false,
+        exclusive: true,
+        filter: None,
+        getter: false,
+    };
+    q.subscribe(spec, tx).unwrap();
+    q.enqueue(["a", "b"].map(message));
+    assert_eq!(
+        keys(&delivered(&mut rx)),
+        ["a"],
+        "dispatch never feeds the getter"
+    );
+    assert_eq!(got(&q, g, false).map(|g| g.1), Some("b".into()));
 }

@@ -75,6 +75,7 @@ impl Subscription {
             no_ack: options.no_ack,
             exclusive: options.exclusive,
             filter,
+            getter: false,
         };
         let consumer =
             queue

@@ -9,6 +9,7 @@
 //! - publish a batch and learn each message's outcome, final once durable ([`Publisher`]);
 //! - subscribe with credit, exclusivity and a filter, settle (ack, nack, reject, requeue,
 //!   credit), cancel and keep settling, sync ([`Subscription`]);
+//! - take single messages on request and settle them (AMQP's `basic.get`; [`Getter`]);
 //! - hear backpressure: [`Session::backpressure`] is an event, blocked or clear, for the
 //!   frontend to translate (QUIC sends `Blocked` and stops reading the stream; AMQP sends
 //!   `connection.blocked`).
@@ -24,12 +25,14 @@
 
 mod backpressure;
 mod consume;
+mod get;
 mod publish;
 
 use std::sync::Arc;
 
 pub use backpressure::{Backpressure, Pressure};
 pub use consume::{SubscribeOptions, Subscription};
+pub use get::{Getter, Got};
 pub use publish::{
     DurabilityWait, MAX_ROUTING_KEY_BYTES, Outcome, PendingPublish, PublishRequest, Publisher,
 };
@@ -189,6 +192,11 @@ impl Session {
             self.sessions.max_message_bytes,
             user,
         )
+    }
+
+    /// Takes single messages from `queue` on request (AMQP's `basic.get`); see [`Getter`].
+    pub fn getter(&self, queue: &str) -> Result<Getter, BrokerError> {
+        Getter::open(&self.sessions.topology, self.connection, queue)
     }
 
     /// Subscribes to a queue; deliveries arrive on `options.deliveries`.
