@@ -234,44 +234,50 @@ async fn a_client_that_never_says_hello_is_closed_at_the_deadline() {
 }
 
 /// A client that speaks only protocol versions this broker does not gets a clear refusal
-/// naming both sides' versions, not a frame it cannot decode.
+/// naming both sides' versions, not a frame it cannot decode: one from the future, and one of
+/// version 1 (before typed headers), whose ALPN is still accepted so that it hears why.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_of_another_protocol_version_is_refused_with_both_versions_named() {
     use switchyard_client::framed::{FramedRecv, FramedSend};
     use switchyard_protocol::{Auth, ControlDown, ControlUp, DEFAULT_MAX_FRAME, Hello, StreamKind};
     let t = TestBroker::start().await;
-    let (_endpoint, connection) = raw_connection(&t).await;
-    let (send, recv) = connection.open_bi().await.unwrap();
-    let mut send = FramedSend::new(send, DEFAULT_MAX_FRAME);
-    let mut recv = FramedRecv::new(recv, DEFAULT_MAX_FRAME);
-    send.push_stream_kind(StreamKind::Control);
-    send.send(&ControlUp::Hello(Hello {
-        versions: vec![99],
-        client_name: "from the future".into(),
-        auth: Auth::Anonymous,
-    }))
-    .await
-    .unwrap();
-    // The reason comes as a `Closing` frame, or in the connection's close if that overtook it.
-    if let Ok(Some(ControlDown::Closing { reason })) = recv.next::<ControlDown>().await {
-        assert_eq!(reason.code, ErrorCode::UnsupportedVersion);
-        assert!(reason.message.contains("[99]"), "{}", reason.message);
-    }
-    let closed = tokio::time::timeout(Duration::from_secs(10), connection.closed())
+    for offered in [vec![99], vec![1]] {
+        let (_endpoint, connection) = raw_connection(&t).await;
+        let (send, recv) = connection.open_bi().await.unwrap();
+        let mut send = FramedSend::new(send, DEFAULT_MAX_FRAME);
+        let mut recv = FramedRecv::new(recv, DEFAULT_MAX_FRAME);
+        send.push_stream_kind(StreamKind::Control);
+        send.send(&ControlUp::Hello(Hello {
+            versions: offered.clone(),
+            client_name: "another version".into(),
+            auth: Auth::Anonymous,
+        }))
         .await
         .unwrap();
-    let quinn::ConnectionError::ApplicationClosed(close) = &closed else {
-        panic!("expected the broker to close the connection, got {closed:?}");
-    };
-    assert_eq!(
-        close.error_code,
-        ErrorCode::UnsupportedVersion.as_u16().into()
-    );
-    let reason = String::from_utf8_lossy(&close.reason);
-    assert!(
-        reason.contains("the client offered [99]") && reason.contains("speaks protocol versions"),
-        "{reason}"
-    );
+        let offered = format!("{offered:?}");
+        // The reason comes as a `Closing` frame, or in the connection's close if that
+        // overtook it.
+        if let Ok(Some(ControlDown::Closing { reason })) = recv.next::<ControlDown>().await {
+            assert_eq!(reason.code, ErrorCode::UnsupportedVersion);
+            assert!(reason.message.contains(&offered), "{}", reason.message);
+        }
+        let closed = tokio::time::timeout(Duration::from_secs(10), connection.closed())
+            .await
+            .unwrap();
+        let quinn::ConnectionError::ApplicationClosed(close) = &closed else {
+            panic!("expected the broker to close the connection, got {closed:?}");
+        };
+        assert_eq!(
+            close.error_code,
+            ErrorCode::UnsupportedVersion.as_u16().into()
+        );
+        let reason = String::from_utf8_lossy(&close.reason);
+        assert!(
+            reason.contains(&format!("the client offered {offered}"))
+                && reason.contains("speaks protocol versions [2]"),
+            "{reason}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
