@@ -18,6 +18,8 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| if serving { "info" } else { "warn" }.into()),
         )
         .with_writer(std::io::stderr)
+        // Colour codes only for a terminal: a log written to a file must grep as text.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     if let Command::Plugins(PluginsCommand::Check { files, json }) = &cli.command {
         return serve::check_plugins(files, *json).unwrap_or_else(fail);

@@ -73,3 +73,99 @@ async fn consume_count_takes_exactly_that_many_and_leaves_the_rest_untouched() {
     consumer.sync().await.unwrap();
     broker.shutdown().await;
 }
+
+/// Typed values from the command line: `NAME=TEXT` is a string, `NAME:=JSON` any type, and
+/// `consume --json` prints them back typed, with the new properties.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn typed_headers_go_in_from_the_command_line_and_come_out_as_json() {
+    let (broker, _data_dir, _client) = start().await;
+    switchyard(
+        &broker,
+        &["queue", "declare", "typed", "--arg", "x-max-length=10"],
+    );
+    switchyard(
+        &broker,
+        &[
+            "publish",
+            "",
+            "--key",
+            "typed",
+            "--header",
+            "tenant=acme",
+            "--header",
+            "attempt:=3",
+            "--header",
+            r#"tags:=["a", null, true]"#,
+            "--header",
+            r#"small:={"$u8": 7}"#,
+            "--type",
+            "order.created",
+            "--app-id",
+            "shop",
+            "--body",
+            "hello",
+        ],
+    );
+    let out = switchyard(&broker, &["consume", "typed", "--count", "1", "--json"]);
+    let json: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(
+        json["headers"],
+        serde_json::json!({
+            "tenant": "acme",
+            "attempt": 3,
+            "tags": ["a", null, true],
+            "small": {"$u8": 7},
+        })
+    );
+    assert_eq!(json["properties"]["type"], "order.created");
+    assert_eq!(json["properties"]["app_id"], "shop");
+    assert_eq!(json["body"], "hello");
+    let queues = switchyard(&broker, &["queue", "list", "--json"]);
+    assert!(
+        queues.contains(r#""x-max-length":10"#),
+        "a number given as text is kept as a number: {queues}"
+    );
+}
+
+/// The broker's log has no colour codes when it does not go to a terminal, so a log file
+/// greps as text.
+#[test]
+fn the_log_has_no_colour_codes_when_written_to_a_file() {
+    use std::io::{BufRead, BufReader, Read};
+    use std::process::Stdio;
+
+    let data_dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data_dir.path())
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the switchyard binary runs");
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut listening = false;
+    for line in stdout.lines() {
+        if line.unwrap().contains("switchyard listening on") {
+            listening = true;
+            break;
+        }
+    }
+    assert!(listening, "serve did not start");
+    // SIGTERM: it logs its shutdown and exits.
+    let terminated = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(terminated.success());
+    let mut log = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut log)
+        .unwrap();
+    child.wait().unwrap();
+    assert!(log.contains("shutting down"), "{log}");
+    assert!(!log.contains('\u{1b}'), "colour codes in the log: {log:?}");
+}
