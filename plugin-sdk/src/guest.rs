@@ -70,6 +70,7 @@ pub struct RouterExport<T>(PhantomData<T>);
 
 impl<T: Router> wit_exchange::Guest for RouterExport<T> {
     fn info() -> router_types::PluginInfo {
+        report_panics();
         let info = T::info();
         router_types::PluginInfo {
             name: info.name,
@@ -80,6 +81,7 @@ impl<T: Router> wit_exchange::Guest for RouterExport<T> {
     }
 
     fn create(exchange: u32, arguments: Vec<router_types::Field>) -> Result<(), String> {
+        report_panics();
         let arguments = table_from_router(arguments);
         let value = T::create(&arguments)?;
         EXCHANGES.with_borrow_mut(|exchanges| exchanges.insert(exchange, Box::new(value)));
@@ -87,32 +89,38 @@ impl<T: Router> wit_exchange::Guest for RouterExport<T> {
     }
 
     fn destroy(exchange: u32) {
+        report_panics();
         EXCHANGES.with_borrow_mut(|exchanges| exchanges.remove(&exchange));
     }
 
     fn validate_binding(exchange: u32, binding: router_types::Binding) -> Result<(), String> {
+        report_panics();
         let binding = binding_from_wit(binding);
         with_exchange::<T, _>(exchange, |e| e.validate_binding(&binding))
             .unwrap_or_else(|| Err(format!("exchange handle {exchange} is not known")))
     }
 
     fn bind(exchange: u32, binding: router_types::Binding) {
+        report_panics();
         let binding = binding_from_wit(binding);
         with_exchange_mut::<T, _>(exchange, |e| e.bind(binding));
     }
 
     fn unbind(exchange: u32, binding: router_types::Binding) {
+        report_panics();
         let binding = binding_from_wit(binding);
         with_exchange_mut::<T, _>(exchange, |e| e.unbind(&binding));
     }
 
     fn route(exchange: u32, message: router_types::Message) -> Vec<u32> {
+        report_panics();
         let message = message_from_router(message);
         with_exchange::<T, _>(exchange, |e| destination_handles(e.route(&message)))
             .unwrap_or_default()
     }
 
     fn route_batch(exchange: u32, messages: Vec<router_types::Message>) -> Vec<Vec<u32>> {
+        report_panics();
         let count = messages.len();
         with_exchange::<T, _>(exchange, |e| {
             messages
@@ -162,6 +170,7 @@ pub struct FilterExport<T>(PhantomData<T>);
 
 impl<T: Filter> wit_filter::Guest for FilterExport<T> {
     fn info() -> filter_types::PluginInfo {
+        report_panics();
         let info = T::info();
         filter_types::PluginInfo {
             name: info.name,
@@ -172,6 +181,7 @@ impl<T: Filter> wit_filter::Guest for FilterExport<T> {
     }
 
     fn compile(expression: String) -> Result<u32, String> {
+        report_panics();
         let compiled = T::compile(&expression)?;
         let handle = NEXT_FILTER.with_borrow_mut(|next| {
             let handle = *next;
@@ -183,6 +193,7 @@ impl<T: Filter> wit_filter::Guest for FilterExport<T> {
     }
 
     fn matches(filter: u32, message: filter_types::Message) -> bool {
+        report_panics();
         let message = Message {
             routing_key: message.routing_key,
             headers: table_from_filter(message.headers),
@@ -198,6 +209,7 @@ impl<T: Filter> wit_filter::Guest for FilterExport<T> {
     }
 
     fn release(filter: u32) {
+        report_panics();
         FILTERS.with_borrow_mut(|filters| filters.remove(&filter));
     }
 }
@@ -340,6 +352,31 @@ macro_rules! properties_converter {
 
 properties_converter!(properties_from_router, router_types, id_from_router);
 properties_converter!(properties_from_filter, filter_types, id_from_filter);
+
+/// Installs, once per instance, a panic hook that tells the broker the panic's message and
+/// `file:line:column` just before the trap, so the broker's error says what went wrong and
+/// where in one line. Every export calls it first (a fresh instance after a trap installs it
+/// again).
+fn report_panics() {
+    #[cfg(target_arch = "wasm32")]
+    {
+        static HOOK: std::sync::Once = std::sync::Once::new();
+        HOOK.call_once(|| {
+            std::panic::set_hook(Box::new(|info| {
+                let payload = info.payload();
+                let message = payload
+                    .downcast_ref::<&str>()
+                    .map(|text| (*text).to_owned())
+                    .or_else(|| payload.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "a panic without a message".to_owned());
+                let location = info.location().map_or_else(String::new, |at| {
+                    format!("{}:{}:{}", at.file(), at.line(), at.column())
+                });
+                router::switchyard::plugin::host::panicked(&message, &location);
+            }));
+        });
+    }
+}
 
 /// Writes a line to the broker's log under the plugin's name. Natively (in unit tests) it
 /// goes to standard error instead.

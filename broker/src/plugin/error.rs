@@ -111,12 +111,16 @@ pub enum PluginError {
         asked_elements: usize,
     },
 
-    /// A call trapped (a panic, an `unreachable`, an out-of-bounds access, …).
+    /// A call trapped (a panic, an `unreachable`, an out-of-bounds access, …). `reason` is one
+    /// line: the panic's message and `file:line:column` when the SDK's panic hook reported them,
+    /// else the trap itself.
     #[error("plugin {plugin:?}: {call} trapped: {reason}")]
     Trap {
         plugin: String,
         call: PluginCall,
         reason: String,
+        /// The wasm backtrace, on one line, for the log (not shown to clients).
+        backtrace: String,
     },
 
     /// The plugin refused a request on purpose; `reason` is its own message.

@@ -224,7 +224,11 @@ impl<R: Replica> ReplicaSet<R> {
 
     fn count_fault(&self, error: PluginError, site: FaultSite) -> PluginError {
         if error.is_fault() {
-            tracing::warn!(plugin = self.name.as_str(), error = %error, "plugin fault");
+            let backtrace = match &error {
+                PluginError::Trap { backtrace, .. } => backtrace.as_str(),
+                _ => "",
+            };
+            tracing::warn!(plugin = self.name.as_str(), error = %error, backtrace, "plugin fault");
             self.quarantine.record(&error, site, &self.engine.limits);
         }
         error

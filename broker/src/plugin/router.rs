@@ -318,6 +318,7 @@ impl RouterInstance {
                     answers.len(),
                     messages.len()
                 ),
+                backtrace: String::new(),
             });
         }
         answers

@@ -32,6 +32,8 @@ pub(crate) struct SandboxState {
     table: ResourceTable,
     pub(crate) limiter: MemoryLimiter,
     log_budget: Arc<LogBudget>,
+    /// What the plugin reported of its panic in the current call (message, location).
+    pub(crate) panic: Option<(String, String)>,
 }
 
 impl std::fmt::Debug for SandboxState {
@@ -66,6 +68,7 @@ impl SandboxState {
             table: ResourceTable::new(),
             limiter: MemoryLimiter::new(limits),
             log_budget,
+            panic: None,
         }
     }
 }
@@ -93,6 +96,10 @@ impl host::Host for SandboxState {
             host::Level::Warn => tracing::warn!(plugin, "{message}"),
             host::Level::Error => tracing::error!(plugin, "{message}"),
         }
+    }
+
+    fn panicked(&mut self, message: String, location: String) {
+        self.panic = Some((clip(&message).to_owned(), clip(&location).to_owned()));
     }
 }
 

@@ -73,6 +73,7 @@ impl Sandbox {
         self.store
             .set_epoch_deadline(PluginEngine::deadline_ticks(deadline));
         self.store.data_mut().limiter.clear_refusals();
+        self.store.data_mut().panic = None;
         let result = off_runtime(|| f(&mut self.store));
         result.map_err(|error| self.classify(call, deadline, &error))
     }
@@ -130,10 +131,18 @@ impl Sandbox {
                 deadline,
             };
         }
+        // The error says what the plugin's panic hook reported, when it did, in one line; the
+        // wasm backtrace rides along for the fault's log line.
+        let backtrace = format!("{error:#}").replace('\n', " | ");
+        let reason = match &self.store.data().panic {
+            Some((message, location)) => format!("panicked at {location}: {message}"),
+            None => backtrace.clone(),
+        };
         PluginError::Trap {
             plugin,
             call,
-            reason: format!("{error:#}"),
+            reason,
+            backtrace,
         }
     }
 }
