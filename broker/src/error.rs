@@ -34,9 +34,10 @@ pub enum BrokerError {
     #[error("{0}")]
     PluginRefused(PluginError),
 
-    /// A routing or filter plugin failed while handling a message.
-    #[error("routing failed: {0}")]
-    RoutingFault(PluginError),
+    /// A routing or filter plugin failed while handling a message. `place` names the
+    /// exchange and routing key when a route failed (empty for other calls).
+    #[error("routing failed{place}: {error}")]
+    RoutingFault { error: PluginError, place: String },
 
     /// The broker is above a resource watermark and refuses new work for now.
     #[error("{reason}")]
@@ -99,7 +100,10 @@ impl BrokerError {
             PluginError::NotFound { kind, name } => BrokerError::InvalidArgument {
                 reason: format!("no {kind} plugin named {name:?} is loaded"),
             },
-            other => BrokerError::RoutingFault(other),
+            other => BrokerError::RoutingFault {
+                error: other,
+                place: String::new(),
+            },
         }
     }
 }

@@ -1047,9 +1047,17 @@ impl Topology {
                 exchange: faulty,
                 error,
             }) => {
+                let fault = || BrokerError::RoutingFault {
+                    error: error.clone(),
+                    place: format!(
+                        " for routing key {:?} at exchange {:?}",
+                        message.routing_key,
+                        faulty.name()
+                    ),
+                };
                 let RoutingFaultPolicy::DeadLetter { exchange: target } = &faulty.on_routing_fault
                 else {
-                    return Err(BrokerError::RoutingFault(error));
+                    return Err(fault());
                 };
                 let letter = dead_lettered(
                     message,
@@ -1069,7 +1077,7 @@ impl Topology {
                         })
                     }
                     // Nothing would hold the message: the publisher must know.
-                    _ => Err(BrokerError::RoutingFault(error)),
+                    _ => Err(fault()),
                 }
             }
         }
@@ -1152,7 +1160,7 @@ impl QueueHost for Topology {
         let mut durable = Vec::new();
         let routed = match self.route(exchange, &message) {
             Ok(routed) => routed,
-            Err(error @ BrokerError::RoutingFault(_)) => {
+            Err(error @ BrokerError::RoutingFault { .. }) => {
                 tracing::warn!(exchange, error = %error, "dead letter not routed now: its dead-letter exchange's plugin failed; the source keeps it");
                 return Err(());
             }

@@ -497,7 +497,16 @@ async fn a_plugin_trap_during_routing_rejects_that_message_and_loses_nothing_con
     match poison.wait().await.unwrap_err() {
         ClientError::Rejected { error, .. } => {
             assert_eq!(error.code, ErrorCode::RoutingFault);
-            assert!(error.message.contains("trapped"), "{}", error.message);
+            // One line naming the key, the exchange, the plugin, and the panic's message and place.
+            let message = &error.message;
+            assert!(
+                message.contains(r#"routing key "boom" at exchange "fragile""#)
+                    && message.contains(r#"plugin "trapper": route trapped: panicked at "#)
+                    && message.contains("src/lib.rs:")
+                    && message.ends_with(": asked to trap")
+                    && !message.contains('\n'),
+                "{message}"
+            );
         }
         other => panic!("expected a rejection, got {other:?}"),
     }

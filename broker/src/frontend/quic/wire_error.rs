@@ -15,7 +15,7 @@ pub(crate) fn wire_error(error: &BrokerError) -> WireError {
         BrokerError::InvalidArgument { .. } => ErrorCode::InvalidArgument,
         BrokerError::NotAllowed { .. } => ErrorCode::NotAllowed,
         BrokerError::PluginRefused(_) => ErrorCode::PluginRefused,
-        BrokerError::RoutingFault(_) => ErrorCode::RoutingFault,
+        BrokerError::RoutingFault { .. } => ErrorCode::RoutingFault,
         BrokerError::Overloaded { .. } => ErrorCode::Overloaded,
         BrokerError::MessageTooLarge { .. } => ErrorCode::MessageTooLarge,
         BrokerError::Storage { .. } => ErrorCode::StorageFailed,
