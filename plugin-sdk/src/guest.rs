@@ -283,7 +283,14 @@ macro_rules! table_converter {
                 W::Text(text) => Value::String(text),
                 W::Bytes(bytes) => Value::Bytes(bytes),
                 W::Timestamp(t) => Value::Timestamp(t),
-                W::Array(_) | W::Table(_) if depth > MAX_DEPTH => Value::Void,
+                W::Array(n) | W::Table(n) if depth > MAX_DEPTH => {
+                    // Still take its children, so the fields after it stay in place.
+                    for _ in 0..n {
+                        let Some(child) = rest.next() else { break };
+                        $value(child.value, rest, depth + 1);
+                    }
+                    Value::Void
+                }
                 W::Array(n) => {
                     let mut items = Vec::new();
                     for _ in 0..n {

@@ -135,7 +135,9 @@ impl Sandbox {
         // wasm backtrace rides along for the fault's log line.
         let backtrace = format!("{error:#}").replace('\n', " | ");
         let reason = match &self.store.data().panic {
-            Some((message, location)) => format!("panicked at {location}: {message}"),
+            Some((message, location)) => {
+                format!("panicked at {location}: {message}").replace('\n', " | ")
+            }
             None => backtrace.clone(),
         };
         PluginError::Trap {

@@ -28,7 +28,7 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use switchyard_protocol::MAX_HEADERS;
+use switchyard_protocol::{MAX_HEADERS, MAX_TABLE_ITEMS};
 
 use crate::message::{Headers, Message, Table, Value};
 
@@ -38,6 +38,22 @@ pub const TRAIL_HEADERS: usize = 7;
 
 /// The most headers a published message may carry: the rest are kept for the trail.
 pub const MAX_PUBLISHED_HEADERS: usize = MAX_HEADERS - TRAIL_HEADERS;
+
+/// The most `x-death` entries kept: past it the oldest go, so the trail stays bounded however
+/// many queues a message dies in.
+pub const MAX_DEATHS: usize = 16;
+
+/// Values the trail may take: per entry a table of at most 9 values (count, reason, queue,
+/// time, exchange, routing-keys with its key, original-expiration) and the table itself, the
+/// `x-death` array, and the six flat headers; rounded up.
+pub const TRAIL_VALUES: usize = 256;
+
+/// The most values (counting everything nested) a published message's headers may hold: the
+/// rest of a table's [`MAX_TABLE_ITEMS`] is kept for the trail, so a dead-lettered message
+/// always encodes.
+pub const MAX_PUBLISHED_HEADER_VALUES: usize = MAX_TABLE_ITEMS - TRAIL_VALUES;
+
+const _: () = assert!(MAX_DEATHS * 10 + 1 + 6 <= TRAIL_VALUES);
 
 /// Whether a header is one of those the dead-letter trail is written in.
 fn is_trail_header(name: &str) -> bool {
@@ -154,6 +170,7 @@ pub fn dead_lettered(
         earlier
             .into_iter()
             .filter(|death| !names(death, place.queue, reason.as_str()))
+            .take(MAX_DEATHS - 1)
             .map(|death| Value::Table(death.clone())),
     );
 
@@ -190,6 +207,8 @@ pub fn closes_cycle(message: &Message, queue: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use switchyard_protocol::MAX_TABLE_ITEMS;
 
     fn header<'a>(message: &'a Message, name: &str) -> Option<&'a str> {
         message.headers.get_str(name)
@@ -273,6 +292,31 @@ mod tests {
         let dead = dead_lettered(&full, DeathReason::Expired, place("a"), None);
         assert_eq!(dead.headers.len(), MAX_HEADERS);
         assert!(closes_cycle(&dead, "a"), "the trail was written");
+    }
+
+    #[test]
+    fn the_trail_keeps_the_newest_deaths_and_a_full_message_still_encodes() {
+        let mut message = Message::new("k", "b");
+        // As many values as a publish may carry: one array holding the rest.
+        message.headers = Table::new().with(
+            "h",
+            Value::Array(vec![Value::Void; MAX_PUBLISHED_HEADER_VALUES - 1]),
+        );
+        message.properties.expiration = Some(5);
+        let queues: Vec<String> = (0..MAX_DEATHS + 30).map(|n| format!("q{n}")).collect();
+        for queue in &queues {
+            message = dead_lettered(&message, DeathReason::Expired, place(queue), None);
+            let mut record = Vec::new();
+            crate::store::encode_message_for_test(&mut record, &message);
+        }
+        assert!(message.headers.items() <= MAX_TABLE_ITEMS);
+        let trail = trail(&message);
+        assert_eq!(trail.len(), MAX_DEATHS);
+        assert_eq!(
+            trail[0].get_str("queue"),
+            Some(queues.last().unwrap().as_str())
+        );
+        assert_eq!(message.headers.get_str("x-first-death-queue"), Some("q0"));
     }
 
     #[test]

@@ -4,7 +4,9 @@
 //! Counting is one atomic add per message and queue. Whether the count is above the watermark
 //! is mirrored in an atomic flag, so the common case (no crossing) costs one more load; only a
 //! crossing takes the watch channel's lock, to tell the sessions waiting on it
-//! ([`MemoryGauge::subscribe`]).
+//! ([`MemoryGauge::subscribe`]). Counts and flag are sequentially consistent, and whoever
+//! settles the flag re-reads the count after storing it: a count that raced past a settling
+//! thread (and saw the old flag) is then seen by that thread, so the flag never stays wrong.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
@@ -55,7 +57,7 @@ impl MemoryGauge {
     pub(crate) fn add(&self, bytes: u64) {
         let now = self
             .bytes
-            .fetch_add(bytes, Ordering::Relaxed)
+            .fetch_add(bytes, Ordering::SeqCst)
             .wrapping_add(bytes);
         self.note(now);
     }
@@ -63,13 +65,13 @@ impl MemoryGauge {
     pub(crate) fn sub(&self, bytes: u64) {
         let now = self
             .bytes
-            .fetch_sub(bytes, Ordering::Relaxed)
+            .fetch_sub(bytes, Ordering::SeqCst)
             .wrapping_sub(bytes);
         self.note(now);
     }
 
     fn note(&self, now: u64) {
-        if (now > self.watermark()) != self.above_flag.load(Ordering::Relaxed) {
+        if (now > self.watermark()) != self.above_flag.load(Ordering::SeqCst) {
             self.recheck();
         }
     }
@@ -77,13 +79,20 @@ impl MemoryGauge {
     /// Settles the flag and the channel under the channel's lock, from the count as it is then
     /// (two racing counts may each have seen a crossing the other undid).
     fn recheck(&self) {
-        self.above.send_if_modified(|above| {
-            let now = self.bytes() > self.watermark();
-            self.above_flag.store(now, Ordering::Relaxed);
-            let changed = *above != now;
-            *above = now;
-            changed
-        });
+        loop {
+            self.above.send_if_modified(|above| {
+                let now = self.bytes.load(Ordering::SeqCst) > self.watermark();
+                self.above_flag.store(now, Ordering::SeqCst);
+                let changed = *above != now;
+                *above = now;
+                changed
+            });
+            let settled = (self.bytes.load(Ordering::SeqCst) > self.watermark())
+                == self.above_flag.load(Ordering::SeqCst);
+            if settled {
+                return;
+            }
+        }
     }
 }
 

@@ -47,8 +47,8 @@ mod timer;
 
 pub use consumer::{ConsumerId, ConsumerSpec, Delivery, DeliveryEvent};
 pub use dead_letter::{
-    DeathPlace, DeathReason, MAX_PUBLISHED_HEADERS, closes_cycle, dead_lettered,
-    without_publisher_trail,
+    DeathPlace, DeathReason, MAX_DEATHS, MAX_PUBLISHED_HEADER_VALUES, MAX_PUBLISHED_HEADERS,
+    closes_cycle, dead_lettered, without_publisher_trail,
 };
 pub use dead_letter_work::MAX_DEAD_LETTER_HOPS;
 pub use delay::visible_at;

@@ -633,7 +633,8 @@ impl QueueState {
         self.consumers[index].deliver_as(message, now, no_ack);
         let delivery = self.consumers[index].take_outbox().pop()?;
         self.page_in(now);
-        Some((delivery, self.ready.len() as u64))
+        let on_disk = self.durable.as_ref().map_or(0, Durability::on_disk);
+        Some((delivery, self.ready.len() as u64 + on_disk))
     }
 
     /// Finds the next consumer (from the cursor) with credit that accepts one of the first

@@ -198,6 +198,19 @@ impl Publisher {
                 queue::MAX_PUBLISHED_HEADERS
             )));
         }
+        // A dead-lettered copy must still encode: leave the trail room within the table bounds
+        // (a frontend's decoder holds these already; the session does not count on it).
+        let values = message.headers.items();
+        if values > queue::MAX_PUBLISHED_HEADER_VALUES
+            || message.headers.depth() >= switchyard_protocol::MAX_VALUE_DEPTH
+        {
+            return refused(BrokerError::invalid(format!(
+                "headers hold {values} values nested {} deep; a published message may have at most {} values (the rest are kept for the dead-letter trail) nested less than {} deep",
+                message.headers.depth(),
+                queue::MAX_PUBLISHED_HEADER_VALUES,
+                switchyard_protocol::MAX_VALUE_DEPTH
+            )));
+        }
         // Everything the message carries counts, not only its body (review finding 7); and so
         // a delivery of it always fits a frame (see `BrokerConfig::validate`).
         let size = message.size_bytes();

@@ -41,6 +41,21 @@ pub use definitions::{
 };
 pub use log::{LsnStatus, Position, QueueLog};
 pub use record::{StoredMessage, StoredMessageRef};
+
+/// Encodes `message` as a log record would hold it (panics if it cannot be encoded).
+#[cfg(test)]
+pub(crate) fn encode_message_for_test(out: &mut Vec<u8>, message: &crate::message::Message) {
+    record::encode_message(
+        out,
+        &StoredMessageRef {
+            seq: 0,
+            enqueued_at_ms: 0,
+            persistent: true,
+            exchange: "",
+            message,
+        },
+    );
+}
 pub use recovery::{Recovered, RecoveredMessage, SkipList};
 pub use sync::{FsyncPolicy, wait_durable};
 pub use tail::DiskTail;
