@@ -143,14 +143,12 @@ fn the_log_has_no_colour_codes_when_written_to_a_file() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("the switchyard binary runs");
-    let stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut listening = false;
-    for line in stdout.lines() {
-        if line.unwrap().contains("switchyard listening on") {
-            listening = true;
-            break;
-        }
-    }
+    // Kept open to the end: serve prints more after the line awaited, and a closed pipe would
+    // kill it before it logs its shutdown.
+    let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+    let listening = stdout
+        .by_ref()
+        .any(|line| line.unwrap().contains("switchyard listening on"));
     assert!(listening, "serve did not start");
     // SIGTERM: it logs its shutdown and exits.
     let terminated = Command::new("kill")
@@ -166,6 +164,7 @@ fn the_log_has_no_colour_codes_when_written_to_a_file() {
         .read_to_string(&mut log)
         .unwrap();
     child.wait().unwrap();
+    drop(stdout);
     assert!(log.contains("shutting down"), "{log}");
     assert!(!log.contains('\u{1b}'), "colour codes in the log: {log:?}");
 }

@@ -50,6 +50,9 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         config.plugins.decision_cache_entries = entries;
     }
     let broker = Broker::start(config.clone()).await?;
+    // Before saying it listens: a supervisor that stops it as soon as it has said so gets a
+    // clean shutdown, not the default death by SIGTERM.
+    let mut terminate = signal(SignalKind::terminate())?;
     print_table(
         &["NAME", "KIND", "VERSION", "SOURCE", "STATUS"],
         broker.plugins().list().iter().map(plugin_row).collect(),
@@ -67,7 +70,6 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             broker.fingerprint()
         );
     }
-    let mut terminate = signal(SignalKind::terminate())?;
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = terminate.recv() => {}
