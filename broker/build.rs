@@ -3,7 +3,10 @@
 
 use std::fmt::Write as _;
 
-use switchyard_guest_build::{PluginCrate, build_plugins};
+use switchyard_guest_build::{PluginCrate, build_plugins, workspace_root};
+
+#[path = "build/sdk_bundle.rs"]
+mod sdk_bundle;
 
 const STANDARD_PLUGINS: &[PluginCrate] = &[
     PluginCrate {
@@ -54,4 +57,5 @@ fn main() {
     table.push_str("];\n");
     let out = std::path::PathBuf::from(std::env::var("OUT_DIR").unwrap());
     std::fs::write(out.join("embedded_plugins.rs"), table).unwrap();
+    sdk_bundle::write(&workspace_root(), &out);
 }

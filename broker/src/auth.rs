@@ -2,7 +2,8 @@
 //! (`switchyard hash-password` makes one); passwords are never stored. With no users
 //! configured the broker is in development mode and accepts anonymous connections only; with
 //! users, every connection must authenticate. Per-resource permissions are not implemented yet:
-//! an authenticated user may do everything.
+//! an authenticated user may do everything except load plugin code, which takes the
+//! [`ADMINISTRATOR`] tag (RabbitMQ's name for the tag that may do everything).
 
 use std::collections::HashMap;
 
@@ -25,10 +26,14 @@ pub enum Credentials {
     Token(String),
 }
 
+/// The user tag that may load plugin code into the broker.
+pub const ADMINISTRATOR: &str = "administrator";
+
 /// The configured users.
 #[derive(Debug, Clone, Default)]
 pub struct Users {
     hashes: HashMap<String, String>,
+    tags: HashMap<String, Vec<String>>,
     /// A hash no password matches, verified for unknown user names (see `from_config`).
     unknown_user: String,
 }
@@ -58,7 +63,9 @@ pub enum Principal {
 impl Users {
     pub fn from_config(users: &[UserConfig]) -> Result<Users, AuthError> {
         let mut hashes = HashMap::new();
+        let mut tags = HashMap::new();
         for user in users {
+            tags.insert(user.name.clone(), user.tags.clone());
             PasswordHash::new(&user.password_hash).map_err(|e| AuthError::BadHash {
                 user: user.name.clone(),
                 reason: e.to_string(),
@@ -74,8 +81,21 @@ impl Users {
         };
         Ok(Users {
             hashes,
+            tags,
             unknown_user,
         })
+    }
+
+    /// Whether `principal` may load plugin code: anyone on a broker without users (development
+    /// mode, where everyone may do everything), else users tagged [`ADMINISTRATOR`].
+    pub fn may_load_plugins(&self, principal: &Principal) -> bool {
+        match principal {
+            Principal::Anonymous => self.hashes.is_empty(),
+            Principal::User(name) => self
+                .tags
+                .get(name)
+                .is_some_and(|tags| tags.iter().any(|t| t == ADMINISTRATOR)),
+        }
     }
 
     /// Checks credentials. Slow on purpose (Argon2): call it off the async runtime.
@@ -123,6 +143,7 @@ mod tests {
         Users::from_config(&[UserConfig {
             name: "app".into(),
             password_hash: hash_password("s3cret"),
+            tags: Vec::new(),
         }])
         .unwrap()
     }
@@ -163,10 +184,32 @@ mod tests {
     }
 
     #[test]
+    fn only_administrators_may_load_plugins_once_users_exist() {
+        let users = Users::from_config(&[
+            UserConfig {
+                name: "app".into(),
+                password_hash: hash_password("a"),
+                tags: Vec::new(),
+            },
+            UserConfig {
+                name: "ops".into(),
+                password_hash: hash_password("b"),
+                tags: vec![ADMINISTRATOR.into()],
+            },
+        ])
+        .unwrap();
+        assert!(!users.may_load_plugins(&Principal::User("app".into())));
+        assert!(users.may_load_plugins(&Principal::User("ops".into())));
+        assert!(!users.may_load_plugins(&Principal::Anonymous));
+        assert!(Users::default().may_load_plugins(&Principal::Anonymous));
+    }
+
+    #[test]
     fn a_malformed_hash_is_refused_at_load() {
         let bad = UserConfig {
             name: "x".into(),
             password_hash: "plaintext".into(),
+            tags: Vec::new(),
         };
         assert!(matches!(
             Users::from_config(&[bad]),

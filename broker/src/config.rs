@@ -137,6 +137,10 @@ pub struct UserConfig {
     pub name: String,
     /// An Argon2id PHC string, as `switchyard hash-password` prints.
     pub password_hash: String,
+    /// What the user may do beyond messaging and declaring, as RabbitMQ's user tags:
+    /// `administrator` may load plugin code (`switchyard plugin deploy`, shadows).
+    #[serde(default)]
+    pub tags: Vec<String>,
 }
 
 /// The `[plugins]` table.

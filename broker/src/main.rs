@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use cli::args::{Cli, Command, PluginsCommand};
-use cli::{client_commands, serve};
+use cli::{client_commands, plugin_dev, serve};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -23,6 +23,11 @@ fn main() -> ExitCode {
         .init();
     if let Command::Plugins(PluginsCommand::Check { files, json }) = &cli.command {
         return serve::check_plugins(files, *json).unwrap_or_else(fail);
+    }
+    if let Command::Plugin(command) = &cli.command
+        && let Some(outcome) = plugin_dev::run_local(command)
+    {
+        return outcome.unwrap_or_else(fail);
     }
     if let Command::HashPassword = cli.command {
         let mut password = String::new();
@@ -65,6 +70,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Consume(args) => client_commands::consume(&connection, args).await,
         Command::Plugins(command) => client_commands::plugins(&connection, command).await,
         Command::Definitions(command) => client_commands::definitions(&connection, command).await,
+        Command::Plugin(command) => plugin_dev::run_remote(&connection, command).await,
         Command::Serve(_) | Command::HashPassword | Command::Bench(_) => {
             unreachable!("handled above")
         }

@@ -1017,6 +1017,15 @@ impl Topology {
         removed
     }
 
+    /// The name of the exchange or queue with `handle`, or `#handle` if it is gone.
+    pub fn node_name(&self, handle: u32) -> String {
+        match self.state.read().by_handle.get(&handle) {
+            Some(Node::Queue(queue)) => queue.name().to_owned(),
+            Some(Node::Exchange(exchange)) => exchange.name().to_owned(),
+            None => format!("#{handle}"),
+        }
+    }
+
     pub fn exchanges(&self) -> Vec<Arc<Exchange>> {
         let mut list: Vec<_> = self.state.read().exchanges.values().cloned().collect();
         list.sort_by(|a, b| a.name().cmp(b.name()));

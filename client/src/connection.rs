@@ -15,10 +15,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
+use bytes::Bytes;
 use switchyard_protocol::{
     Auth, Binding, ControlDown, ControlOk, ControlOp, ControlRequest, ControlUp, DEFAULT_MAX_FRAME,
     DestinationKind, ErrorCode, ExchangeInfo, Hello, PluginInfo, QueueInfo, SUPPORTED_VERSIONS,
-    StreamKind, Table, Welcome, WireError,
+    ShadowReport, StreamKind, Table, Welcome, WireError,
 };
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -472,6 +473,67 @@ impl Connection {
     pub async fn list_plugins(&self) -> Result<Vec<PluginInfo>, ClientError> {
         match self.request(ControlOp::ListPlugins).await? {
             ControlOk::Plugins(plugins) => Ok(plugins),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Installs a plugin component into the broker and waits until it serves; answers the
+    /// plugin list's row for it. The broker keeps it in its plugin directory.
+    pub async fn install_plugin(&self, wasm: Bytes) -> Result<PluginInfo, ClientError> {
+        match self.request(ControlOp::InstallPlugin { wasm }).await? {
+            ControlOk::PluginInstalled(info) => Ok(info),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Runs `wasm`, a new version of router `name`, beside the serving one on
+    /// `sample_percent` of its traffic; answers the shadow's version.
+    pub async fn start_shadow(
+        &self,
+        name: &str,
+        wasm: Bytes,
+        sample_percent: u8,
+    ) -> Result<String, ClientError> {
+        let op = ControlOp::StartShadow {
+            name: name.into(),
+            wasm,
+            sample_percent,
+        };
+        match self.request(op).await? {
+            ControlOk::ShadowStarted { version, .. } => Ok(version),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// What the shadow of router `name` found so far.
+    pub async fn shadow_report(&self, name: &str) -> Result<ShadowReport, ClientError> {
+        match self
+            .request(ControlOp::ShadowReport { name: name.into() })
+            .await?
+        {
+            ControlOk::Shadow(report) => Ok(report),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Makes the shadow of router `name` the serving version (and its file the plugin's).
+    pub async fn promote_shadow(&self, name: &str) -> Result<PluginInfo, ClientError> {
+        match self
+            .request(ControlOp::PromoteShadow { name: name.into() })
+            .await?
+        {
+            ControlOk::PluginInstalled(info) => Ok(info),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Stops the shadow of router `name`.
+    pub async fn discard_shadow(&self, name: &str) -> Result<(), ClientError> {
+        match self
+            .request(ControlOp::DiscardShadow { name: name.into() })
+            .await?
+        {
+            ControlOk::Done => Ok(()),
             other => Err(unexpected(other)),
         }
     }

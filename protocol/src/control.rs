@@ -186,6 +186,34 @@ pub enum ControlOp {
     /// Declares what definitions JSON lists: exchanges, then queues, then bindings; items that
     /// fail are reported and the rest still declared. Answered by [`ControlOk::Imported`].
     ImportDefinitions { json: String },
+    /// Installs a plugin component (a router or a filter) into the broker's plugin directory,
+    /// over the file of the plugin of the same name if one serves, and loads it. Answered by
+    /// [`ControlOk::PluginInstalled`] once the new version serves; if it cannot take over the
+    /// plugin's exchanges and bindings, the old version and its file stay, and the error says
+    /// why. Where users are configured, only a user tagged `administrator` may load code.
+    InstallPlugin {
+        #[serde(with = "crate::body")]
+        wasm: bytes::Bytes,
+    },
+    /// Runs `wasm`, a new version of the router `name`, beside the serving one: `sample_percent`
+    /// of the messages routed by exchanges of that type are routed by both, and differences
+    /// recorded (see [`ShadowReport`]). The serving version's decisions stay the ones used.
+    /// Replaces an earlier shadow. Answered by [`ControlOk::ShadowStarted`]; needs the same
+    /// right as `InstallPlugin`.
+    StartShadow {
+        name: String,
+        #[serde(with = "crate::body")]
+        wasm: bytes::Bytes,
+        /// 1 to 100.
+        sample_percent: u8,
+    },
+    /// What the shadow of router `name` found so far. Answered by [`ControlOk::Shadow`].
+    ShadowReport { name: String },
+    /// Makes the shadow of router `name` the serving version, as `InstallPlugin` would.
+    /// Answered by [`ControlOk::PluginInstalled`].
+    PromoteShadow { name: String },
+    /// Stops the shadow of router `name`; nothing else changes. Answered by [`ControlOk::Done`].
+    DiscardShadow { name: String },
 }
 
 impl ControlOp {
@@ -205,6 +233,11 @@ impl ControlOp {
             ControlOp::QueueInfo { .. } => "queue-info",
             ControlOp::ExportDefinitions => "export-definitions",
             ControlOp::ImportDefinitions { .. } => "import-definitions",
+            ControlOp::InstallPlugin { .. } => "install-plugin",
+            ControlOp::StartShadow { .. } => "start-shadow",
+            ControlOp::ShadowReport { .. } => "shadow-report",
+            ControlOp::PromoteShadow { .. } => "promote-shadow",
+            ControlOp::DiscardShadow { .. } => "discard-shadow",
         }
     }
 }
@@ -264,6 +297,49 @@ pub enum ControlOk {
         #[serde(deserialize_with = "crate::bounded::seq")]
         failures: Vec<String>,
     },
+    /// The plugin version that now serves.
+    PluginInstalled(PluginInfo),
+    /// The shadow's name and version.
+    ShadowStarted {
+        name: String,
+        version: String,
+    },
+    Shadow(ShadowReport),
+}
+
+/// What a shadow version found: how many messages both versions routed, and each message
+/// they routed differently (the newest 1,000).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ShadowReport {
+    pub plugin: String,
+    pub serving_version: String,
+    pub shadow_version: String,
+    pub sample_percent: u8,
+    /// Messages the serving version routed since the shadow started.
+    pub seen: u64,
+    /// Of those, the ones the shadow routed too.
+    pub sampled: u64,
+    pub agreed: u64,
+    pub diverged: u64,
+    /// Sampled messages the shadow failed on (a trap, its deadline, its memory limit).
+    pub failed: u64,
+    #[serde(deserialize_with = "crate::bounded::seq")]
+    pub divergences: Vec<Divergence>,
+    pub last_error: Option<String>,
+}
+
+/// One message the serving version and its shadow routed differently.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Divergence {
+    pub exchange: String,
+    pub routing_key: String,
+    pub message_id: Option<String>,
+    /// Queue or exchange names, sorted: where the message went.
+    #[serde(deserialize_with = "crate::bounded::seq")]
+    pub serving: Vec<String>,
+    /// Where the shadow would have sent it.
+    #[serde(deserialize_with = "crate::bounded::seq")]
+    pub shadow: Vec<String>,
 }
 
 /// One exchange, as listed.

@@ -44,8 +44,8 @@ pub use consume::{
 };
 pub use control::{
     Auth, Binding, ControlDown, ControlOk, ControlOp, ControlReply, ControlRequest, ControlUp,
-    DestinationKind, ExchangeInfo, Hello, PluginInfo, PluginKind, PluginSource, PluginStatus,
-    QueueInfo, Welcome,
+    DestinationKind, Divergence, ExchangeInfo, Hello, PluginInfo, PluginKind, PluginSource,
+    PluginStatus, QueueInfo, ShadowReport, Welcome,
 };
 pub use error_code::{ErrorCode, WireError};
 pub use limits::{MAX_HEADERS, MAX_NAME_BYTES, NameKind, validate_headers, validate_name};

@@ -13,10 +13,10 @@ use serde::de::DeserializeOwned;
 use switchyard_protocol::{
     Auth, Binding, CancelReason, ConsumeDown, ConsumeDownFrames, ConsumeDownView, ConsumeUp,
     ControlDown, ControlOk, ControlOp, ControlReply, ControlRequest, ControlUp, Decimal,
-    DeliverRef, Delivery, DestinationKind, ErrorCode, ExchangeInfo, FilterSpec, FrameDecoder,
-    Hello, Identifier, PROTOCOL_VERSION, PluginInfo, PluginKind, PluginSource, PluginStatus,
-    Properties, Publish, PublishDown, PublishUp, QueueInfo, SHARE_BODIES_FROM, Subscribe, Table,
-    Value, Welcome, WireError, encode,
+    DeliverRef, Delivery, DestinationKind, Divergence, ErrorCode, ExchangeInfo, FilterSpec,
+    FrameDecoder, Hello, Identifier, PROTOCOL_VERSION, PluginInfo, PluginKind, PluginSource,
+    PluginStatus, Properties, Publish, PublishDown, PublishUp, QueueInfo, SHARE_BODIES_FROM,
+    ShadowReport, Subscribe, Table, Value, Welcome, WireError, encode,
 };
 
 fn assert_round_trips<F>(frame: &F)
@@ -187,6 +187,23 @@ fn control_op_samples() -> Vec<ControlOp> {
         ControlOp::ImportDefinitions {
             json: r#"{"queues": [{"name": "orders"}]}"#.into(),
         },
+        ControlOp::InstallPlugin {
+            wasm: Bytes::from_static(b"\0asm\x0d\0\x01\0"),
+        },
+        ControlOp::StartShadow {
+            name: "priority".into(),
+            wasm: Bytes::from(vec![9; 3000]),
+            sample_percent: 10,
+        },
+        ControlOp::ShadowReport {
+            name: "priority".into(),
+        },
+        ControlOp::PromoteShadow {
+            name: "priority".into(),
+        },
+        ControlOp::DiscardShadow {
+            name: "priority".into(),
+        },
     ]
 }
 
@@ -270,6 +287,39 @@ fn control_ok_samples() -> Vec<ControlOk> {
             bindings: 3,
             failures: vec!["exchange \"x\": no router plugin named \"nope\"".into()],
         },
+        ControlOk::PluginInstalled(PluginInfo {
+            name: "priority".into(),
+            kind: Some(PluginKind::Router),
+            version: Some("0.2.0".into()),
+            description: Some("urgent or normal".into()),
+            source: PluginSource::File("/var/lib/switchyard/plugins/priority.wasm".into()),
+            status: PluginStatus::Serving,
+            last_error: None,
+            faults: 0,
+        }),
+        ControlOk::ShadowStarted {
+            name: "priority".into(),
+            version: "0.3.0".into(),
+        },
+        ControlOk::Shadow(ShadowReport {
+            plugin: "priority".into(),
+            serving_version: "0.2.0".into(),
+            shadow_version: "0.3.0".into(),
+            sample_percent: 10,
+            seen: 1000,
+            sampled: 100,
+            agreed: 98,
+            diverged: 1,
+            failed: 1,
+            divergences: vec![Divergence {
+                exchange: "orders".into(),
+                routing_key: "order.created".into(),
+                message_id: Some("m-4".into()),
+                serving: vec!["normal".into()],
+                shadow: vec!["normal".into(), "urgent".into()],
+            }],
+            last_error: Some("plugin \"priority\": route trapped".into()),
+        }),
     ]
 }
 
@@ -457,9 +507,14 @@ fn every_control_up_frame_round_trips() {
                 ControlOp::QueueInfo { .. } => "queue-info",
                 ControlOp::ExportDefinitions => "export-definitions",
                 ControlOp::ImportDefinitions { .. } => "import-definitions",
+                ControlOp::InstallPlugin { .. } => "install-plugin",
+                ControlOp::StartShadow { .. } => "start-shadow",
+                ControlOp::ShadowReport { .. } => "shadow-report",
+                ControlOp::PromoteShadow { .. } => "promote-shadow",
+                ControlOp::DiscardShadow { .. } => "discard-shadow",
             },
         },
-        3 + 13,
+        3 + 18,
     );
     samples.iter().for_each(assert_round_trips);
 }
@@ -485,9 +540,12 @@ fn every_control_down_frame_round_trips() {
                 Ok(ControlOk::Queue(_)) => "queue",
                 Ok(ControlOk::Definitions(_)) => "definitions",
                 Ok(ControlOk::Imported { .. }) => "imported",
+                Ok(ControlOk::PluginInstalled(_)) => "plugin-installed",
+                Ok(ControlOk::ShadowStarted { .. }) => "shadow-started",
+                Ok(ControlOk::Shadow(_)) => "shadow",
             },
         },
-        3 + 11,
+        3 + 14,
     );
     samples.iter().for_each(assert_round_trips);
 }

@@ -362,6 +362,7 @@ fn with_user_app(config: &mut switchyard::BrokerConfig) {
     config.users = vec![switchyard::config::UserConfig {
         name: "app".into(),
         password_hash: switchyard::auth::hash_password("s3cret"),
+        tags: Vec::new(),
     }];
 }
 

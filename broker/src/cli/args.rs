@@ -84,6 +84,10 @@ pub enum Command {
     /// List plugins, or check plugin files offline.
     #[command(subcommand)]
     Plugins(PluginsCommand),
+    /// Write your own plugin: create, build, test and deploy it, or run a new version in the
+    /// shadow of the serving one.
+    #[command(subcommand)]
+    Plugin(PluginCommand),
     /// Read a password from stdin and print its Argon2id hash, for a `[[users]]` entry.
     HashPassword,
     /// Generate load against a broker and report rates and latencies.
@@ -355,4 +359,64 @@ mod tests {
         assert!(error.contains("not JSON"), "{error}");
         assert!(parse_typed("no-equals").is_err());
     }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PluginCommand {
+    /// Create a plugin crate: the SDK, a working example with a unit test, sample messages and
+    /// a README.
+    New {
+        /// The plugin's name: the exchange type (router) or filter name users will ask for.
+        name: String,
+        #[arg(long, value_enum, default_value = "router")]
+        kind: super::plugin_dev::NewKind,
+        /// Where to create the crate's directory.
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+    },
+    /// Build the component (release, wasm32-wasip2, adding the target if missing) and check it
+    /// as the broker will load it.
+    Build {
+        /// The plugin crate.
+        #[arg(long, default_value = ".")]
+        path: PathBuf,
+    },
+    /// Run the crate's unit tests, build it, then route every message of the samples file
+    /// through the component in the broker's own plugin host.
+    Test {
+        #[arg(long, default_value = ".")]
+        path: PathBuf,
+        /// The samples file (default: samples.json in the crate).
+        #[arg(long)]
+        samples: Option<PathBuf>,
+    },
+    /// Build the crate and install the component into the running broker (its plugin
+    /// directory, over the control protocol); waits until the new version serves.
+    Deploy {
+        #[arg(long, default_value = ".")]
+        path: PathBuf,
+        /// Install this component instead of building the crate.
+        #[arg(long)]
+        file: Option<PathBuf>,
+    },
+    /// Run FILE, a new version of router NAME, beside the serving one on a sample of live
+    /// traffic; the serving version keeps deciding. See the differences with `plugin
+    /// divergences`, then `plugin promote` or `plugin discard`.
+    Shadow {
+        name: String,
+        file: PathBuf,
+        /// The share of messages routed by both versions, in percent.
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u8).range(1..=100))]
+        sample_percent: u8,
+    },
+    /// Show how the shadow of router NAME has routed differently so far.
+    Divergences {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Make the shadow of router NAME the serving version (its file replaces the plugin's).
+    Promote { name: String },
+    /// Stop the shadow of router NAME; nothing else changes.
+    Discard { name: String },
 }

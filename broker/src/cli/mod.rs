@@ -4,5 +4,6 @@
 pub mod args;
 pub mod bench;
 pub mod client_commands;
+pub mod plugin_dev;
 pub mod serve;
 pub mod table;

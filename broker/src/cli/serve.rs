@@ -118,6 +118,7 @@ fn plugin_row(row: &PluginStatus) -> Vec<String> {
         match &row.source {
             PluginSource::Embedded => "embedded".to_owned(),
             PluginSource::File(path) => path.display().to_string(),
+            PluginSource::Uploaded => "uploaded".to_owned(),
         },
         format!("{:?}", row.health).to_lowercase(),
     ]

@@ -183,6 +183,10 @@ pub enum PluginError {
     /// The engine could not be set up (bad configuration).
     #[error("plugin engine: {reason}")]
     Engine { reason: String },
+
+    /// Promote or discard without a shadow running.
+    #[error("plugin {plugin:?} has no shadow running; start one with `switchyard plugin shadow`")]
+    NoShadow { plugin: String },
 }
 
 impl PluginError {

@@ -60,6 +60,8 @@ pub enum PluginSource {
     Embedded,
     /// A `.wasm` file in the plugin directory.
     File(PathBuf),
+    /// Sent by a client and not (yet) in the plugin directory: a shadow version.
+    Uploaded,
 }
 
 impl std::fmt::Display for PluginSource {
@@ -67,6 +69,7 @@ impl std::fmt::Display for PluginSource {
         match self {
             PluginSource::Embedded => f.write_str("embedded"),
             PluginSource::File(path) => write!(f, "{}", path.display()),
+            PluginSource::Uploaded => f.write_str("uploaded"),
         }
     }
 }

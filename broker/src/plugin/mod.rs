@@ -28,6 +28,7 @@ mod replicas;
 mod router;
 mod sandbox;
 mod sandbox_call;
+mod shadow;
 
 pub use decision_cache::Destinations;
 pub use error::{PluginCall, PluginError};
@@ -38,3 +39,4 @@ pub use quarantine::FaultReport;
 pub use registry::{PluginConfig, PluginRegistry};
 pub use reload::{PluginDirectory, SETTLE};
 pub use router::{BindingSpec, RouterPlugin};
+pub use shadow::{Divergence, MAX_KEPT_DIVERGENCES, ShadowReport};

@@ -176,6 +176,127 @@ impl PluginRegistry {
         }
     }
 
+    /// Installs a component a client sent into the plugin directory `dir` and loads it: over
+    /// the file that serves a plugin of the same name, or as `<name>.wasm`. The component is
+    /// checked before anything is written, the file replaced atomically, and the answer given
+    /// once the new version serves (or why it does not). Blocks on compiling and on the disk.
+    pub fn install_upload(&self, dir: &Path, wasm: &[u8]) -> Result<PluginInfo, PluginError> {
+        let origin = "uploaded plugin";
+        let loaded = load_version(&self.engine, wasm, PluginSource::Uploaded, origin)?;
+        let provided = (loaded.kind(), loaded.name().to_owned());
+        drop(loaded);
+        let path = self
+            .serving_file(&provided)
+            .unwrap_or_else(|| dir.join(format!("{}.wasm", provided.1)));
+        let io_error = |source: std::io::Error| PluginError::Io {
+            path: path.clone(),
+            source: source.into(),
+        };
+        let previous = match std::fs::read(&path) {
+            Ok(bytes) => Some(bytes),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => None,
+            Err(error) => return Err(io_error(error)),
+        };
+        write_atomically(&path, wasm).map_err(io_error)?;
+        // The directory watcher may load the file first; then this finds it unchanged and
+        // reports what the watcher loaded.
+        match self.load_file(&path) {
+            Ok(Some(info)) => return Ok(info),
+            Ok(None) => {}
+            Err(error) => {
+                // The old version still serves: put its file back, so a restart loads it too.
+                let restored = match &previous {
+                    Some(bytes) => write_atomically(&path, bytes).map(|()| {
+                        let _ = self.load_file(&path);
+                    }),
+                    None => std::fs::remove_file(&path).map(|()| self.remove_file(&path)),
+                };
+                if let Err(restore_error) = restored {
+                    tracing::error!(path = %path.display(), error = %restore_error, "could not restore the plugin file after a failed install");
+                }
+                return Err(error);
+            }
+        }
+        let files = self.files.lock();
+        match files.get(&path) {
+            Some(FileRecord {
+                error: Some(error), ..
+            }) => Err(PluginError::BadInfo {
+                origin: path.display().to_string(),
+                reason: error.clone(),
+            }),
+            _ => {
+                drop(files);
+                self.info_of(&provided)
+            }
+        }
+    }
+
+    /// Runs `wasm`, a new version of router `name`, as its shadow (see `shadow.rs`).
+    pub fn start_shadow(
+        &self,
+        name: &str,
+        wasm: Arc<[u8]>,
+        sample_percent: u8,
+    ) -> Result<PluginInfo, PluginError> {
+        let router = self.router(name)?;
+        let origin = "uploaded shadow";
+        match load_version(&self.engine, &wasm, PluginSource::Uploaded, origin)? {
+            LoadedVersion::Router(version) if version.info.name == name => {
+                let info = version.info.clone();
+                router.start_shadow(version, wasm, sample_percent)?;
+                Ok(info)
+            }
+            loaded => Err(PluginError::BadInfo {
+                origin: origin.to_owned(),
+                reason: format!(
+                    "it is the {} {:?}, not a new version of the router {name:?}",
+                    loaded.kind(),
+                    loaded.name()
+                ),
+            }),
+        }
+    }
+
+    /// Makes the shadow of router `name` the serving version: installs its component into the
+    /// plugin directory `dir` as [`install_upload`](Self::install_upload) does.
+    pub fn promote_shadow(&self, dir: &Path, name: &str) -> Result<PluginInfo, PluginError> {
+        let router = self.router(name)?;
+        let wasm = router.stop_shadow().ok_or_else(|| PluginError::NoShadow {
+            plugin: name.to_owned(),
+        })?;
+        self.install_upload(dir, &wasm)
+    }
+
+    /// Stops the shadow of router `name` without changing what serves.
+    pub fn discard_shadow(&self, name: &str) -> Result<(), PluginError> {
+        self.router(name)?
+            .stop_shadow()
+            .map(drop)
+            .ok_or_else(|| PluginError::NoShadow {
+                plugin: name.to_owned(),
+            })
+    }
+
+    /// The file the plugin `provided` is served from, if a file serves it.
+    fn serving_file(&self, provided: &(PluginKind, String)) -> Option<PathBuf> {
+        let source = match provided.0 {
+            PluginKind::Router => self.routers.read().get(&provided.1).map(|r| r.source()),
+            PluginKind::Filter => self.filters.read().get(&provided.1).map(|f| f.source()),
+        };
+        match source {
+            Some(PluginSource::File(path)) => Some(path),
+            _ => None,
+        }
+    }
+
+    fn info_of(&self, provided: &(PluginKind, String)) -> Result<PluginInfo, PluginError> {
+        match provided.0 {
+            PluginKind::Router => self.router(&provided.1).map(|r| r.info()),
+            PluginKind::Filter => self.filter(&provided.1).map(|f| f.info()),
+        }
+    }
+
     /// The file at `path` is gone: withdraw its plugin (see the module rules).
     pub fn remove_file(&self, path: &Path) {
         let mut files = self.files.lock();
@@ -369,6 +490,23 @@ impl PluginRegistry {
                 .map(drop),
         )
     }
+}
+
+/// Writes `bytes` to `path` so that a reader sees the old file or the new one, never a part:
+/// a hidden temporary file beside it (the directory watcher ignores it), synced, renamed over
+/// `path`, and the directory synced.
+fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let temporary = dir.join(format!(".{name}.upload"));
+    let mut file = std::fs::File::create(&temporary)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    drop(file);
+    std::fs::rename(&temporary, path)?;
+    std::fs::File::open(dir)?.sync_all()
 }
 
 fn kind_other(kind: PluginKind) -> PluginKind {

@@ -175,13 +175,38 @@ impl<R: Replica> ReplicaSet<R> {
         self.bring_up_to_date(version, pooled, log)
     }
 
+    /// Like `check_out`, for a version that is not serving (a shadow): a failure to build the
+    /// instance is returned without counting against the serving version.
+    pub(crate) fn check_out_uncounted(&self, version: &Version<R>) -> Result<R, PluginError> {
+        let pooled = version.pool.lock().pop();
+        match pooled {
+            Some(instance) if instance.applied() == self.log_current.load(Ordering::Acquire) => {
+                Ok(instance)
+            }
+            pooled => {
+                let log = self.log.lock();
+                self.catch_up(version, pooled, &log)
+            }
+        }
+    }
+
     fn bring_up_to_date(
         &self,
         version: &Version<R>,
         pooled: Option<R>,
         log: &ReplayLog<R::State>,
     ) -> Result<R, PluginError> {
-        let result = match pooled.map(|instance| (log.catch_up(instance.applied()), instance)) {
+        self.catch_up(version, pooled, log)
+            .map_err(|error| self.count_fault(error, FaultSite::Instance))
+    }
+
+    fn catch_up(
+        &self,
+        version: &Version<R>,
+        pooled: Option<R>,
+        log: &ReplayLog<R::State>,
+    ) -> Result<R, PluginError> {
+        match pooled.map(|instance| (log.catch_up(instance.applied()), instance)) {
             Some((CatchUp::Current, instance)) => Ok(instance),
             Some((CatchUp::Apply(ops), mut instance)) => ops
                 .iter()
@@ -194,8 +219,15 @@ impl<R: Replica> ReplicaSet<R> {
                 let (current, ops) = log.snapshot();
                 version.build(&self.engine, current, &ops)
             }
-        };
-        result.map_err(|error| self.count_fault(error, FaultSite::Instance))
+        }
+    }
+
+    /// A fresh instance of a version that is not serving yet, with the whole log replayed into
+    /// it: proof that the version can take over this plugin's state.
+    pub(crate) fn build_beside(&self, version: &Version<R>) -> Result<R, PluginError> {
+        let log = self.log.lock();
+        let (current, ops) = log.snapshot();
+        version.build(&self.engine, current, &ops)
     }
 
     /// Notes a call for `scope` that succeeded (see `quarantine.rs`).

@@ -7,6 +7,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::SystemTime;
 
+use arc_swap::ArcSwapOption;
+
 use super::bindings::router_world::{Router as RouterExports, RouterPre};
 use super::bindings::{empty_message, fill_message_for_plugin, info_from_wit, table_to_wit, types};
 use super::decision_cache::{DecisionCache, Destinations};
@@ -18,6 +20,7 @@ use super::replay::{ReplayLog, ReplayState};
 use super::replicas::{Replica, ReplicaSet, Version};
 use super::sandbox::SandboxState;
 use super::sandbox_call::{Sandbox, off_runtime};
+use super::shadow::{Shadow, ShadowReport};
 use crate::message::{Message, Table, Value};
 
 /// A binding as the host records it and replays it into plugins.
@@ -269,7 +272,7 @@ impl RouterInstance {
         answer.map_err(|reason| self.refused(PluginCall::ValidateBinding, reason))
     }
 
-    fn route(
+    pub(super) fn route(
         &mut self,
         engine: &PluginEngine,
         exchange: u32,
@@ -372,6 +375,8 @@ pub struct RouterPlugin {
     /// Whether the current version reads only the routing key (its decisions are cached);
     /// kept beside the version so a cache hit needs no version load.
     key_only: AtomicBool,
+    /// A new version compared with the serving one on live traffic (see `shadow.rs`).
+    shadow: ArcSwapOption<Shadow>,
 }
 
 impl std::fmt::Debug for RouterPlugin {
@@ -388,6 +393,7 @@ impl RouterPlugin {
             cache: DecisionCache::new(engine.limits.decision_cache_entries),
             key_only: AtomicBool::new(version.info.reads.key_only()),
             replicas: ReplicaSet::new(engine, version),
+            shadow: ArcSwapOption::empty(),
         }
     }
 
@@ -592,6 +598,19 @@ impl RouterPlugin {
     /// Blocks the calling thread for at most the call deadline (off the async worker, see
     /// `sandbox_call.rs`).
     pub fn route(&self, exchange: u32, message: &Message) -> Result<Destinations, PluginError> {
+        let destinations = self.route_serving(exchange, message)?;
+        self.observe_shadow(exchange, message, &destinations);
+        Ok(destinations)
+    }
+
+    /// Lets the shadow, if one runs, route `message` too and compare.
+    fn observe_shadow(&self, exchange: u32, message: &Message, serving: &Destinations) {
+        if let Some(shadow) = &*self.shadow.load() {
+            shadow.observe(&self.replicas, exchange, message, serving);
+        }
+    }
+
+    fn route_serving(&self, exchange: u32, message: &Message) -> Result<Destinations, PluginError> {
         self.replicas.quarantine.check(Scope::Exchange(exchange))?;
         // Read before the version and the instance, so a decision computed against bindings
         // that change meanwhile is refused by the cache (see `decision_cache.rs`).
@@ -689,15 +708,64 @@ impl RouterPlugin {
                 }
                 Err(_) => {
                     for &i in &misses {
-                        results[i] = Some(self.route(exchange, &messages[i]));
+                        results[i] = Some(self.route_serving(exchange, &messages[i]));
                     }
                 }
             }
         }
-        results
+        let results: Vec<Result<Destinations, PluginError>> = results
             .into_iter()
             .map(|r| r.expect("every message answered"))
-            .collect()
+            .collect();
+        if self.shadow.load().is_some() {
+            for (message, result) in messages.iter().zip(&results) {
+                if let Ok(destinations) = result {
+                    self.observe_shadow(exchange, message, destinations);
+                }
+            }
+        }
+        results
+    }
+
+    /// Starts running `version` as this exchange type's shadow, replacing any earlier shadow.
+    /// Fails, leaving things as they were, if the version cannot take every exchange and
+    /// binding of the type.
+    pub(crate) fn start_shadow(
+        &self,
+        version: RouterVersion,
+        wasm: Arc<[u8]>,
+        sample_percent: u8,
+    ) -> Result<(), PluginError> {
+        let instance = self.replicas.build_beside(&version)?;
+        version.check_in(instance);
+        tracing::info!(
+            plugin = self.name(),
+            serving = self.replicas.current().info.version.as_str(),
+            shadow = version.info.version.as_str(),
+            sample_percent,
+            "shadow started"
+        );
+        self.shadow
+            .store(Some(Arc::new(Shadow::new(version, wasm, sample_percent))));
+        Ok(())
+    }
+
+    /// What the shadow has found, if one runs.
+    pub fn shadow_report(&self) -> Option<ShadowReport> {
+        let shadow = self.shadow.load_full()?;
+        let serving = self.replicas.current();
+        Some(shadow.report(self.name(), &serving.info.version))
+    }
+
+    /// Stops the shadow; returns its component, if one ran.
+    pub(crate) fn stop_shadow(&self) -> Option<Arc<[u8]>> {
+        let shadow = self.shadow.swap(None)?;
+        tracing::info!(
+            plugin = self.name(),
+            shadow = shadow.version.info.version.as_str(),
+            "shadow stopped"
+        );
+        Some(Arc::clone(&shadow.wasm))
     }
 
     /// Swaps in a new version after replaying every exchange and binding into it; on any

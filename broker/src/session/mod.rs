@@ -28,6 +28,7 @@ mod consume;
 mod get;
 mod publish;
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 pub use backpressure::{Backpressure, Pressure};
@@ -42,7 +43,9 @@ pub use publish::{
 pub use crate::error::BrokerError;
 pub use crate::exchange::ExchangeSpec;
 pub use crate::message::{Headers, Identifier, Message, Properties, Table, Value};
-pub use crate::plugin::{PluginHealth, PluginKind, PluginSource, PluginStatus};
+pub use crate::plugin::{
+    PluginError, PluginHealth, PluginInfo, PluginKind, PluginSource, PluginStatus, ShadowReport,
+};
 pub use crate::queue::{
     Cancellation, DeliveryEvent, DeliveryReceiver, DeliverySender, Settlement, delivery_channel,
 };
@@ -56,6 +59,24 @@ pub use crate::queue::Queue;
 use crate::store::Definitions;
 use crate::topology::{RestoreReport, Topology};
 
+/// A shadow's report with the exchanges and destinations named.
+#[derive(Debug, Clone)]
+pub struct ShadowFindings {
+    pub report: ShadowReport,
+    /// `report.divergences`, named, in the same order.
+    pub divergences: Vec<NamedDivergence>,
+}
+
+/// One divergence, with names where the topology still knows the handles (`#N` where not).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NamedDivergence {
+    pub exchange: String,
+    pub routing_key: String,
+    pub message_id: Option<String>,
+    pub serving: Vec<String>,
+    pub shadow: Vec<String>,
+}
+
 /// What every session shares: the core, the users, and the limits every protocol obeys.
 #[derive(Debug)]
 pub struct Sessions {
@@ -65,6 +86,8 @@ pub struct Sessions {
     max_message_bytes: usize,
     /// Queued message bytes above which publishers are held back.
     memory_high_watermark_bytes: u64,
+    /// Where installed plugins are written (the broker watches it).
+    plugin_dir: PathBuf,
 }
 
 impl Sessions {
@@ -77,6 +100,7 @@ impl Sessions {
             users,
             max_message_bytes: config.max_message_bytes as usize,
             memory_high_watermark_bytes: config.memory_high_watermark_bytes,
+            plugin_dir: config.plugin_dir(),
         })
     }
 
@@ -179,6 +203,98 @@ impl Session {
 
     pub fn plugins(&self) -> Vec<PluginStatus> {
         self.topology().plugins().list()
+    }
+
+    /// Installs a plugin component into the broker's plugin directory and answers once it
+    /// serves (see [`PluginRegistry::install_upload`](crate::plugin::PluginRegistry)). Blocks
+    /// on compiling and on the disk.
+    pub fn install_plugin(&self, wasm: &[u8]) -> Result<PluginInfo, BrokerError> {
+        self.check_may_load_plugins()?;
+        self.topology()
+            .plugins()
+            .install_upload(&self.sessions.plugin_dir, wasm)
+            .map_err(BrokerError::PluginRefused)
+    }
+
+    /// Runs a new version of router `name` beside the serving one on `sample_percent` of its
+    /// traffic (see `plugin/shadow.rs`).
+    pub fn start_shadow(
+        &self,
+        name: &str,
+        wasm: Arc<[u8]>,
+        sample_percent: u8,
+    ) -> Result<PluginInfo, BrokerError> {
+        self.check_may_load_plugins()?;
+        if !(1..=100).contains(&sample_percent) {
+            return Err(BrokerError::InvalidArgument {
+                reason: format!("the sample is a percentage from 1 to 100, not {sample_percent}"),
+            });
+        }
+        self.topology()
+            .plugins()
+            .start_shadow(name, wasm, sample_percent)
+            .map_err(BrokerError::PluginRefused)
+    }
+
+    /// What the shadow of router `name` found, with handles turned into names.
+    pub fn shadow_report(&self, name: &str) -> Result<ShadowFindings, BrokerError> {
+        let router = self
+            .topology()
+            .plugins()
+            .router(name)
+            .map_err(BrokerError::PluginRefused)?;
+        let report = router.shadow_report().ok_or_else(|| {
+            BrokerError::PluginRefused(PluginError::NoShadow {
+                plugin: name.to_owned(),
+            })
+        })?;
+        let topology = self.topology();
+        Ok(ShadowFindings {
+            divergences: report
+                .divergences
+                .iter()
+                .map(|d| NamedDivergence {
+                    exchange: topology.node_name(d.exchange),
+                    routing_key: d.routing_key.clone(),
+                    message_id: d.message_id.clone(),
+                    serving: d.serving.iter().map(|&h| topology.node_name(h)).collect(),
+                    shadow: d.shadow.iter().map(|&h| topology.node_name(h)).collect(),
+                })
+                .collect(),
+            report,
+        })
+    }
+
+    /// Makes the shadow of router `name` the serving version.
+    pub fn promote_shadow(&self, name: &str) -> Result<PluginInfo, BrokerError> {
+        self.check_may_load_plugins()?;
+        self.topology()
+            .plugins()
+            .promote_shadow(&self.sessions.plugin_dir, name)
+            .map_err(BrokerError::PluginRefused)
+    }
+
+    /// Stops the shadow of router `name`.
+    pub fn discard_shadow(&self, name: &str) -> Result<(), BrokerError> {
+        self.check_may_load_plugins()?;
+        self.topology()
+            .plugins()
+            .discard_shadow(name)
+            .map_err(BrokerError::PluginRefused)
+    }
+
+    fn check_may_load_plugins(&self) -> Result<(), BrokerError> {
+        if self.sessions.users.may_load_plugins(&self.principal) {
+            Ok(())
+        } else {
+            Err(BrokerError::NotAllowed {
+                reason: format!(
+                    "loading plugin code needs a user tagged {:?} (`tags = [\"{}\"]` in its [[users]] entry)",
+                    crate::auth::ADMINISTRATOR,
+                    crate::auth::ADMINISTRATOR
+                ),
+            })
+        }
     }
 
     /// A publisher: publishes batches through this session.

@@ -7,16 +7,16 @@ use std::sync::Arc;
 
 use switchyard_client::framed::{FramedRecv, FramedSend};
 use switchyard_protocol::{
-    ControlDown, ControlOk, ControlOp, ControlReply, ControlUp, DestinationKind, ErrorCode,
-    ExchangeInfo, NameKind, PluginInfo as WirePlugin, PluginKind as WirePluginKind,
-    PluginSource as WireSource, PluginStatus as WireStatus, QueueInfo, Table, WireError,
-    validate_headers, validate_name,
+    ControlDown, ControlOk, ControlOp, ControlReply, ControlUp, DestinationKind,
+    Divergence as WireDivergence, ErrorCode, ExchangeInfo, NameKind, PluginInfo as WirePlugin,
+    PluginKind as WirePluginKind, PluginSource as WireSource, PluginStatus as WireStatus,
+    QueueInfo, ShadowReport as WireShadowReport, Table, WireError, validate_headers, validate_name,
 };
 
 use super::wire_error::wire_error;
 use crate::session::{
     Binding, BindingDestination, BrokerError, ExchangeSpec, PluginHealth, PluginKind, PluginSource,
-    Queue, QueueSpec, Session,
+    PluginStatus, Queue, QueueSpec, Session,
 };
 
 pub(crate) async fn serve(mut send: FramedSend, mut recv: FramedRecv, session: Arc<Session>) {
@@ -216,32 +216,100 @@ fn handle(op: ControlOp, session: &Session) -> Result<ControlOk, WireError> {
             })
         }
         ControlOp::ListPlugins => Ok(ControlOk::Plugins(
-            session
-                .plugins()
-                .into_iter()
-                .map(|row| WirePlugin {
-                    name: row.name,
-                    kind: row.kind.map(|k| match k {
-                        PluginKind::Router => WirePluginKind::Router,
-                        PluginKind::Filter => WirePluginKind::Filter,
-                    }),
-                    version: row.version,
-                    description: row.description,
-                    source: match row.source {
-                        PluginSource::Embedded => WireSource::Embedded,
-                        PluginSource::File(path) => WireSource::File(path.display().to_string()),
-                    },
-                    status: match row.health {
-                        PluginHealth::Serving => WireStatus::Serving,
-                        PluginHealth::Quarantined => WireStatus::Quarantined,
-                        PluginHealth::Orphaned => WireStatus::Orphaned,
-                        PluginHealth::Failed => WireStatus::Failed,
-                    },
-                    last_error: row.last_error,
-                    faults: row.total_faults,
-                })
-                .collect(),
+            session.plugins().into_iter().map(wire_plugin).collect(),
         )),
+        ControlOp::InstallPlugin { wasm } => {
+            let info = session.install_plugin(&wasm).map_err(refused)?;
+            Ok(ControlOk::PluginInstalled(plugin_row(session, &info.name)?))
+        }
+        ControlOp::StartShadow {
+            name,
+            wasm,
+            sample_percent,
+        } => {
+            let info = session
+                .start_shadow(&name, Arc::from(&wasm[..]), sample_percent)
+                .map_err(refused)?;
+            Ok(ControlOk::ShadowStarted {
+                name: info.name,
+                version: info.version,
+            })
+        }
+        ControlOp::ShadowReport { name } => {
+            let findings = session.shadow_report(&name).map_err(refused)?;
+            let report = findings.report;
+            Ok(ControlOk::Shadow(WireShadowReport {
+                plugin: report.plugin,
+                serving_version: report.serving_version,
+                shadow_version: report.shadow_version,
+                sample_percent: report.sample_percent,
+                seen: report.seen,
+                sampled: report.sampled,
+                agreed: report.agreed,
+                diverged: report.diverged,
+                failed: report.failed,
+                divergences: findings
+                    .divergences
+                    .into_iter()
+                    .map(|d| WireDivergence {
+                        exchange: d.exchange,
+                        routing_key: d.routing_key,
+                        message_id: d.message_id,
+                        serving: d.serving,
+                        shadow: d.shadow,
+                    })
+                    .collect(),
+                last_error: report.last_error,
+            }))
+        }
+        ControlOp::PromoteShadow { name } => {
+            let info = session.promote_shadow(&name).map_err(refused)?;
+            Ok(ControlOk::PluginInstalled(plugin_row(session, &info.name)?))
+        }
+        ControlOp::DiscardShadow { name } => {
+            session.discard_shadow(&name).map_err(refused)?;
+            Ok(ControlOk::Done)
+        }
+    }
+}
+
+/// The plugin list's row for `name`, as the wire has it.
+fn plugin_row(session: &Session, name: &str) -> Result<WirePlugin, WireError> {
+    session
+        .plugins()
+        .into_iter()
+        .find(|row| row.name == name && row.kind.is_some())
+        .map(wire_plugin)
+        .ok_or_else(|| {
+            WireError::new(
+                ErrorCode::NotFound,
+                format!("plugin {name:?} is no longer loaded"),
+            )
+        })
+}
+
+fn wire_plugin(row: PluginStatus) -> WirePlugin {
+    WirePlugin {
+        name: row.name,
+        kind: row.kind.map(|k| match k {
+            PluginKind::Router => WirePluginKind::Router,
+            PluginKind::Filter => WirePluginKind::Filter,
+        }),
+        version: row.version,
+        description: row.description,
+        source: match row.source {
+            PluginSource::Embedded => WireSource::Embedded,
+            PluginSource::File(path) => WireSource::File(path.display().to_string()),
+            PluginSource::Uploaded => WireSource::File("uploaded".to_owned()),
+        },
+        status: match row.health {
+            PluginHealth::Serving => WireStatus::Serving,
+            PluginHealth::Quarantined => WireStatus::Quarantined,
+            PluginHealth::Orphaned => WireStatus::Orphaned,
+            PluginHealth::Failed => WireStatus::Failed,
+        },
+        last_error: row.last_error,
+        faults: row.total_faults,
     }
 }
 
