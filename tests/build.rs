@@ -47,6 +47,10 @@ const TEST_PLUGINS: &[PluginCrate] = &[
         dir: "tests/plugins/contract-0-1",
     },
     PluginCrate {
+        package: "test-plugin-direct-v2",
+        dir: "tests/plugins/direct-v2",
+    },
+    PluginCrate {
         package: "switchyard-topic",
         dir: "plugins/topic",
     },

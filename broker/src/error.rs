@@ -37,7 +37,10 @@ pub enum BrokerError {
     /// A routing or filter plugin failed while handling a message. `place` names the
     /// exchange and routing key when a route failed (empty for other calls).
     #[error("routing failed{place}: {error}")]
-    RoutingFault { error: PluginError, place: String },
+    RoutingFault {
+        error: Box<PluginError>,
+        place: String,
+    },
 
     /// The broker is above a resource watermark and refuses new work for now.
     #[error("{reason}")]
@@ -101,7 +104,7 @@ impl BrokerError {
                 reason: format!("no {kind} plugin named {name:?} is loaded"),
             },
             other => BrokerError::RoutingFault {
-                error: other,
+                error: Box::new(other),
                 place: String::new(),
             },
         }

@@ -1057,7 +1057,7 @@ impl Topology {
                 error,
             }) => {
                 let fault = || BrokerError::RoutingFault {
-                    error: error.clone(),
+                    error: Box::new(error.clone()),
                     place: format!(
                         " for routing key {:?} at exchange {:?}",
                         message.routing_key,
@@ -1123,6 +1123,15 @@ impl Topology {
             let handles = match current.router.route(current.id, message) {
                 Ok(handles) => handles,
                 Err(error) => {
+                    if error.is_fault() {
+                        tracing::warn!(
+                            exchange = current.name(),
+                            routing_key = message.routing_key.as_str(),
+                            error = %error,
+                            backtrace = error.backtrace(),
+                            "routing fault"
+                        );
+                    }
                     return Err(RouteFailure::Fault {
                         exchange: current,
                         error,

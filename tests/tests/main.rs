@@ -5,6 +5,7 @@ mod filters;
 mod hostile_plugins;
 mod hot_reload;
 mod messaging;
+mod plugin_deploys;
 mod policies;
 mod robustness;
 mod standard_routers;

@@ -358,7 +358,7 @@ pub async fn plugins(connection: &Connection, command: PluginsCommand) -> anyhow
                         switchyard_protocol::PluginSource::File(path) => path.clone(),
                     },
                     format!("{:?}", p.status).to_lowercase(),
-                    p.last_error.clone().unwrap_or_default(),
+                    p.last_error.as_deref().map(one_line).unwrap_or_default(),
                 ]
             })
             .collect();
@@ -368,6 +368,19 @@ pub async fn plugins(connection: &Connection, command: PluginsCommand) -> anyhow
         );
     }
     Ok(())
+}
+
+/// The longest error shown in a table cell; `--json` has the whole text.
+const MAX_ERROR_CELL_CHARS: usize = 160;
+
+/// An error as one table cell: its lines joined, cut at [`MAX_ERROR_CELL_CHARS`].
+fn one_line(error: &str) -> String {
+    let joined = error.lines().map(str::trim).collect::<Vec<_>>().join(" | ");
+    if joined.chars().count() <= MAX_ERROR_CELL_CHARS {
+        return joined;
+    }
+    let cut: String = joined.chars().take(MAX_ERROR_CELL_CHARS - 1).collect();
+    format!("{cut}…")
 }
 
 /// A message or correlation id as JSON: text as a string, bytes tagged as `value_json` writes
@@ -439,4 +452,18 @@ pub async fn definitions(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_error_cell_is_one_line_and_cut_with_an_ellipsis() {
+        assert_eq!(one_line("a\n  b"), "a | b");
+        let long = "x".repeat(500);
+        let cell = one_line(&long);
+        assert_eq!(cell.chars().count(), MAX_ERROR_CELL_CHARS);
+        assert!(cell.ends_with('…'));
+    }
 }

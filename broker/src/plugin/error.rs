@@ -76,19 +76,25 @@ pub enum PluginError {
     Instantiate { plugin: String, reason: String },
 
     /// A call ran past its wall-clock deadline and was interrupted.
-    #[error("plugin {plugin:?}: {call} ran past its deadline of {deadline:?} and was stopped")]
+    #[error(
+        "plugin {plugin:?}{}: {call} ran past its deadline of {deadline:?} and was stopped",
+        at(version)
+    )]
     Deadline {
         plugin: String,
+        version: String,
         call: PluginCall,
         deadline: Duration,
     },
 
     /// A call tried to grow the plugin's memory past its cap.
     #[error(
-        "plugin {plugin:?}: {call} asked for {asked_bytes} bytes of memory in all; the limit is {limit_bytes} bytes"
+        "plugin {plugin:?}{}: {call} asked for {asked_bytes} bytes of memory in all; the limit is {limit_bytes} bytes",
+        at(version)
     )]
     MemoryLimit {
         plugin: String,
+        version: String,
         call: PluginCall,
         limit_bytes: usize,
         /// The instance's total memory the refused growth would have made.
@@ -102,10 +108,12 @@ pub enum PluginError {
 
     /// A call tried to grow the plugin's tables past their cap.
     #[error(
-        "plugin {plugin:?}: {call} asked for {asked_elements} table elements in all; the limit is {limit_elements}"
+        "plugin {plugin:?}{}: {call} asked for {asked_elements} table elements in all; the limit is {limit_elements}",
+        at(version)
     )]
     TableLimit {
         plugin: String,
+        version: String,
         call: PluginCall,
         limit_elements: usize,
         asked_elements: usize,
@@ -114,9 +122,10 @@ pub enum PluginError {
     /// A call trapped (a panic, an `unreachable`, an out-of-bounds access, …). `reason` is one
     /// line: the panic's message and `file:line:column` when the SDK's panic hook reported them,
     /// else the trap itself.
-    #[error("plugin {plugin:?}: {call} trapped: {reason}")]
+    #[error("plugin {plugin:?}{}: {call} trapped: {reason}", at(version))]
     Trap {
         plugin: String,
+        version: String,
         call: PluginCall,
         reason: String,
         /// The wasm backtrace, on one line, for the log (not shown to clients).
@@ -189,6 +198,15 @@ pub enum PluginError {
     NoShadow { plugin: String },
 }
 
+/// ` 1.2.0`, or nothing for a plugin whose version is not known yet (a file being probed).
+fn at(version: &str) -> String {
+    if version.is_empty() {
+        String::new()
+    } else {
+        format!(" {version}")
+    }
+}
+
 impl PluginError {
     /// Whether this error is the plugin misbehaving (and counts towards quarantine), as opposed
     /// to a refusal it meant or a problem outside the plugin.
@@ -202,5 +220,29 @@ impl PluginError {
                 | PluginError::InvalidDestination { .. }
                 | PluginError::Instantiate { .. }
         )
+    }
+
+    /// Whether this is a fault of a per-message call (`route`, `matches`): their callers log
+    /// those on one line with the exchange and routing key (or the consumer), so the host does
+    /// not log them again.
+    pub(crate) fn is_logged_by_caller(&self) -> bool {
+        match self {
+            PluginError::Deadline { call, .. }
+            | PluginError::MemoryLimit { call, .. }
+            | PluginError::TableLimit { call, .. }
+            | PluginError::Trap { call, .. } => {
+                matches!(call, PluginCall::Route | PluginCall::Matches)
+            }
+            PluginError::InvalidDestination { .. } => true,
+            _ => false,
+        }
+    }
+
+    /// The wasm backtrace of a trap, on one line; empty for other errors.
+    pub fn backtrace(&self) -> &str {
+        match self {
+            PluginError::Trap { backtrace, .. } => backtrace,
+            _ => "",
+        }
     }
 }

@@ -78,8 +78,9 @@ impl Replica for FilterInstance {
         engine: &PluginEngine,
         pre: &FilterPre<SandboxState>,
         plugin: &str,
+        version: &str,
     ) -> Result<Self, PluginError> {
-        let mut sandbox = Sandbox::new(engine, plugin);
+        let mut sandbox = Sandbox::new(engine, plugin, version);
         let exports = off_runtime(|| pre.instantiate(&mut sandbox.store))
             .map_err(|e| sandbox.instantiate_error(&e))?;
         Ok(FilterInstance {

@@ -61,7 +61,7 @@ pub(crate) fn load_version(
         .map_err(|e| wrong_world(format!("it imports what the broker does not offer: {e:#}")))?;
     let router_error = match RouterPre::new(pre.clone()) {
         Ok(pre) => {
-            let mut probe = RouterInstance::instantiate(engine, &pre, origin)?;
+            let mut probe = RouterInstance::instantiate(engine, &pre, origin, "")?;
             let info = probe.info(engine)?;
             check_info(&info).map_err(|reason| bad_info(origin, reason))?;
             return Ok(LoadedVersion::Router(Version::new(info, source, pre)));
@@ -70,7 +70,7 @@ pub(crate) fn load_version(
     };
     match FilterPre::new(pre) {
         Ok(pre) => {
-            let mut probe = FilterInstance::instantiate(engine, &pre, origin)?;
+            let mut probe = FilterInstance::instantiate(engine, &pre, origin, "")?;
             let info = probe.info(engine)?;
             check_info(&info).map_err(|reason| bad_info(origin, reason))?;
             Ok(LoadedVersion::Filter(Version::new(info, source, pre)))

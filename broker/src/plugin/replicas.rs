@@ -39,6 +39,7 @@ pub(crate) trait Replica: Sized {
         engine: &PluginEngine,
         pre: &Self::Pre,
         plugin: &str,
+        version: &str,
     ) -> Result<Self, PluginError>;
 
     fn apply(
@@ -87,7 +88,7 @@ impl<R: Replica> Version<R> {
         applied: u64,
         ops: &[<R::State as ReplayState>::Op],
     ) -> Result<R, PluginError> {
-        let mut instance = R::instantiate(engine, &self.pre, &self.info.name)?;
+        let mut instance = R::instantiate(engine, &self.pre, &self.info.name, &self.info.version)?;
         for op in ops {
             instance.apply(engine, op)?;
         }
@@ -256,11 +257,10 @@ impl<R: Replica> ReplicaSet<R> {
 
     fn count_fault(&self, error: PluginError, site: FaultSite) -> PluginError {
         if error.is_fault() {
-            let backtrace = match &error {
-                PluginError::Trap { backtrace, .. } => backtrace.as_str(),
-                _ => "",
-            };
-            tracing::warn!(plugin = self.name.as_str(), error = %error, backtrace, "plugin fault");
+            if !error.is_logged_by_caller() {
+                let backtrace = error.backtrace();
+                tracing::warn!(plugin = self.name.as_str(), error = %error, backtrace, "plugin fault");
+            }
             self.quarantine.record(&error, site, &self.engine.limits);
         }
         error

@@ -156,8 +156,9 @@ impl Replica for RouterInstance {
         engine: &PluginEngine,
         pre: &RouterPre<SandboxState>,
         plugin: &str,
+        version: &str,
     ) -> Result<Self, PluginError> {
-        let mut sandbox = Sandbox::new(engine, plugin);
+        let mut sandbox = Sandbox::new(engine, plugin, version);
         let exports = off_runtime(|| pre.instantiate(&mut sandbox.store))
             .map_err(|e| sandbox.instantiate_error(&e))?;
         Ok(RouterInstance {
@@ -315,6 +316,7 @@ impl RouterInstance {
         if answers.len() != messages.len() {
             return Err(PluginError::Trap {
                 plugin: self.sandbox.plugin().to_owned(),
+                version: self.sandbox.version().to_owned(),
                 call: PluginCall::Route,
                 reason: format!(
                     "route-batch answered {} lists for {} messages",

@@ -22,6 +22,8 @@ use super::sandbox::SandboxState;
 pub(crate) struct Sandbox {
     pub(crate) store: Store<SandboxState>,
     plugin: String,
+    /// The plugin's version, named in fault errors (empty while a file is first probed).
+    version: String,
     memory_bytes: usize,
 }
 
@@ -39,7 +41,7 @@ pub(crate) fn off_runtime<R>(work: impl FnOnce() -> R) -> R {
 }
 
 impl Sandbox {
-    pub(crate) fn new(engine: &PluginEngine, plugin: &str) -> Self {
+    pub(crate) fn new(engine: &PluginEngine, plugin: &str, version: &str) -> Self {
         let mut store = Store::new(
             &engine.engine,
             SandboxState::new(plugin, &engine.limits, engine.log_budgets.of(plugin)),
@@ -50,6 +52,7 @@ impl Sandbox {
         Sandbox {
             store,
             plugin: plugin.to_owned(),
+            version: version.to_owned(),
             memory_bytes: engine.limits.memory_bytes,
         }
     }
@@ -61,6 +64,10 @@ impl Sandbox {
 
     pub(crate) fn plugin(&self) -> &str {
         &self.plugin
+    }
+
+    pub(crate) fn version(&self) -> &str {
+        &self.version
     }
 
     /// Runs `f` against the store with `deadline`; turns a failure into the matching error.
@@ -107,10 +114,12 @@ impl Sandbox {
         error: &wasmtime::Error,
     ) -> PluginError {
         let plugin = self.plugin.clone();
+        let version = self.version.clone();
         let limiter = &self.store.data().limiter;
         if let Some(asked_bytes) = limiter.refused_memory {
             return PluginError::MemoryLimit {
                 plugin,
+                version,
                 call,
                 limit_bytes: self.memory_bytes,
                 asked_bytes,
@@ -119,6 +128,7 @@ impl Sandbox {
         if let Some(asked_elements) = limiter.refused_table {
             return PluginError::TableLimit {
                 plugin,
+                version,
                 call,
                 limit_elements: limiter.table_elements(),
                 asked_elements,
@@ -127,6 +137,7 @@ impl Sandbox {
         if error.downcast_ref::<wasmtime::Trap>() == Some(&wasmtime::Trap::Interrupt) {
             return PluginError::Deadline {
                 plugin,
+                version,
                 call,
                 deadline,
             };
@@ -142,6 +153,7 @@ impl Sandbox {
         };
         PluginError::Trap {
             plugin,
+            version,
             call,
             reason,
             backtrace,

@@ -131,7 +131,13 @@ impl Consumer {
             return false;
         }
         let pass = filter.matches(&message.message).unwrap_or_else(|error| {
-            tracing::warn!(consumer = self.spec.tag.as_str(), error = %error, "filter failed; the message is not delivered to this consumer");
+            tracing::warn!(
+                consumer = self.spec.tag.as_str(),
+                routing_key = message.message.routing_key.as_str(),
+                error = %error,
+                backtrace = error.backtrace(),
+                "filter failed; the message is not delivered to this consumer"
+            );
             false
         });
         if !pass {

@@ -18,6 +18,7 @@ fn main() {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(false)
         .try_init();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -67,6 +67,12 @@ pub fn new_plugin(name: &str, kind: NewKind, parent: &Path) -> anyhow::Result<Pa
     for (path, contents) in &files {
         write_new(&dir.join(path), contents)?;
     }
+    if kind == NewKind::Router {
+        // An exchange of the new type with a queue for each binding key, for
+        // `switchyard definitions import`.
+        let definitions = names.fill(include_str!("templates/router_definitions.json.tmpl"));
+        write_new(&dir.join("definitions.json"), &definitions)?;
+    }
     write_sdk(&dir)?;
     Ok(dir)
 }
