@@ -501,7 +501,7 @@ async fn a_plugin_trap_during_routing_rejects_that_message_and_loses_nothing_con
             let message = &error.message;
             assert!(
                 message.contains(r#"routing key "boom" at exchange "fragile""#)
-                    && message.contains(r#"plugin "trapper": route trapped: panicked at "#)
+                    && message.contains(r#"plugin "trapper" 0.1.0: route trapped: panicked at "#)
                     && message.contains("src/lib.rs:")
                     && message.ends_with(": asked to trap")
                     && !message.contains('\n'),
