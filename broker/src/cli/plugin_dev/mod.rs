@@ -32,7 +32,10 @@ pub fn run_local(command: &PluginCommand) -> Option<anyhow::Result<ExitCode>> {
 fn new(name: &str, kind: NewKind, parent: &Path) -> anyhow::Result<ExitCode> {
     let dir = scaffold::new_plugin(name, kind, parent)?;
     println!("created {}", dir.display());
-    println!("next: cd {} && switchyard plugin test", dir.display());
+    println!(
+        "next: switchyard plugin test --path {0}, then switchyard plugin deploy --path {0}",
+        dir.display()
+    );
     Ok(ExitCode::SUCCESS)
 }
 
