@@ -7,8 +7,9 @@
 //! nothing). After a content-carrying method it expects exactly one header frame of the basic
 //! class, then body frames until `body_size` bytes have come: anything else on the channel in
 //! between is a connection error, 505 unexpected-frame, as RabbitMQ's command assembler has it
-//! (that includes a body frame longer than what is left of the announced size, which RabbitMQ
-//! also refuses as an unexpected frame rather than a malformed one).
+//! — except a body frame longer than what is left of the announced size, which RabbitMQ's
+//! assembler refuses as 501 frame-error ("content body frame exceeds remaining content
+//! size"), and so do we.
 //!
 //! The body size is checked against `max_message_bytes` when the header arrives, before any
 //! body byte is kept: that is a channel error, 406 precondition-failed, as RabbitMQ's
@@ -95,11 +96,12 @@ pub enum ContentError {
 }
 
 impl ContentError {
-    /// 406 (a channel error) for a message over the limit, 505 (a connection error) for the
-    /// rest.
+    /// 406 (a channel error) for a message over the limit, 501 for a body longer than
+    /// announced, 505 (a connection error) for a frame out of order; as RabbitMQ.
     pub fn reply_code(&self) -> ReplyCode {
         match self {
             ContentError::MessageTooLarge { .. } => ReplyCode::PreconditionFailed,
+            ContentError::BodyTooLong { .. } => ReplyCode::FrameError,
             _ => ReplyCode::UnexpectedFrame,
         }
     }

@@ -245,7 +245,8 @@ fn parse_payload(frame_type: u8, channel: u16, payload: Bytes) -> Result<Frame, 
     }
 }
 
-/// Class id, weight (unused, always 0), body size, then the class's properties.
+/// Class id, weight, body size, then the class's properties. The weight is unused in 0-9-1
+/// and always 0; one that is not is ignored rather than refused.
 fn parse_content_header(channel: u16, payload: Bytes) -> Result<Frame, FrameError> {
     let malformed = |cause| FrameError::Malformed {
         frame_type: FRAME_HEADER,

@@ -6,6 +6,11 @@
 //! 0 clear); when we decode we follow the continuation bit as far as the peer chains words,
 //! but refuse any flag for a property the class does not define, since its type (and so the
 //! layout of everything after it) would be unknown.
+//!
+//! Short-string properties are `String`, as the broker's message model has them. RabbitMQ
+//! carries them as opaque bytes, so a publisher that puts binary in, say, `correlation_id`
+//! gets its header refused here (501) where RabbitMQ would pass it on: a known gap, kept
+//! because no mainstream client does it.
 
 use bytes::{BufMut, Bytes, BytesMut};
 use switchyard_value::Table;

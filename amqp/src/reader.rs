@@ -50,7 +50,8 @@ pub enum SyntaxError {
 
 impl SyntaxError {
     /// What the connection closes with. RabbitMQ answers any payload it cannot decode with
-    /// `FRAME_ERROR - cannot decode`; an unknown method is functionality we do not have.
+    /// `FRAME_ERROR - cannot decode`; for an unknown method the spec names no code, and we
+    /// answer 540 not-implemented: it is functionality we do not have.
     pub fn reply_code(&self) -> ReplyCode {
         match self {
             SyntaxError::UnknownMethod { .. } => ReplyCode::NotImplemented,

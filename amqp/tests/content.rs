@@ -275,14 +275,6 @@ fn out_of_order_frames_are_unexpected_frames() {
             "second header",
         ),
         (
-            vec![method(publish()), header(2), body(b"xyz")],
-            "body longer than announced",
-        ),
-        (
-            vec![method(publish()), header(2), body(b"x"), body(b"yz")],
-            "body frames adding up to more than announced",
-        ),
-        (
             vec![
                 method(publish()),
                 Frame::Header {
@@ -310,7 +302,7 @@ fn out_of_order_frames_are_unexpected_frames() {
 }
 
 #[test]
-fn a_body_longer_than_announced_says_how_much_was_left() {
+fn a_body_longer_than_announced_is_a_frame_error_saying_how_much_was_left() {
     let error = unexpected(vec![method(publish()), header(2), body(b"xyz")]);
     assert_eq!(
         error,
@@ -318,6 +310,16 @@ fn a_body_longer_than_announced_says_how_much_was_left() {
             channel: 1,
             size: 3,
             remaining: 2
+        }
+    );
+    assert_eq!(error.reply_code(), ReplyCode::FrameError);
+    let error = unexpected(vec![method(publish()), header(2), body(b"x"), body(b"yz")]);
+    assert_eq!(
+        error,
+        ContentError::BodyTooLong {
+            channel: 1,
+            size: 2,
+            remaining: 1
         }
     );
 }
