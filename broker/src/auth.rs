@@ -86,6 +86,11 @@ impl Users {
         })
     }
 
+    /// Whether no user is configured (development mode: anonymous connections only).
+    pub fn is_empty(&self) -> bool {
+        self.hashes.is_empty()
+    }
+
     /// Whether `principal` may load plugin code: anyone on a broker without users (development
     /// mode, where everyone may do everything), else users tagged [`ADMINISTRATOR`].
     pub fn may_load_plugins(&self, principal: &Principal) -> bool {

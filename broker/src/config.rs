@@ -48,6 +48,8 @@ pub struct BrokerConfig {
     pub plugins: PluginSettings,
     pub store: StoreSettings,
     pub limits: LimitSettings,
+    /// The AMQP 0-9-1 listeners (`[amqp]`).
+    pub amqp: AmqpSettings,
     /// Users allowed to connect (`[[users]]` tables); none means anonymous development mode.
     pub users: Vec<UserConfig>,
 }
@@ -170,9 +172,86 @@ impl Default for BrokerConfig {
             plugins: PluginSettings::default(),
             store: StoreSettings::default(),
             limits: LimitSettings::default(),
+            amqp: AmqpSettings::default(),
             users: Vec::new(),
         }
     }
+}
+
+/// The AMQP port RabbitMQ's clients use by default.
+pub const DEFAULT_AMQP_PORT: u16 = 5672;
+
+/// The AMQPS (AMQP over TLS) port.
+pub const DEFAULT_AMQPS_PORT: u16 = 5671;
+
+/// The `[amqp]` table: AMQP 0-9-1 over TCP and over TLS (with the broker's certificate).
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct AmqpSettings {
+    /// TCP address of the AMQP listener; `"off"` switches it off.
+    #[serde(deserialize_with = "address_or_off")]
+    pub listen: Option<SocketAddr>,
+    /// TCP address of the AMQPS listener; `"off"` switches it off.
+    #[serde(deserialize_with = "address_or_off")]
+    pub listen_tls: Option<SocketAddr>,
+    /// The most channels a connection may open (offered in `connection.tune`).
+    pub channel_max: u16,
+    /// The largest frame, in bytes (offered in `connection.tune`; at least 4096).
+    pub frame_max: u32,
+    /// The heartbeat interval offered, in seconds (0: none unless the client asks).
+    pub heartbeat_s: u16,
+    /// How long a client may take from connecting to `connection.open`, in milliseconds.
+    pub handshake_timeout_ms: u64,
+}
+
+impl Default for AmqpSettings {
+    fn default() -> Self {
+        AmqpSettings {
+            listen: Some(SocketAddr::from(([127, 0, 0, 1], DEFAULT_AMQP_PORT))),
+            listen_tls: Some(SocketAddr::from(([127, 0, 0, 1], DEFAULT_AMQPS_PORT))),
+            channel_max: 2047,
+            frame_max: 131_072,
+            heartbeat_s: 60,
+            handshake_timeout_ms: 10_000,
+        }
+    }
+}
+
+impl AmqpSettings {
+    /// Both listeners off: what a broker embedded in a test wants unless it tests AMQP.
+    pub fn off() -> Self {
+        AmqpSettings {
+            listen: None,
+            listen_tls: None,
+            ..AmqpSettings::default()
+        }
+    }
+
+    /// Both listeners on `127.0.0.1` with ports the system picks.
+    pub fn on_any_port() -> Self {
+        AmqpSettings {
+            listen: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
+            listen_tls: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
+            ..AmqpSettings::default()
+        }
+    }
+}
+
+/// Reads a listener address, or `"off"` for none.
+pub fn parse_address_or_off(text: &str) -> Result<Option<SocketAddr>, String> {
+    match text.trim() {
+        "off" | "" => Ok(None),
+        address => address.parse().map(Some).map_err(|e| {
+            format!("{address:?} is neither an address (127.0.0.1:5672) nor `off`: {e}")
+        }),
+    }
+}
+
+fn address_or_off<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<SocketAddr>, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    parse_address_or_off(&text).map_err(serde::de::Error::custom)
 }
 
 impl Default for PluginSettings {
@@ -215,6 +294,13 @@ impl BrokerConfig {
             return Err(format!(
                 "max_message_bytes ({}) plus {DELIVERY_HEADROOM_BYTES} bytes for what a delivery adds must fit max_frame_bytes ({})",
                 self.max_message_bytes, self.max_frame_bytes
+            ));
+        }
+        if self.amqp.frame_max < switchyard_amqp::FRAME_MIN_SIZE {
+            return Err(format!(
+                "[amqp] frame_max is {}; AMQP 0-9-1 needs at least {}",
+                self.amqp.frame_max,
+                switchyard_amqp::FRAME_MIN_SIZE
             ));
         }
         Ok(())

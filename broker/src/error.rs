@@ -59,6 +59,10 @@ pub enum BrokerError {
     #[error("{what} limit reached: at most {limit} (the broker's `[limits]` configuration)")]
     LimitReached { what: &'static str, limit: u64 },
 
+    /// A new connection past the connection limits (see `session::admission`).
+    #[error("{reason}")]
+    TooManyConnections { reason: String },
+
     /// The store could not take or keep something durable (disk low, a failed write).
     #[error("{reason}")]
     Storage { reason: String },

@@ -53,12 +53,15 @@ pub enum StartError {
     Restore(String),
     #[error("configuration: {0}")]
     Config(String),
+    #[error(transparent)]
+    Amqp(#[from] frontend::amqp::AmqpError),
 }
 
 /// A running broker.
 #[derive(Debug)]
 pub struct Broker {
     server: Server,
+    amqp: frontend::amqp::AmqpServer,
     topology: Arc<Topology>,
     sessions: Arc<session::Sessions>,
     fingerprint: String,
@@ -117,9 +120,13 @@ impl Broker {
             );
         }
         let sessions = session::Sessions::new(Arc::clone(&topology), users, &config);
+        topology.declare_standard_exchanges();
+        let amqp =
+            frontend::amqp::AmqpServer::start(&config, &identity, Arc::clone(&sessions)).await?;
         let server = Server::start(config, &identity, Arc::clone(&sessions))?;
         Ok(Broker {
             server,
+            amqp,
             topology,
             sessions,
             fingerprint: identity.fingerprint(),
@@ -130,6 +137,16 @@ impl Broker {
     /// Where the broker listens (the real port when configured with port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.server.local_addr()
+    }
+
+    /// Where the AMQP 0-9-1 listener is, if it is on.
+    pub fn amqp_addr(&self) -> Option<SocketAddr> {
+        self.amqp.local_addr()
+    }
+
+    /// Where the AMQPS (AMQP over TLS) listener is, if it is on.
+    pub fn amqps_addr(&self) -> Option<SocketAddr> {
+        self.amqp.tls_local_addr()
     }
 
     /// SHA-256 of the broker's certificate, for clients to pin.
@@ -153,6 +170,7 @@ impl Broker {
     /// Stops serving: consumers are told, connections closed, and the store makes everything
     /// it was given durable.
     pub async fn shutdown(self) {
+        self.amqp.shutdown();
         self.server.shutdown().await;
         if let Some(store) = self.topology.store() {
             tokio::task::block_in_place(|| store.close());

@@ -82,6 +82,14 @@ impl TlsIdentity {
         config.alpn_protocols = vec![ALPN.to_vec()];
         Ok(config)
     }
+
+    /// The rustls server configuration for protocols over TCP (AMQPS): the same certificate,
+    /// TLS 1.3, no ALPN (AMQP clients send none).
+    pub fn server_config_for_tcp(&self) -> Result<rustls::ServerConfig, TlsError> {
+        let mut config = self.server_config()?;
+        config.alpn_protocols.clear();
+        Ok(config)
+    }
 }
 
 /// Hex SHA-256 of a certificate.

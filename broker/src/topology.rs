@@ -439,6 +439,7 @@ impl Topology {
             .exchanges
             .values()
             .filter(|e| e.spec.durable || !durable_only)
+            .filter(|e| !is_standard_exchange(&e.spec.name))
             .map(|e| ExchangeDefinition {
                 name: e.spec.name.clone(),
                 kind: e.spec.kind.clone(),
@@ -539,6 +540,25 @@ impl Topology {
 
     /// Declares an exchange; redeclaring with the same properties is a no-op, with different
     /// ones an error. `passive` only checks that it exists.
+    /// Declares the exchanges every RabbitMQ client may count on ([`STANDARD_EXCHANGES`]),
+    /// durable, unless a definition declared them already. They are made at every start and
+    /// left out of definitions.
+    pub fn declare_standard_exchanges(&self) {
+        for (name, kind) in STANDARD_EXCHANGES {
+            let spec = ExchangeSpec {
+                name: (*name).to_owned(),
+                kind: (*kind).to_owned(),
+                durable: true,
+                auto_delete: false,
+                internal: false,
+                arguments: Table::new(),
+            };
+            if let Err(error) = tokio::task::block_in_place(|| self.declare_exchange(spec, false)) {
+                tracing::warn!(exchange = name, %error, "a standard exchange could not be declared");
+            }
+        }
+    }
+
     pub fn declare_exchange(
         &self,
         mut spec: ExchangeSpec,
@@ -676,7 +696,7 @@ impl Topology {
             if passive {
                 return Err(BrokerError::invalid("a passive declare needs a queue name"));
             }
-            spec.name = format!("sy.gen-{:08x}-{}", connection, self.new_handle());
+            spec.name = format!("amq.gen-{:08x}-{}", connection, self.new_handle());
         }
         spec.arguments = normalized_arguments("queue", std::mem::take(&mut spec.arguments))?;
         if spec.exclusive && spec.durable {
@@ -1156,6 +1176,21 @@ impl Topology {
         }
         Ok(queues)
     }
+}
+
+/// The exchanges RabbitMQ pre-declares, by name and type.
+pub const STANDARD_EXCHANGES: &[(&str, &str)] = &[
+    ("amq.direct", "direct"),
+    ("amq.fanout", "fanout"),
+    ("amq.topic", "topic"),
+    ("amq.headers", "headers"),
+    ("amq.match", "headers"),
+];
+
+fn is_standard_exchange(name: &str) -> bool {
+    STANDARD_EXCHANGES
+        .iter()
+        .any(|(standard, _)| *standard == name)
 }
 
 /// Why routing stopped.

@@ -30,6 +30,7 @@ fn switchyard(broker: &Broker, args: &[&str]) -> String {
 async fn start() -> (Broker, tempfile::TempDir, Connection) {
     let data_dir = tempfile::tempdir().unwrap();
     let config = BrokerConfig {
+        amqp: switchyard::config::AmqpSettings::off(),
         listen: "127.0.0.1:0".parse().unwrap(),
         data_dir: data_dir.path().to_owned(),
         ..BrokerConfig::default()
@@ -136,7 +137,16 @@ fn the_log_has_no_colour_codes_when_written_to_a_file() {
 
     let data_dir = tempfile::tempdir().unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_switchyard"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--amqp-listen",
+            "off",
+            "--amqps-listen",
+            "off",
+            "--data-dir",
+        ])
         .arg(data_dir.path())
         .env("RUST_LOG", "info")
         .stdout(Stdio::piped())

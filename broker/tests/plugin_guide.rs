@@ -33,6 +33,12 @@ impl Serve {
     fn start(dir: &Path, port: u16) -> Serve {
         let mut child = Command::new(env!("CARGO_BIN_EXE_switchyard"))
             .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .args([
+                "--amqp-listen",
+                "127.0.0.1:0",
+                "--amqps-listen",
+                "127.0.0.1:0",
+            ])
             .current_dir(dir)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())

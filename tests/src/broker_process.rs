@@ -136,7 +136,7 @@ pub fn free_port() -> u16 {
 pub fn write_config(data_dir: &Path, port: u16, store: &str) -> PathBuf {
     let path = data_dir.join("broker.toml");
     let config = format!(
-        "listen = \"127.0.0.1:{port}\"\ndata_dir = \"{}\"\n[store]\n{store}\n",
+        "listen = \"127.0.0.1:{port}\"\ndata_dir = \"{}\"\n[amqp]\nlisten = \"off\"\nlisten_tls = \"off\"\n[store]\n{store}\n",
         data_dir.display()
     );
     std::fs::write(&path, config).unwrap();

@@ -173,6 +173,8 @@ pub async fn start_broker(
         ..BrokerConfig::default()
     };
     config.plugins.call_deadline_ms = 200;
+    // Brokers of tests run side by side: none takes the AMQP ports; AMQP tests ask for any.
+    config.amqp = switchyard::config::AmqpSettings::off();
     adjust(&mut config);
     // Share compiled plugins between tests.
     std::fs::create_dir_all(artifact_cache()).expect("artifact cache");

@@ -168,7 +168,7 @@ async fn declaring_again_is_a_no_op_unless_properties_differ() {
         "{error:?}"
     );
     let generated = c.declare_queue("", QueueOptions::default()).await.unwrap();
-    assert!(generated.starts_with("sy.gen-"), "{generated}");
+    assert!(generated.starts_with("amq.gen-"), "{generated}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -34,6 +34,7 @@ async fn main() -> anyhow::Result<()> {
     let broker = Broker::start(BrokerConfig {
         listen: "127.0.0.1:0".parse()?,
         data_dir: data_dir.path().to_owned(),
+        amqp: switchyard::config::AmqpSettings::off(),
         ..BrokerConfig::default()
     })
     .await?;

@@ -114,6 +114,13 @@ pub struct ServeArgs {
     /// UDP address to listen on.
     #[arg(long)]
     pub listen: Option<SocketAddr>,
+    /// TCP address for AMQP 0-9-1 (default 127.0.0.1:5672), or `off`.
+    #[arg(long, value_parser = parse_listener)]
+    pub amqp_listen: Option<Listener>,
+    /// TCP address for AMQP over TLS, with the broker's certificate (default 127.0.0.1:5671),
+    /// or `off`.
+    #[arg(long, value_parser = parse_listener)]
+    pub amqps_listen: Option<Listener>,
     /// Where the broker keeps its state.
     #[arg(long, env = "SWITCHYARD_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
@@ -419,4 +426,12 @@ pub enum PluginCommand {
     Promote { name: String },
     /// Stop the shadow of router NAME; nothing else changes.
     Discard { name: String },
+}
+
+/// A listener's address, or none (`off`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Listener(pub Option<SocketAddr>);
+
+fn parse_listener(text: &str) -> Result<Listener, String> {
+    switchyard::config::parse_address_or_off(text).map(Listener)
 }

@@ -18,6 +18,12 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(listen) = args.listen {
         config.listen = listen;
     }
+    if let Some(listener) = args.amqp_listen {
+        config.amqp.listen = listener.0;
+    }
+    if let Some(listener) = args.amqps_listen {
+        config.amqp.listen_tls = listener.0;
+    }
     if let Some(dir) = args.data_dir {
         config.data_dir = dir;
     }

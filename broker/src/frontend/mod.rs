@@ -4,7 +4,9 @@
 //! through it. The arrows go frontends → session → core, never back.
 //!
 //! - [`quic`]: Switchyard's own protocol over QUIC (`switchyard_protocol`).
+//! - [`amqp`]: AMQP 0-9-1 over TCP and TLS (`switchyard_amqp`), for RabbitMQ's clients.
 //!
-//! AMQP 0-9-1, MQTT and STOMP come next, each a sibling folder here.
+//! MQTT and STOMP come next, each a sibling folder here.
 
+pub(crate) mod amqp;
 pub(crate) mod quic;

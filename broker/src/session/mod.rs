@@ -23,6 +23,7 @@
 //! frontends make them off the async workers where they may (`block_in_place`), as the QUIC
 //! frontend's module docs describe.
 
+mod admission;
 mod backpressure;
 mod consume;
 mod get;
@@ -30,7 +31,9 @@ mod publish;
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
+pub use admission::{Admission, ConnectionSlot};
 pub use backpressure::{Backpressure, Pressure};
 pub use consume::{SubscribeOptions, Subscription};
 pub use get::{Getter, Got};
@@ -88,6 +91,9 @@ pub struct Sessions {
     memory_high_watermark_bytes: u64,
     /// Where installed plugins are written (the broker watches it).
     plugin_dir: PathBuf,
+    /// The connection limits every frontend's connections count against.
+    admission: Arc<Admission>,
+    next_connection: AtomicU64,
 }
 
 impl Sessions {
@@ -101,7 +107,26 @@ impl Sessions {
             max_message_bytes: config.max_message_bytes as usize,
             memory_high_watermark_bytes: config.memory_high_watermark_bytes,
             plugin_dir: config.plugin_dir(),
+            admission: Admission::new(config.limits),
+            next_connection: AtomicU64::new(1),
         })
+    }
+
+    /// The connection limits: a frontend takes a slot for each connection it accepts, and a
+    /// turn before each password check.
+    pub fn admission(&self) -> &Arc<Admission> {
+        &self.admission
+    }
+
+    /// A connection id unique in the broker, whatever the frontend (exclusive queues belong to
+    /// one).
+    pub fn new_connection_id(&self) -> u64 {
+        self.next_connection.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Whether the broker has no users, so connections are anonymous (development mode).
+    pub fn anonymous_allowed(&self) -> bool {
+        self.users.is_empty()
     }
 
     /// Checks credentials. Blocks for a password hash's verification (deliberately slow):
@@ -199,6 +224,12 @@ impl Session {
         definitions: &Definitions,
     ) -> Result<RestoreReport, BrokerError> {
         self.topology().import(definitions, true)
+    }
+
+    /// Whether exchanges of type `kind` can be declared (a router plugin of that name is
+    /// loaded).
+    pub fn has_exchange_type(&self, kind: &str) -> bool {
+        self.topology().plugins().router(kind).is_ok()
     }
 
     pub fn plugins(&self) -> Vec<PluginStatus> {

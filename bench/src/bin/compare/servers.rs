@@ -170,6 +170,7 @@ impl SwitchyardServer {
                 .arg(addr.to_string())
                 .arg("--data-dir")
                 .arg(&data)
+                .args(["--amqp-listen", "off", "--amqps-listen", "off"])
                 .args(extra_args)
                 .env("RUST_LOG", "warn")
                 .stdin(Stdio::null())

@@ -2,7 +2,7 @@
 //! other streams and handing each to its handler, under a stream limit that grows as the
 //! client opens more (`stream_limit`). Until its Hello is authenticated a connection may
 //! buffer little (a small receive window) and has `hello_timeout_ms` to send it; its place
-//! under the connection limits is held for its whole life (`admission`). When the connection ends, its exclusive
+//! under the connection limits is held for its whole life (`session::admission`). When the connection ends, its exclusive
 //! queues go with it (its consumers' unacked messages are requeued by their stream tasks).
 
 use std::sync::Arc;
@@ -45,7 +45,7 @@ pub(crate) async fn serve(incoming: quinn::Incoming, id: u64, shared: Arc<Shared
     let remote = incoming.remote_address();
     let span = tracing::info_span!("connection", id, %remote);
     async move {
-        let slot = shared.admission.admit(remote.ip());
+        let slot = shared.sessions.admission().admit(remote.ip());
         let connection = match incoming.await {
             Ok(connection) => connection,
             Err(error) => {
@@ -55,7 +55,8 @@ pub(crate) async fn serve(incoming: quinn::Incoming, id: u64, shared: Arc<Shared
         };
         let _slot = match slot {
             Ok(slot) => slot,
-            Err(reason) => {
+            Err(refusal) => {
+                let reason = super::wire_error::wire_error(&refusal);
                 tracing::warn!(reason = %reason.message, "connection refused");
                 connection.close(reason.code.as_u16().into(), reason.message.as_bytes());
                 return;
@@ -127,7 +128,7 @@ async fn run(
     let authenticated = {
         // Password checks are costly on purpose: a few at a time (see `admission.rs`).
         let _turn = match hello.auth {
-            Auth::Password { .. } => Some(shared.admission.password_check().await),
+            Auth::Password { .. } => Some(shared.sessions.admission().password_check().await),
             _ => None,
         };
         let credentials = match &hello.auth {

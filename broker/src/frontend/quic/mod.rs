@@ -17,7 +17,6 @@
 //! an fsync on a worker (dead letters made durable) do leave it (`Topology::wait_durable`).
 //! The server needs Tokio's multi-threaded runtime.
 
-mod admission;
 mod busy_wait;
 mod connection;
 mod consume;
@@ -29,7 +28,6 @@ mod wire_error;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::sync::watch;
@@ -46,8 +44,6 @@ pub(crate) struct Shared {
     /// The only way into the core (see `session`).
     pub(crate) sessions: Arc<Sessions>,
     pub(crate) config: BrokerConfig,
-    pub(crate) admission: Arc<admission::Admission>,
-    next_connection: AtomicU64,
     /// Flips to true when the broker shuts down.
     pub(crate) shutdown: watch::Receiver<bool>,
 }
@@ -108,9 +104,7 @@ impl Server {
         let (shutdown, shutdown_rx) = watch::channel(false);
         let shared = Arc::new(Shared {
             sessions,
-            admission: admission::Admission::new(config.limits),
             config,
-            next_connection: AtomicU64::new(1),
             shutdown: shutdown_rx,
         });
         let accept_task = tokio::spawn(accept_loop(endpoint.clone(), shared));
@@ -162,7 +156,7 @@ fn bind(
 
 async fn accept_loop(endpoint: quinn::Endpoint, shared: Arc<Shared>) {
     while let Some(incoming) = endpoint.accept().await {
-        let id = shared.next_connection.fetch_add(1, Ordering::Relaxed);
+        let id = shared.sessions.new_connection_id();
         tokio::spawn(connection::serve(incoming, id, Arc::clone(&shared)));
     }
 }

@@ -20,7 +20,9 @@ pub(crate) fn wire_error(error: &BrokerError) -> WireError {
         BrokerError::MessageTooLarge { .. } => ErrorCode::MessageTooLarge,
         BrokerError::Storage { .. } => ErrorCode::StorageFailed,
         BrokerError::QueueFull { .. } => ErrorCode::QueueFull,
-        BrokerError::LimitReached { .. } => ErrorCode::LimitReached,
+        BrokerError::LimitReached { .. } | BrokerError::TooManyConnections { .. } => {
+            ErrorCode::LimitReached
+        }
     };
     WireError::new(code, error.to_string())
 }

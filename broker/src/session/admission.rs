@@ -1,8 +1,9 @@
 //! Who may connect, and how much a connection may cost before it has authenticated: the
 //! connection limits (in all, and per IP address) and the permits for password checks.
 //!
-//! A connection holds a [`ConnectionSlot`] from the moment it is accepted until it ends; a
-//! connection past a limit is told why (`LIMIT_REACHED`) and closed, and the others carry on.
+//! A connection holds a [`ConnectionSlot`] from the moment it is accepted until it ends, in
+//! whatever protocol; a connection past a limit is told why (in its protocol's terms) and
+//! closed, and the others carry on.
 //! Password checks are Argon2 (about 19 MiB and tens of milliseconds each), so only a few run
 //! at once and the rest wait their turn instead of exhausting memory and CPU.
 
@@ -11,13 +12,14 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use parking_lot::Mutex;
-use switchyard_protocol::{ErrorCode, WireError};
 use tokio::sync::Semaphore;
+
+use crate::error::BrokerError;
 
 use crate::config::LimitSettings;
 
 #[derive(Debug)]
-pub(crate) struct Admission {
+pub struct Admission {
     limits: LimitSettings,
     open: Mutex<OpenConnections>,
     password_checks: Semaphore,
@@ -31,13 +33,13 @@ struct OpenConnections {
 
 /// A connection's place under the limits; given back when dropped.
 #[derive(Debug)]
-pub(crate) struct ConnectionSlot {
+pub struct ConnectionSlot {
     admission: Arc<Admission>,
     address: IpAddr,
 }
 
 impl Admission {
-    pub(crate) fn new(limits: LimitSettings) -> Arc<Self> {
+    pub fn new(limits: LimitSettings) -> Arc<Self> {
         Arc::new(Admission {
             limits,
             open: Mutex::default(),
@@ -46,7 +48,7 @@ impl Admission {
     }
 
     /// A slot for a connection from `address`, or why there is none.
-    pub(crate) fn admit(self: &Arc<Self>, address: IpAddr) -> Result<ConnectionSlot, WireError> {
+    pub fn admit(self: &Arc<Self>, address: IpAddr) -> Result<ConnectionSlot, BrokerError> {
         let mut open = self.open.lock();
         if open.total >= self.limits.max_connections {
             return Err(limit_reached(format!(
@@ -70,7 +72,7 @@ impl Admission {
     }
 
     /// Waits for a turn to check a password; the check runs while the permit is held.
-    pub(crate) async fn password_check(&self) -> tokio::sync::SemaphorePermit<'_> {
+    pub async fn password_check(&self) -> tokio::sync::SemaphorePermit<'_> {
         self.password_checks
             .acquire()
             .await
@@ -91,8 +93,8 @@ impl Drop for ConnectionSlot {
     }
 }
 
-fn limit_reached(message: String) -> WireError {
-    WireError::new(ErrorCode::LimitReached, message)
+fn limit_reached(reason: String) -> BrokerError {
+    BrokerError::TooManyConnections { reason }
 }
 
 #[cfg(test)]
@@ -110,20 +112,11 @@ mod tests {
         let b: IpAddr = "127.0.0.2".parse().unwrap();
         let first = admission.admit(a).unwrap();
         let _second = admission.admit(a).unwrap();
-        let refused = admission.admit(a).unwrap_err();
-        assert_eq!(refused.code, ErrorCode::LimitReached);
-        assert!(
-            refused.message.contains("per address"),
-            "{}",
-            refused.message
-        );
+        let refused = admission.admit(a).unwrap_err().to_string();
+        assert!(refused.contains("per address"), "{refused}");
         let _third = admission.admit(b).unwrap();
-        let refused = admission.admit(b).unwrap_err();
-        assert!(
-            refused.message.contains("max_connections)"),
-            "{}",
-            refused.message
-        );
+        let refused = admission.admit(b).unwrap_err().to_string();
+        assert!(refused.contains("max_connections)"), "{refused}");
         drop(first);
         admission.admit(a).unwrap();
     }

@@ -1,0 +1,1263 @@
+//! One AMQP channel: a state machine from commands (a method, with its content) to session
+//! calls and reply frames. It does no IO: replies are appended to the connection's output
+//! buffer, deliveries and confirms arrive as events the connection hands in, and a refusal is
+//! returned as a [`Fault`] that closes the channel (or, for the connection-level codes, the
+//! connection).
+//!
+//! Delivery tags are the channel's: one counter for every consumer and `basic.get` of the
+//! channel, mapped to the tag of the subscription (or getter) that delivered the message, so
+//! `basic.ack` with `multiple` settles across consumers as AMQP says it does.
+//!
+//! `basic.qos`: `global = false` sets the prefetch of the channel's consumers, including those
+//! already consuming (RabbitMQ applies it to new consumers only; see `docs/amqp.md` for why we
+//! do not); `global = true` caps each consumer of the channel too — an approximation of
+//! RabbitMQ's channel-wide count, which the session layer does not have yet.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use switchyard_amqp::method::*;
+use switchyard_amqp::{BASIC_CLASS_ID, Command, ContentAssembler, Method, ReplyCode};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use super::connection::Event;
+use super::translate::{message_from_amqp, properties_to_amqp, reply_for, reply_text};
+use crate::session::{
+    Binding, BindingDestination, BrokerError, DeliveryEvent, DurabilityWait, ExchangeSpec, Getter,
+    Outcome, PendingPublish, PublishRequest, Publisher, QueueSpec, Session, Settlement,
+    SubscribeOptions, Subscription, Table, Value, delivery_channel,
+};
+
+/// The pseudo-queue of RabbitMQ's direct reply-to.
+pub(super) const REPLY_TO: &str = "amq.rabbitmq.reply-to";
+
+/// Deliveries a consumer without a prefetch limit may have waiting for the connection.
+const UNLIMITED_CONSUMER_WINDOW: usize = 1024;
+
+/// Consumers one channel may have.
+pub(super) const MAX_CONSUMERS_PER_CHANNEL: usize = 1024;
+
+/// Publishes and settlements one transaction may hold before commit.
+const MAX_TRANSACTION_ITEMS: usize = 65_536;
+
+/// Why the channel (or the connection) must close.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Fault {
+    pub code: ReplyCode,
+    pub text: String,
+    /// The method that failed (0, 0 for none).
+    pub class_id: u16,
+    pub method_id: u16,
+}
+
+impl Fault {
+    pub(super) fn new(code: ReplyCode, message: impl AsRef<str>) -> Fault {
+        Fault {
+            code,
+            text: reply_text(code, message.as_ref()),
+            class_id: 0,
+            method_id: 0,
+        }
+    }
+
+    fn from_error(error: &BrokerError) -> Fault {
+        let (code, text) = reply_for(error);
+        Fault {
+            code,
+            text,
+            class_id: 0,
+            method_id: 0,
+        }
+    }
+
+    pub(super) fn during(mut self, method: &Method) -> Fault {
+        self.class_id = method.class_id();
+        self.method_id = method.method_id();
+        self
+    }
+}
+
+impl From<BrokerError> for Fault {
+    fn from(error: BrokerError) -> Fault {
+        Fault::from_error(&error)
+    }
+}
+
+/// What the channel needs from its connection while it handles a command.
+pub(super) struct Context<'a> {
+    pub session: &'a Arc<Session>,
+    /// Frames to send, appended in order.
+    pub out: &'a mut BytesMut,
+    pub frame_max: u32,
+    pub events: &'a mpsc::Sender<Event>,
+    pub connection: u64,
+    /// Whether the client wants `basic.cancel` when a queue goes away.
+    pub cancel_notify: bool,
+    /// The queue behind this connection's direct reply-to, once it has consumed from it.
+    pub reply_queue: &'a mut Option<String>,
+}
+
+impl Context<'_> {
+    fn send(&mut self, channel: u16, method: impl Into<Method>) {
+        let method = method.into();
+        if let Err(error) = switchyard_amqp::encode_method(channel, &method, self.out) {
+            tracing::error!(method = method.name(), %error, "could not encode a reply");
+        }
+    }
+
+    /// Sends a method with content; `false` if the content cannot be framed (its header is
+    /// larger than a frame).
+    fn send_with_content(
+        &mut self,
+        channel: u16,
+        method: impl Into<Method>,
+        properties: &switchyard_amqp::BasicProperties,
+        body: &Bytes,
+    ) -> bool {
+        let start = self.out.len();
+        let method = method.into();
+        let sent = switchyard_amqp::encode_method(channel, &method, self.out).is_ok()
+            && switchyard_amqp::encode_content(
+                channel,
+                BASIC_CLASS_ID,
+                properties,
+                body,
+                self.frame_max,
+                self.out,
+            )
+            .is_ok();
+        if !sent {
+            self.out.truncate(start);
+        }
+        sent
+    }
+}
+
+/// Who delivered a message the client holds unacked.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+enum Holder {
+    Consumer(u64),
+    Getter(String),
+}
+
+#[derive(Debug)]
+struct Held {
+    holder: Holder,
+    /// The subscription's (or getter's) own tag.
+    tag: u64,
+}
+
+#[derive(Debug)]
+struct Consumer {
+    tag: String,
+    subscription: Subscription,
+    no_ack: bool,
+    pump: JoinHandle<()>,
+    /// Cancelled by the client, kept while the client holds deliveries of it to settle.
+    cancelled: bool,
+}
+
+#[derive(Debug)]
+struct Confirms {
+    next_seq: u64,
+    to_confirmer: mpsc::UnboundedSender<Vec<(u64, PendingPublish)>>,
+    confirmer: JoinHandle<()>,
+}
+
+#[derive(Debug, Default)]
+struct Transaction {
+    publishes: Vec<(PublishRequest, Option<ReturnCopy>)>,
+    settlements: Vec<Method>,
+}
+
+/// An open channel.
+#[derive(Debug)]
+pub(super) struct Channel {
+    pub id: u16,
+    assembler: ContentAssembler,
+    publisher: Publisher,
+    durability: DurabilityWait,
+    confirms: Option<Confirms>,
+    transaction: Option<Transaction>,
+    consumers: HashMap<u64, Consumer>,
+    next_consumer: u64,
+    next_delivery_tag: u64,
+    unacked: BTreeMap<u64, Held>,
+    getters: HashMap<String, Getter>,
+    /// `basic.qos` with `global = false`, and with `global = true`.
+    prefetch_per_consumer: u16,
+    prefetch_per_channel: u16,
+    /// The queue this channel declared last: an empty queue name means it (AMQP's rule).
+    last_queue: Option<String>,
+}
+
+impl Channel {
+    pub(super) fn open(id: u16, session: &Session, max_message_bytes: u64) -> Channel {
+        let publisher = session.publisher();
+        Channel {
+            id,
+            assembler: ContentAssembler::new(id, max_message_bytes),
+            durability: publisher.durability(),
+            publisher,
+            confirms: None,
+            transaction: None,
+            consumers: HashMap::new(),
+            next_consumer: 1,
+            next_delivery_tag: 1,
+            unacked: BTreeMap::new(),
+            getters: HashMap::new(),
+            prefetch_per_consumer: 0,
+            prefetch_per_channel: 0,
+            last_queue: None,
+        }
+    }
+
+    pub(super) fn assembler(&mut self) -> &mut ContentAssembler {
+        &mut self.assembler
+    }
+
+    /// Ends the channel: consumers stop, and whatever the client held unacked goes back to its
+    /// queues (as RabbitMQ requeues a closed channel's unacked messages).
+    pub(super) fn close(self) {
+        for (_, consumer) in self.consumers {
+            consumer.pump.abort();
+            consumer.subscription.close();
+        }
+        for (_, getter) in self.getters {
+            getter.close();
+        }
+        if let Some(confirms) = self.confirms {
+            // Answers still owed are dropped with the channel; the messages stay published.
+            drop(confirms.to_confirmer);
+            confirms.confirmer.abort();
+        }
+    }
+
+    /// Handles one command. Replies are appended to `ctx.out`.
+    pub(super) fn handle(&mut self, command: Command, ctx: &mut Context<'_>) -> Result<(), Fault> {
+        let Command {
+            method, content, ..
+        } = command;
+        let during = method.clone();
+        self.dispatch(method, content, ctx)
+            .map_err(|fault| fault.during(&during))
+    }
+
+    fn dispatch(
+        &mut self,
+        method: Method,
+        content: Option<switchyard_amqp::Content>,
+        ctx: &mut Context<'_>,
+    ) -> Result<(), Fault> {
+        let id = self.id;
+        match method {
+            Method::BasicPublish(publish) => {
+                let content = content.ok_or_else(|| {
+                    Fault::new(ReplyCode::UnexpectedFrame, "basic.publish without content")
+                })?;
+                self.publish(publish, content, ctx)
+            }
+            Method::BasicAck(_) | Method::BasicNack(_) | Method::BasicReject(_)
+                if self.transaction.is_some() =>
+            {
+                self.check_settlement(&method)?;
+                let transaction = self.transaction.as_mut().expect("checked");
+                if transaction.settlements.len() + transaction.publishes.len()
+                    >= MAX_TRANSACTION_ITEMS
+                {
+                    return Err(Fault::new(
+                        ReplyCode::PreconditionFailed,
+                        format!(
+                            "a transaction holds at most {MAX_TRANSACTION_ITEMS} publishes and acknowledgements"
+                        ),
+                    ));
+                }
+                transaction.settlements.push(method);
+                Ok(())
+            }
+            Method::BasicAck(ack) => self.settle(ack.delivery_tag, ack.multiple, None),
+            Method::BasicNack(nack) => {
+                self.settle(nack.delivery_tag, nack.multiple, Some(nack.requeue))
+            }
+            Method::BasicReject(reject) => {
+                self.settle(reject.delivery_tag, false, Some(reject.requeue))
+            }
+            Method::BasicQos(qos) => {
+                if qos.prefetch_size != 0 {
+                    return Err(Fault::new(
+                        ReplyCode::NotImplemented,
+                        "prefetch_size is not supported; use prefetch_count",
+                    ));
+                }
+                if qos.global {
+                    self.prefetch_per_channel = qos.prefetch_count;
+                } else {
+                    self.prefetch_per_consumer = qos.prefetch_count;
+                }
+                let prefetch = self.prefetch();
+                for consumer in self.consumers.values() {
+                    if !consumer.no_ack {
+                        consumer
+                            .subscription
+                            .settle(&[Settlement::Prefetch(u32::from(prefetch))]);
+                    }
+                }
+                ctx.send(id, BasicQosOk::default());
+                Ok(())
+            }
+            Method::BasicConsume(consume) => self.consume(consume, ctx),
+            Method::BasicCancel(cancel) => {
+                if let Some(key) = self.consumer_key(&cancel.consumer_tag) {
+                    let consumer = self.consumers.get_mut(&key).expect("found");
+                    consumer.pump.abort();
+                    consumer.subscription.cancel();
+                    consumer.subscription.after_cancel();
+                    consumer.cancelled = true;
+                    // What it delivered and the client holds stays the client's to settle;
+                    // the subscription ends once nothing of it is held.
+                    self.close_if_done(key);
+                }
+                if !cancel.no_wait {
+                    ctx.send(
+                        id,
+                        BasicCancelOk {
+                            consumer_tag: cancel.consumer_tag,
+                        },
+                    );
+                }
+                Ok(())
+            }
+            Method::BasicGet(get) => self.get(get, ctx),
+            Method::BasicRecover(recover) => {
+                self.recover(recover.requeue)?;
+                ctx.send(id, BasicRecoverOk::default());
+                Ok(())
+            }
+            Method::BasicRecoverAsync(recover) => self.recover(recover.requeue),
+            Method::ConfirmSelect(select) => {
+                if self.transaction.is_some() {
+                    return Err(Fault::new(
+                        ReplyCode::PreconditionFailed,
+                        "cannot switch from tx to confirm mode",
+                    ));
+                }
+                if self.confirms.is_none() {
+                    let (to_confirmer, from_channel) = mpsc::unbounded_channel();
+                    let confirmer = tokio::spawn(confirm_in_order(
+                        id,
+                        from_channel,
+                        self.durability.clone(),
+                        ctx.events.clone(),
+                    ));
+                    self.confirms = Some(Confirms {
+                        next_seq: 1,
+                        to_confirmer,
+                        confirmer,
+                    });
+                }
+                if !select.no_wait {
+                    ctx.send(id, ConfirmSelectOk::default());
+                }
+                Ok(())
+            }
+            Method::TxSelect(_) => {
+                if self.confirms.is_some() {
+                    return Err(Fault::new(
+                        ReplyCode::PreconditionFailed,
+                        "cannot switch from confirm to tx mode",
+                    ));
+                }
+                self.transaction.get_or_insert_with(Transaction::default);
+                ctx.send(id, TxSelectOk::default());
+                Ok(())
+            }
+            Method::TxCommit(_) | Method::TxRollback(_) if self.transaction.is_none() => {
+                Err(Fault::new(
+                    ReplyCode::PreconditionFailed,
+                    "channel is not transactional",
+                ))
+            }
+            Method::TxRollback(_) => {
+                self.transaction = Some(Transaction::default());
+                ctx.send(id, TxRollbackOk::default());
+                Ok(())
+            }
+            Method::TxCommit(_) => self.commit(ctx),
+            Method::ChannelFlow(flow) => {
+                if !flow.active {
+                    return Err(Fault::new(
+                        ReplyCode::NotImplemented,
+                        "channel.flow active=false is not supported; use basic.qos",
+                    ));
+                }
+                ctx.send(id, ChannelFlowOk { active: true });
+                Ok(())
+            }
+            Method::ChannelFlowOk(_) => Ok(()),
+            Method::AccessRequest(_) => {
+                ctx.send(id, AccessRequestOk { ticket: 1 });
+                Ok(())
+            }
+            Method::ExchangeDeclare(declare) => {
+                self.declare_exchange(declare, ctx)?;
+                Ok(())
+            }
+            Method::ExchangeDelete(delete) => {
+                check_not_default_exchange(&delete.exchange)?;
+                check_not_reserved("exchange", &delete.exchange)?;
+                block(|| {
+                    ctx.session
+                        .delete_exchange(&delete.exchange, delete.if_unused)
+                })
+                .or_else(ignore_not_found)?;
+                if !delete.no_wait {
+                    ctx.send(id, ExchangeDeleteOk::default());
+                }
+                Ok(())
+            }
+            Method::ExchangeBind(bind) => {
+                check_not_default_exchange(&bind.source)?;
+                check_not_default_exchange(&bind.destination)?;
+                let binding = Binding {
+                    source: bind.source,
+                    destination: BindingDestination::Exchange(bind.destination),
+                    key: bind.routing_key,
+                    arguments: bind.arguments,
+                };
+                block(|| ctx.session.bind(binding))?;
+                if !bind.no_wait {
+                    ctx.send(id, ExchangeBindOk::default());
+                }
+                Ok(())
+            }
+            Method::ExchangeUnbind(unbind) => {
+                let binding = Binding {
+                    source: unbind.source,
+                    destination: BindingDestination::Exchange(unbind.destination),
+                    key: unbind.routing_key,
+                    arguments: unbind.arguments,
+                };
+                block(|| ctx.session.unbind(&binding)).or_else(ignore_not_found)?;
+                if !unbind.no_wait {
+                    ctx.send(id, ExchangeUnbindOk::default());
+                }
+                Ok(())
+            }
+            Method::QueueDeclare(declare) => self.declare_queue(declare, ctx),
+            Method::QueueBind(bind) => {
+                check_not_default_exchange(&bind.exchange)?;
+                let queue = self.queue_name(bind.queue)?;
+                let binding = Binding {
+                    source: bind.exchange,
+                    destination: BindingDestination::Queue(queue),
+                    key: bind.routing_key,
+                    arguments: bind.arguments,
+                };
+                block(|| ctx.session.bind(binding))?;
+                if !bind.no_wait {
+                    ctx.send(id, QueueBindOk::default());
+                }
+                Ok(())
+            }
+            Method::QueueUnbind(unbind) => {
+                check_not_default_exchange(&unbind.exchange)?;
+                let queue = self.queue_name(unbind.queue)?;
+                let binding = Binding {
+                    source: unbind.exchange,
+                    destination: BindingDestination::Queue(queue),
+                    key: unbind.routing_key,
+                    arguments: unbind.arguments,
+                };
+                block(|| ctx.session.unbind(&binding)).or_else(ignore_not_found)?;
+                ctx.send(id, QueueUnbindOk::default());
+                Ok(())
+            }
+            Method::QueuePurge(purge) => {
+                let queue = self.queue_name(purge.queue)?;
+                let purged = block(|| ctx.session.purge_queue(&queue))?;
+                if !purge.no_wait {
+                    ctx.send(
+                        id,
+                        QueuePurgeOk {
+                            message_count: saturate(purged),
+                        },
+                    );
+                }
+                Ok(())
+            }
+            Method::QueueDelete(delete) => {
+                let queue = self.queue_name(delete.queue)?;
+                let deleted = match block(|| {
+                    ctx.session
+                        .delete_queue(&queue, delete.if_unused, delete.if_empty)
+                }) {
+                    Ok(messages) => messages,
+                    // Deleting a queue that does not exist succeeds, as in RabbitMQ.
+                    Err(BrokerError::NotFound { .. }) => 0,
+                    Err(error) => return Err(error.into()),
+                };
+                if let Some(getter) = self.getters.remove(&queue) {
+                    getter.close();
+                }
+                if !delete.no_wait {
+                    ctx.send(
+                        id,
+                        QueueDeleteOk {
+                            message_count: saturate(deleted),
+                        },
+                    );
+                }
+                Ok(())
+            }
+            other => Err(Fault::new(
+                ReplyCode::CommandInvalid,
+                format!(
+                    "{} is not a method a client sends on a channel",
+                    other.name()
+                ),
+            )),
+        }
+    }
+
+    fn prefetch(&self) -> u16 {
+        match (self.prefetch_per_consumer, self.prefetch_per_channel) {
+            (0, channel) => channel,
+            (consumer, 0) => consumer,
+            (consumer, channel) => consumer.min(channel),
+        }
+    }
+
+    /// The active consumer with `tag`.
+    fn consumer_key(&self, tag: &str) -> Option<u64> {
+        self.consumers
+            .iter()
+            .find(|(_, c)| c.tag == tag && !c.cancelled)
+            .map(|(key, _)| *key)
+    }
+
+    /// Ends a cancelled consumer's subscription once the client holds nothing of it.
+    fn close_if_done(&mut self, key: u64) {
+        let done = self.consumers.get(&key).is_some_and(|c| c.cancelled)
+            && !self
+                .unacked
+                .values()
+                .any(|held| held.holder == Holder::Consumer(key));
+        if done && let Some(consumer) = self.consumers.remove(&key) {
+            consumer.subscription.close();
+        }
+    }
+}
+
+/// A mandatory message's copy, kept to send back in `basic.return`.
+#[derive(Debug)]
+struct ReturnCopy {
+    exchange: String,
+    routing_key: String,
+    properties: switchyard_amqp::BasicProperties,
+    body: Bytes,
+}
+
+impl Channel {
+    fn publish(
+        &mut self,
+        publish: BasicPublish,
+        content: switchyard_amqp::Content,
+        ctx: &mut Context<'_>,
+    ) -> Result<(), Fault> {
+        if publish.immediate {
+            return Err(Fault::new(
+                ReplyCode::NotImplemented,
+                "immediate=true is not supported (RabbitMQ dropped it too)",
+            ));
+        }
+        let mut properties = content.properties;
+        if properties.reply_to.as_deref() == Some(REPLY_TO) {
+            match ctx.reply_queue.as_ref() {
+                Some(queue) => properties.reply_to = Some(queue.clone()),
+                None => {
+                    return Err(Fault::new(
+                        ReplyCode::PreconditionFailed,
+                        "fast reply consumer does not exist: consume from amq.rabbitmq.reply-to (no-ack) before publishing with it",
+                    ));
+                }
+            }
+        }
+        let copy = publish.mandatory.then(|| ReturnCopy {
+            exchange: publish.exchange.clone(),
+            routing_key: publish.routing_key.clone(),
+            properties: properties.clone(),
+            body: content.body.clone(),
+        });
+        let message = message_from_amqp(publish.routing_key, properties, content.body)?;
+        let request = PublishRequest {
+            exchange: publish.exchange,
+            message,
+            mandatory: publish.mandatory,
+        };
+        if let Some(transaction) = &mut self.transaction {
+            if transaction.settlements.len() + transaction.publishes.len() >= MAX_TRANSACTION_ITEMS
+            {
+                return Err(Fault::new(
+                    ReplyCode::PreconditionFailed,
+                    format!(
+                        "a transaction holds at most {MAX_TRANSACTION_ITEMS} publishes and acknowledgements"
+                    ),
+                ));
+            }
+            transaction.publishes.push((request, copy));
+            return Ok(());
+        }
+        let pending = self
+            .publisher
+            .publish_batch(vec![request])
+            .pop()
+            .expect("one answer per publish");
+        self.after_publish(pending, copy, ctx)
+    }
+
+    /// Returns an unroutable mandatory message, closes the channel for refusals AMQP treats as
+    /// errors, and queues the confirm.
+    fn after_publish(
+        &mut self,
+        pending: PendingPublish,
+        copy: Option<ReturnCopy>,
+        ctx: &mut Context<'_>,
+    ) -> Result<(), Fault> {
+        match &pending.outcome {
+            Outcome::Returned => {
+                if let Some(copy) = copy {
+                    self.send_return(copy, ctx);
+                }
+            }
+            Outcome::Refused(error) => match error {
+                // What RabbitMQ answers with a channel error, confirms or not.
+                BrokerError::NotFound { .. }
+                | BrokerError::NotAllowed { .. }
+                | BrokerError::PreconditionFailed { .. }
+                | BrokerError::InvalidArgument { .. }
+                | BrokerError::MessageTooLarge { .. } => return Err(Fault::from_error(error)),
+                // A refusal of this one message: a nack under confirms, else only logged.
+                _ if self.confirms.is_none() => {
+                    tracing::debug!(channel = self.id, %error, "unconfirmed publish refused");
+                }
+                _ => {}
+            },
+            Outcome::Accepted => {}
+        }
+        if let Some(confirms) = &mut self.confirms {
+            let seq = confirms.next_seq;
+            confirms.next_seq += 1;
+            let _ = confirms.to_confirmer.send(vec![(seq, pending)]);
+        }
+        Ok(())
+    }
+
+    /// Sends the confirms the confirmer found final, in order: each run of acks (or nacks) as
+    /// one frame with `multiple`, which is exact because every earlier sequence number has
+    /// been answered already.
+    pub(super) fn confirmed(&mut self, answers: Vec<(u64, bool)>, ctx: &mut Context<'_>) {
+        let mut runs: Vec<(u64, bool)> = Vec::new();
+        for (seq, accepted) in answers {
+            match runs.last_mut() {
+                Some((last, verdict)) if *verdict == accepted => *last = seq,
+                _ => runs.push((seq, accepted)),
+            }
+        }
+        for (last, accepted) in runs {
+            if accepted {
+                ctx.send(
+                    self.id,
+                    BasicAck {
+                        delivery_tag: last,
+                        multiple: true,
+                    },
+                );
+            } else {
+                ctx.send(
+                    self.id,
+                    BasicNack {
+                        delivery_tag: last,
+                        multiple: true,
+                        requeue: false,
+                    },
+                );
+            }
+        }
+    }
+
+    /// Publishes and settles what the transaction holds, and answers `commit-ok` once its
+    /// messages are on disk where they must be.
+    fn commit(&mut self, ctx: &mut Context<'_>) -> Result<(), Fault> {
+        let transaction = std::mem::take(self.transaction.as_mut().expect("checked"));
+        let (requests, copies): (Vec<_>, Vec<_>) = transaction.publishes.into_iter().unzip();
+        let published = self.publisher.publish_batch(requests);
+        for settlement in transaction.settlements {
+            match settlement {
+                Method::BasicAck(ack) => self.settle(ack.delivery_tag, ack.multiple, None)?,
+                Method::BasicNack(nack) => {
+                    self.settle(nack.delivery_tag, nack.multiple, Some(nack.requeue))?
+                }
+                Method::BasicReject(reject) => {
+                    self.settle(reject.delivery_tag, false, Some(reject.requeue))?
+                }
+                _ => {}
+            }
+        }
+        let mut durable = Vec::with_capacity(published.len());
+        for (pending, copy) in published.into_iter().zip(copies) {
+            match (&pending.outcome, copy) {
+                (Outcome::Returned, Some(copy)) => self.send_return(copy, ctx),
+                (Outcome::Refused(error), _) => {
+                    tracing::debug!(channel = self.id, %error, "transactional publish refused");
+                }
+                _ => {}
+            }
+            durable.push(pending);
+        }
+        let durability = self.durability.clone();
+        let events = ctx.events.clone();
+        let channel = self.id;
+        tokio::spawn(async move {
+            durability.settle(durable.iter_mut()).await;
+            let _ = events.send(Event::Committed { channel }).await;
+        });
+        Ok(())
+    }
+
+    fn send_return(&self, copy: ReturnCopy, ctx: &mut Context<'_>) {
+        let returned = BasicReturn {
+            reply_code: ReplyCode::NoRoute.code(),
+            reply_text: "NO_ROUTE".into(),
+            exchange: copy.exchange,
+            routing_key: copy.routing_key,
+        };
+        ctx.send_with_content(self.id, returned, &copy.properties, &copy.body);
+    }
+
+    fn consume(&mut self, consume: BasicConsume, ctx: &mut Context<'_>) -> Result<(), Fault> {
+        if self.consumers.len() >= MAX_CONSUMERS_PER_CHANNEL {
+            return Err(Fault::new(
+                ReplyCode::PreconditionFailed,
+                format!("a channel may have at most {MAX_CONSUMERS_PER_CHANNEL} consumers"),
+            ));
+        }
+        let tag = if consume.consumer_tag.is_empty() {
+            format!(
+                "amq.ctag-{}-{}-{}",
+                ctx.connection, self.id, self.next_consumer
+            )
+        } else {
+            consume.consumer_tag
+        };
+        if self.consumers.values().any(|c| c.tag == tag) {
+            return Err(Fault::new(
+                ReplyCode::NotAllowed,
+                format!("attempt to reuse consumer tag {tag:?}"),
+            ));
+        }
+        let queue = if consume.queue == REPLY_TO {
+            if !consume.no_ack {
+                return Err(Fault::new(
+                    ReplyCode::PreconditionFailed,
+                    "direct reply-to needs a no-ack consumer",
+                ));
+            }
+            self.reply_queue(ctx)?
+        } else {
+            self.queue_name(consume.queue)?
+        };
+        let filter = consumer_filter(&consume.arguments)?;
+        let prefetch = if consume.no_ack { 0 } else { self.prefetch() };
+        let window = match prefetch {
+            0 => UNLIMITED_CONSUMER_WINDOW,
+            n => usize::from(n),
+        };
+        let (deliveries, receiver) = delivery_channel(window);
+        let options = SubscribeOptions {
+            queue,
+            consumer_tag: tag.clone(),
+            prefetch: u32::from(prefetch),
+            no_ack: consume.no_ack,
+            exclusive: consume.exclusive,
+            filter,
+            deliveries,
+        };
+        let subscription = block(|| ctx.session.subscribe(options))?;
+        let key = self.next_consumer;
+        self.next_consumer += 1;
+        if !consume.no_wait {
+            ctx.send(
+                self.id,
+                BasicConsumeOk {
+                    consumer_tag: tag.clone(),
+                },
+            );
+        }
+        let pump = tokio::spawn(pump_deliveries(self.id, key, receiver, ctx.events.clone()));
+        self.consumers.insert(
+            key,
+            Consumer {
+                tag,
+                subscription,
+                no_ack: consume.no_ack,
+                pump,
+                cancelled: false,
+            },
+        );
+        Ok(())
+    }
+
+    /// The connection's direct reply-to queue, declared on first use: exclusive to the
+    /// connection, named so that a reply published to the default exchange with the rewritten
+    /// `reply_to` as its key reaches it.
+    fn reply_queue(&mut self, ctx: &mut Context<'_>) -> Result<String, Fault> {
+        if let Some(queue) = ctx.reply_queue.as_ref() {
+            return Ok(queue.clone());
+        }
+        let spec = QueueSpec {
+            name: format!("{REPLY_TO}.{:x}-{:x}", ctx.connection, rand_suffix()),
+            durable: false,
+            exclusive: true,
+            auto_delete: false,
+            arguments: Table::new(),
+        };
+        let queue = block(|| ctx.session.declare_queue(spec, false))?;
+        let name = queue.name().to_owned();
+        *ctx.reply_queue = Some(name.clone());
+        Ok(name)
+    }
+
+    /// Writes deliveries for the consumer `key`, or the server's cancel.
+    pub(super) fn deliver(&mut self, key: u64, event: DeliveryEvent, ctx: &mut Context<'_>) {
+        let Some(consumer) = self.consumers.get(&key) else {
+            return;
+        };
+        if consumer.cancelled {
+            // In flight when the client cancelled: they go back to the queue with the
+            // subscription.
+            return;
+        }
+        match event {
+            DeliveryEvent::Deliver(batch) => {
+                let mut unsendable = Vec::new();
+                for delivery in batch {
+                    let message = &delivery.queued.message;
+                    let tag = self.next_delivery_tag;
+                    let deliver = BasicDeliver {
+                        consumer_tag: consumer.tag.clone(),
+                        delivery_tag: tag,
+                        redelivered: delivery.queued.redelivered,
+                        exchange: delivery.queued.exchange.to_string(),
+                        routing_key: message.routing_key.clone(),
+                    };
+                    let properties = properties_to_amqp(message);
+                    if ctx.send_with_content(self.id, deliver, &properties, &message.body) {
+                        self.next_delivery_tag += 1;
+                        if !consumer.no_ack {
+                            self.unacked.insert(
+                                tag,
+                                Held {
+                                    holder: Holder::Consumer(key),
+                                    tag: delivery.tag,
+                                },
+                            );
+                        }
+                    } else {
+                        unsendable.push(delivery.tag);
+                    }
+                }
+                if !unsendable.is_empty() {
+                    consumer.subscription.refuse_unsendable(&unsendable);
+                }
+                consumer.subscription.dispatch();
+            }
+            DeliveryEvent::Cancelled(_) => {
+                if ctx.cancel_notify {
+                    ctx.send(
+                        self.id,
+                        BasicCancel {
+                            consumer_tag: consumer.tag.clone(),
+                            no_wait: true,
+                        },
+                    );
+                }
+                if let Some(consumer) = self.consumers.remove(&key) {
+                    consumer.pump.abort();
+                    consumer.subscription.close();
+                }
+                self.unacked
+                    .retain(|_, held| held.holder != Holder::Consumer(key));
+            }
+        }
+    }
+
+    fn get(&mut self, get: BasicGet, ctx: &mut Context<'_>) -> Result<(), Fault> {
+        let queue = self.queue_name(get.queue)?;
+        if !self.getters.contains_key(&queue) {
+            if self.getters.len() >= MAX_CONSUMERS_PER_CHANNEL {
+                return Err(Fault::new(
+                    ReplyCode::PreconditionFailed,
+                    format!("a channel may get from at most {MAX_CONSUMERS_PER_CHANNEL} queues"),
+                ));
+            }
+            let getter = block(|| ctx.session.getter(&queue))?;
+            self.getters.insert(queue.clone(), getter);
+        }
+        let getter = &self.getters[&queue];
+        let Some(got) = getter.get(get.no_ack) else {
+            ctx.send(self.id, BasicGetEmpty::default());
+            return Ok(());
+        };
+        let message = &got.delivery.queued.message;
+        let tag = self.next_delivery_tag;
+        let get_ok = BasicGetOk {
+            delivery_tag: tag,
+            redelivered: got.delivery.queued.redelivered,
+            exchange: got.delivery.queued.exchange.to_string(),
+            routing_key: message.routing_key.clone(),
+            message_count: saturate(got.remaining),
+        };
+        let properties = properties_to_amqp(message);
+        if !ctx.send_with_content(self.id, get_ok, &properties, &message.body) {
+            getter.settle(&[Settlement::Nack {
+                tag: got.delivery.tag,
+                multiple: false,
+                requeue: false,
+            }]);
+            return Err(Fault::new(
+                ReplyCode::InternalError,
+                "the message's properties do not fit a frame",
+            ));
+        }
+        self.next_delivery_tag += 1;
+        if !get.no_ack {
+            self.unacked.insert(
+                tag,
+                Held {
+                    holder: Holder::Getter(queue),
+                    tag: got.delivery.tag,
+                },
+            );
+        }
+        Ok(())
+    }
+
+    /// Checks a settlement's tag without applying it (a transaction's, until commit).
+    fn check_settlement(&self, method: &Method) -> Result<(), Fault> {
+        let (tag, multiple) = match method {
+            Method::BasicAck(ack) => (ack.delivery_tag, ack.multiple),
+            Method::BasicNack(nack) => (nack.delivery_tag, nack.multiple),
+            Method::BasicReject(reject) => (reject.delivery_tag, false),
+            _ => return Ok(()),
+        };
+        let known = (multiple && tag == 0)
+            || self.unacked.contains_key(&tag)
+            || (multiple && self.unacked.range(..=tag).next().is_some());
+        if known {
+            Ok(())
+        } else {
+            Err(unknown_tag(tag))
+        }
+    }
+
+    /// Acks (`nack` `None`) or nacks deliveries by the channel's tags.
+    fn settle(&mut self, tag: u64, multiple: bool, nack: Option<bool>) -> Result<(), Fault> {
+        let tags: Vec<u64> = match (multiple, tag) {
+            (true, 0) => self.unacked.keys().copied().collect(),
+            (true, _) => self.unacked.range(..=tag).map(|(t, _)| *t).collect(),
+            (false, _) => vec![tag],
+        };
+        if tags.is_empty() || (!multiple && !self.unacked.contains_key(&tag)) {
+            return Err(unknown_tag(tag));
+        }
+        let mut by_holder: BTreeMap<Holder, Vec<Settlement>> = BTreeMap::new();
+        for channel_tag in tags {
+            let Some(held) = self.unacked.remove(&channel_tag) else {
+                continue;
+            };
+            let settlement = match nack {
+                None => Settlement::Ack {
+                    tag: held.tag,
+                    multiple: false,
+                },
+                Some(requeue) => Settlement::Nack {
+                    tag: held.tag,
+                    multiple: false,
+                    requeue,
+                },
+            };
+            by_holder.entry(held.holder).or_default().push(settlement);
+        }
+        for (holder, settlements) in by_holder {
+            match holder {
+                Holder::Consumer(key) => {
+                    if let Some(consumer) = self.consumers.get(&key) {
+                        consumer.subscription.settle(&settlements);
+                    }
+                    self.close_if_done(key);
+                }
+                Holder::Getter(queue) => {
+                    if let Some(getter) = self.getters.get(&queue) {
+                        getter.settle(&settlements);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn recover(&mut self, requeue: bool) -> Result<(), Fault> {
+        if !requeue {
+            return Err(Fault::new(
+                ReplyCode::NotImplemented,
+                "basic.recover with requeue=false is not supported",
+            ));
+        }
+        if self.unacked.is_empty() {
+            return Ok(());
+        }
+        self.settle(0, true, Some(true))
+    }
+
+    fn declare_exchange(
+        &mut self,
+        declare: ExchangeDeclare,
+        ctx: &mut Context<'_>,
+    ) -> Result<(), Fault> {
+        check_not_default_exchange(&declare.exchange)?;
+        if !declare.passive {
+            check_not_reserved("exchange", &declare.exchange)?;
+            let kind = exchange_type(&declare.exchange_type);
+            if !ctx.session.has_exchange_type(kind) {
+                return Err(Fault::new(
+                    ReplyCode::CommandInvalid,
+                    format!(
+                        "invalid exchange type {:?}: no router plugin of that name is loaded",
+                        declare.exchange_type
+                    ),
+                ));
+            }
+        }
+        let spec = ExchangeSpec {
+            name: declare.exchange,
+            kind: exchange_type(&declare.exchange_type).to_owned(),
+            durable: declare.durable,
+            auto_delete: declare.auto_delete,
+            internal: declare.internal,
+            arguments: declare.arguments,
+        };
+        block(|| ctx.session.declare_exchange(spec, declare.passive))?;
+        if !declare.no_wait {
+            ctx.send(self.id, ExchangeDeclareOk::default());
+        }
+        Ok(())
+    }
+
+    fn declare_queue(&mut self, declare: QueueDeclare, ctx: &mut Context<'_>) -> Result<(), Fault> {
+        if !declare.passive {
+            check_not_reserved("queue", &declare.queue)?;
+        }
+        let name = if declare.passive && declare.queue.is_empty() {
+            self.queue_name(String::new())?
+        } else {
+            declare.queue
+        };
+        let mut arguments = declare.arguments;
+        match arguments.get_str("x-queue-type") {
+            None | Some("classic") => {
+                arguments.remove("x-queue-type");
+            }
+            Some(other) => {
+                return Err(Fault::new(
+                    ReplyCode::PreconditionFailed,
+                    format!(
+                        "x-queue-type {other:?} is not supported: Switchyard's queues are classic queues (durable ones confirm after fsync)"
+                    ),
+                ));
+            }
+        }
+        let spec = QueueSpec {
+            name,
+            durable: declare.durable,
+            exclusive: declare.exclusive,
+            auto_delete: declare.auto_delete,
+            arguments,
+        };
+        let queue = block(|| ctx.session.declare_queue(spec, declare.passive))?;
+        let counts = queue.counts();
+        let name = queue.name().to_owned();
+        self.last_queue = Some(name.clone());
+        if !declare.no_wait {
+            ctx.send(
+                self.id,
+                QueueDeclareOk {
+                    queue: name,
+                    message_count: saturate(counts.ready),
+                    consumer_count: counts.consumers,
+                },
+            );
+        }
+        Ok(())
+    }
+
+    /// A queue name from a method: an empty one is the channel's last declared queue.
+    fn queue_name(&self, name: String) -> Result<String, Fault> {
+        if !name.is_empty() {
+            return Ok(name);
+        }
+        self.last_queue
+            .clone()
+            .ok_or_else(|| Fault::new(ReplyCode::NotFound, "no previously declared queue"))
+    }
+}
+
+/// RabbitMQ's exchange types under the names of the plugins that implement them.
+fn exchange_type(name: &str) -> &str {
+    match name {
+        "x-consistent-hash" => "consistent-hash",
+        other => other,
+    }
+}
+
+/// The consumer filter a `basic.consume` asks for: `x-filter` (the expression) and
+/// `x-filter-plugin` (the filter plugin, `selector` when absent).
+fn consumer_filter(arguments: &Table) -> Result<Option<(String, String)>, Fault> {
+    let text = |name: &str| match arguments.get(name) {
+        None => Ok(None),
+        Some(Value::String(text)) => Ok(Some(text.clone())),
+        Some(Value::Bytes(bytes)) => Ok(Some(String::from_utf8_lossy(bytes).into_owned())),
+        Some(other) => Err(Fault::new(
+            ReplyCode::PreconditionFailed,
+            format!("{name} must be a string, not {}", other.type_name()),
+        )),
+    };
+    let expression = text("x-filter")?;
+    let plugin = text("x-filter-plugin")?;
+    Ok(match (expression, plugin) {
+        (Some(expression), plugin) => {
+            Some((plugin.unwrap_or_else(|| "selector".into()), expression))
+        }
+        (None, Some(_)) => {
+            return Err(Fault::new(
+                ReplyCode::PreconditionFailed,
+                "x-filter-plugin needs an x-filter expression",
+            ));
+        }
+        (None, None) => None,
+    })
+}
+
+fn check_not_default_exchange(name: &str) -> Result<(), Fault> {
+    if name.is_empty() {
+        Err(Fault::new(
+            ReplyCode::AccessRefused,
+            "operation not permitted on the default exchange",
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+fn check_not_reserved(what: &str, name: &str) -> Result<(), Fault> {
+    if name.starts_with("amq.") {
+        Err(Fault::new(
+            ReplyCode::AccessRefused,
+            format!("{what} name {name:?} contains reserved prefix 'amq.*'"),
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+fn ignore_not_found(error: BrokerError) -> Result<(), BrokerError> {
+    match error {
+        BrokerError::NotFound { .. } => Ok(()),
+        other => Err(other),
+    }
+}
+
+fn unknown_tag(tag: u64) -> Fault {
+    Fault::new(
+        ReplyCode::PreconditionFailed,
+        format!("unknown delivery tag {tag}"),
+    )
+}
+
+fn saturate(count: u64) -> u32 {
+    u32::try_from(count).unwrap_or(u32::MAX)
+}
+
+/// Runs a session call that may block (plugins, the disk) off the async worker.
+fn block<T>(call: impl FnOnce() -> Result<T, BrokerError>) -> Result<T, BrokerError> {
+    tokio::task::block_in_place(call)
+}
+
+/// A number no two reply queues of one connection share.
+fn rand_suffix() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u64(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64),
+    );
+    hasher.finish()
+}
+
+/// Forwards a consumer's deliveries to its connection, in order, holding back when the
+/// connection is behind (the queue then stops dispatching to it).
+async fn pump_deliveries(
+    channel: u16,
+    consumer: u64,
+    mut receiver: crate::session::DeliveryReceiver,
+    events: mpsc::Sender<Event>,
+) {
+    while let Some(event) = receiver.recv().await {
+        let last = matches!(event, DeliveryEvent::Cancelled(_));
+        if events
+            .send(Event::Deliveries {
+                channel,
+                consumer,
+                event,
+            })
+            .await
+            .is_err()
+            || last
+        {
+            return;
+        }
+    }
+}
+
+/// Waits for each publish to be final (on disk where it must be), in order, and tells the
+/// connection which to ack and which to nack.
+async fn confirm_in_order(
+    channel: u16,
+    mut from_channel: mpsc::UnboundedReceiver<Vec<(u64, PendingPublish)>>,
+    durability: DurabilityWait,
+    events: mpsc::Sender<Event>,
+) {
+    let mut received = Vec::new();
+    while from_channel.recv_many(&mut received, 256).await > 0 {
+        let mut batch: Vec<(u64, PendingPublish)> = received.drain(..).flatten().collect();
+        durability
+            .settle(batch.iter_mut().map(|(_, pending)| pending))
+            .await;
+        let answers = batch
+            .into_iter()
+            .map(|(seq, pending)| {
+                let accepted = matches!(pending.outcome, Outcome::Accepted | Outcome::Returned);
+                (seq, accepted)
+            })
+            .collect();
+        if events
+            .send(Event::Confirmed { channel, answers })
+            .await
+            .is_err()
+        {
+            return;
+        }
+    }
+}
