@@ -1,5 +1,6 @@
 //! Switchyard's integration tests: one binary, one module per area.
 
+mod amqp_clients;
 mod durability;
 mod filters;
 mod hostile_plugins;

@@ -955,11 +955,7 @@ impl Channel {
         let known = (multiple && tag == 0)
             || self.unacked.contains_key(&tag)
             || (multiple && self.unacked.range(..=tag).next().is_some());
-        if known {
-            Ok(())
-        } else {
-            Err(unknown_tag(tag))
-        }
+        if known { Ok(()) } else { Err(unknown_tag(tag)) }
     }
 
     /// Acks (`nack` `None`) or nacks deliveries by the channel's tags.

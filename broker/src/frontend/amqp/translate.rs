@@ -5,7 +5,8 @@
 //! `persistent`; `expiration` is milliseconds as decimal text (anything else is refused, as
 //! RabbitMQ refuses it); an unset `priority` is 0 (and 0 is sent as unset); a binary message or
 //! correlation id (which Switchyard's own protocol can carry and AMQP's short strings cannot)
-//! is sent as its text when it is UTF-8, and otherwise as lowercase hex prefixed `0x`.
+//! is sent as its text when it is UTF-8, and otherwise as lowercase hex prefixed `0x`; the
+//! `timestamp` is seconds in AMQP and milliseconds in the model (whole seconds cross over).
 
 use switchyard_amqp::{BasicProperties, ReplyCode};
 
@@ -38,7 +39,10 @@ pub(super) fn message_from_amqp(
         user_id: properties.user_id,
         app_id: properties.app_id,
         cluster_id: properties.cluster_id,
-        timestamp: properties.timestamp,
+        // AMQP counts seconds; the model, milliseconds.
+        timestamp: properties
+            .timestamp
+            .map(|seconds| seconds.saturating_mul(1000)),
         expiration,
         priority: properties.priority.unwrap_or(0),
         persistent: properties.delivery_mode == Some(2),
@@ -65,7 +69,7 @@ pub(super) fn properties_to_amqp(message: &Message) -> BasicProperties {
         reply_to: p.reply_to.clone(),
         expiration: p.expiration.map(|ms| ms.to_string()),
         message_id: p.message_id.as_ref().map(identifier_text),
-        timestamp: p.timestamp,
+        timestamp: p.timestamp.map(|ms| ms / 1000),
         message_type: p.message_type.clone(),
         user_id: p.user_id.clone(),
         app_id: p.app_id.clone(),

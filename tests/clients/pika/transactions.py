@@ -1,0 +1,30 @@
+"""tx.select / commit / rollback: nothing is published or acked until commit; a rollback drops
+what the transaction held."""
+from common import check, connect, done
+
+connection = connect()
+channel = connection.channel()
+channel.queue_declare(queue="tx")
+channel.tx_select()
+channel.basic_publish(exchange="", routing_key="tx", body="rolled back")
+channel.tx_rollback()
+channel.basic_publish(exchange="", routing_key="tx", body="committed")
+other = connection.channel()
+check(other.basic_get("tx")[0] is None, "nothing before commit")
+channel.tx_commit()
+method, _, body = other.basic_get("tx", auto_ack=True)
+check(body == b"committed", f"after commit: {body}")
+check(other.basic_get("tx")[0] is None, "the rolled-back message never came")
+
+other.basic_publish(exchange="", routing_key="tx", body="acked in a transaction")
+method, _, body = channel.basic_get("tx")
+channel.basic_ack(method.delivery_tag)
+channel.tx_rollback()
+channel.basic_recover(requeue=True)
+method, _, body = channel.basic_get("tx")
+check(body == b"acked in a transaction" and method.redelivered, "a rolled-back ack did not settle")
+channel.basic_ack(method.delivery_tag)
+channel.tx_commit()
+check(other.basic_get("tx")[0] is None, "the committed ack settled")
+connection.close()
+done("transactions")
