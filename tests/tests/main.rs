@@ -2,6 +2,7 @@
 
 mod amqp_clients;
 mod amqp_more_clients;
+mod amqp_robustness;
 mod durability;
 mod filters;
 mod hostile_plugins;
