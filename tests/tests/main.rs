@@ -1,6 +1,7 @@
 //! Switchyard's integration tests: one binary, one module per area.
 
 mod amqp_clients;
+mod amqp_lapin;
 mod amqp_more_clients;
 mod amqp_robustness;
 mod durability;
