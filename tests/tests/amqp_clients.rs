@@ -134,6 +134,10 @@ pika_test!(
 );
 pika_test!(pika_transactions, "transactions.py");
 pika_test!(pika_heartbeats_and_a_silent_peer, "heartbeats.py");
+pika_test!(
+    pika_single_active_consumer_hands_over_on_cancel,
+    "single_active_consumer.py"
+);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pika_is_told_when_the_memory_watermark_blocks_publishers() {

@@ -25,6 +25,7 @@ pub const KNOWN_ARGUMENTS: &[&str] = &[
     "x-max-length-bytes",
     "x-overflow",
     "x-delivery-limit",
+    "x-single-active-consumer",
     "x-consumer-timeout",
     "x-max-priority",
     "x-deduplication-window",
@@ -71,6 +72,9 @@ pub struct QueuePolicy {
     /// `x-deduplication-window`: a publish whose message-id was enqueued within this window is
     /// confirmed but not enqueued again.
     pub deduplication_window: Option<Duration>,
+    /// `x-single-active-consumer`: only the oldest consumer receives; the next takes over when
+    /// it goes.
+    pub single_active_consumer: bool,
 }
 
 impl QueuePolicy {
@@ -121,6 +125,18 @@ impl QueuePolicy {
                 "x-max-priority" => policy.max_priority = Some(number(name, value, 1, 255)? as u8),
                 "x-deduplication-window" => {
                     policy.deduplication_window = Some(millis(name, value, 1)?);
+                }
+                "x-single-active-consumer" => {
+                    policy.single_active_consumer = match value {
+                        Value::Bool(on) => *on,
+                        Value::String(text) if text == "true" || text == "false" => text == "true",
+                        other => {
+                            return Err(BrokerError::invalid(format!(
+                                "x-single-active-consumer must be a boolean, not {}",
+                                other.type_name()
+                            )));
+                        }
+                    };
                 }
                 unknown => {
                     return Err(BrokerError::invalid(format!(
@@ -285,6 +301,7 @@ mod tests {
             ("x-consumer-timeout", "30000"),
             ("x-max-priority", "255"),
             ("x-deduplication-window", "60000"),
+            ("x-single-active-consumer", "true"),
             ("owner", "team-a"),
         ])
         .unwrap();
@@ -302,6 +319,7 @@ mod tests {
                 consumer_timeout: Some(Duration::from_secs(30)),
                 max_priority: Some(255),
                 deduplication_window: Some(Duration::from_secs(60)),
+                single_active_consumer: true,
             }
         );
         assert_eq!(parse(&[]).unwrap(), QueuePolicy::default());

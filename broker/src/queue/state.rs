@@ -641,8 +641,22 @@ impl QueueState {
     /// messages, and delivers it. Returns false when nobody can take anything.
     fn deliver_one(&mut self, now: Instant) -> bool {
         let count = self.consumers.len();
+        // With a single active consumer, only the oldest subscriber that is still consuming
+        // may receive; the others wait their turn.
+        let active = self
+            .policy
+            .single_active_consumer
+            .then(|| {
+                self.consumers
+                    .iter()
+                    .position(|c| !c.cancelled && !c.spec.getter)
+            })
+            .flatten();
         for offset in 0..count {
             let index = (self.cursor + offset) % count;
+            if active.is_some_and(|active| active != index) {
+                continue;
+            }
             let consumer = &mut self.consumers[index];
             if !consumer.has_credit() {
                 continue;
