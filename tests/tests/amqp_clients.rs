@@ -135,6 +135,10 @@ pika_test!(
 pika_test!(pika_transactions, "transactions.py");
 pika_test!(pika_heartbeats_and_a_silent_peer, "heartbeats.py");
 pika_test!(
+    pika_declares_a_plugin_exchange_type_and_consumes_through_a_filter,
+    "beyond_rabbitmq.py"
+);
+pika_test!(
     pika_single_active_consumer_hands_over_on_cancel,
     "single_active_consumer.py"
 );
