@@ -59,6 +59,11 @@ fn ensure_python_packages() {
 /// Runs `tests/clients/<dir>/<script>` with Python against `broker`'s AMQP port; returns its
 /// output, failing the test (with the script's output) if it fails or runs past 120 s.
 fn python(broker: &TestBroker, dir: &str, script: &str) -> String {
+    python_with(broker, dir, script, &[])
+}
+
+/// [`python`] with more environment variables for the script.
+fn python_with(broker: &TestBroker, dir: &str, script: &str, env: &[(&str, String)]) -> String {
     let port = broker.broker.amqp_addr().expect("AMQP is on").port();
     let scripts = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("clients")
@@ -69,6 +74,7 @@ fn python(broker: &TestBroker, dir: &str, script: &str) -> String {
             .arg(script)
             .current_dir(&scripts)
             .env("AMQP_PORT", port.to_string())
+            .envs(env.iter().map(|(name, value)| (*name, value)))
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -142,6 +148,22 @@ pika_test!(
     pika_single_active_consumer_hands_over_on_cancel,
     "single_active_consumer.py"
 );
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pika_connects_over_tls_verifying_the_brokers_certificate() {
+    let broker = TestBroker::start_with(|config| config.amqp = AmqpSettings::on_any_port()).await;
+    let tls_port = broker.broker.amqps_addr().expect("AMQPS is on").port();
+    let ca = broker.data_dir.path().join("tls").join("cert.pem");
+    python_with(
+        &broker,
+        "pika",
+        "amqps.py",
+        &[
+            ("AMQPS_PORT", tls_port.to_string()),
+            ("CA_FILE", ca.display().to_string()),
+        ],
+    );
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pika_is_told_when_the_memory_watermark_blocks_publishers() {
