@@ -5,6 +5,8 @@
 //! - `switchyard`: the release build beside this harness, routing decision cache on;
 //! - `switchyard-nocache`: the same with the cache off (`--plugin-decision-cache-entries 0`),
 //!   W1 only, so the table shows what a plugin call per message costs;
+//! - `switchyard-amqp`: the same broker driven over AMQP 0-9-1 by the lapin client and the
+//!   workload code that drive RabbitMQ, so its ratio to RabbitMQ measures the brokers alone;
 //! - `rabbitmq`: Debian's RabbitMQ;
 //! - `LABEL=PATH`, `LABEL-nocache=PATH`: another Switchyard binary under its own label, e.g.
 //!   `before=/tmp/old/switchyard` for a before/after comparison in one run.
@@ -48,6 +50,8 @@ pub enum BrokerKind {
         /// `None`: the `switchyard` binary next to this harness.
         binary: Option<PathBuf>,
         decision_cache: bool,
+        /// Driven over AMQP with lapin (as RabbitMQ is), not over QUIC with the SDK.
+        over_amqp: bool,
     },
     RabbitMq,
 }
@@ -75,17 +79,25 @@ impl BrokerSpec {
             ("switchyard" | "sy", None) => BrokerKind::Switchyard {
                 binary: None,
                 decision_cache: true,
+                over_amqp: false,
+            },
+            ("switchyard-amqp", None) => BrokerKind::Switchyard {
+                binary: None,
+                decision_cache: true,
+                over_amqp: true,
             },
             ("switchyard-nocache", None) => BrokerKind::Switchyard {
                 binary: None,
                 decision_cache: false,
+                over_amqp: false,
             },
             (_, Some(binary)) => BrokerKind::Switchyard {
                 binary: Some(binary),
                 decision_cache: !label.ends_with("-nocache"),
+                over_amqp: label.ends_with("-amqp"),
             },
             (other, None) => anyhow::bail!(
-                "unknown broker {other:?} (switchyard, switchyard-nocache, rabbitmq, or LABEL=PATH to a switchyard binary)"
+                "unknown broker {other:?} (switchyard, switchyard-nocache, switchyard-amqp, rabbitmq, or LABEL=PATH to a switchyard binary)"
             ),
         };
         let label = match kind {
@@ -120,7 +132,8 @@ impl BrokerSpec {
             BrokerKind::RabbitMq
                 | BrokerKind::Switchyard {
                     binary: None,
-                    decision_cache: true
+                    decision_cache: true,
+                    ..
                 }
         )
     }

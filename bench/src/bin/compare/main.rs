@@ -39,12 +39,12 @@ struct Args {
     /// Workloads to run, comma-separated.
     #[arg(long, default_value = "W1,W2,W3,W4", value_delimiter = ',')]
     workloads: Vec<String>,
-    /// Brokers to run against, comma-separated: switchyard, switchyard-nocache (W1 only),
-    /// rabbitmq, and LABEL=PATH for another switchyard binary (LABEL-nocache=PATH without its
+    /// Brokers to run against, comma-separated: switchyard, switchyard-amqp (the same broker
+    /// over AMQP with lapin), switchyard-nocache (W1 only), rabbitmq, and LABEL=PATH for another switchyard binary (LABEL-nocache=PATH without its
     /// decision cache).
     #[arg(
         long,
-        default_value = "switchyard,switchyard-nocache,rabbitmq",
+        default_value = "switchyard,switchyard-amqp,switchyard-nocache,rabbitmq",
         value_delimiter = ','
     )]
     brokers: Vec<String>,
@@ -102,6 +102,7 @@ async fn start(broker: &BrokerSpec, args: &Args) -> anyhow::Result<Box<dyn Serve
         BrokerKind::Switchyard {
             binary,
             decision_cache,
+            over_amqp,
         } => {
             let binary = match binary.as_ref().or(args.switchyard_bin.as_ref()) {
                 Some(path) => path.clone(),
@@ -120,7 +121,7 @@ async fn start(broker: &BrokerSpec, args: &Args) -> anyhow::Result<Box<dyn Serve
                 binary.display(),
                 extra.join(" ")
             );
-            Box::new(SwitchyardServer::start(&binary, &extra).await?)
+            Box::new(SwitchyardServer::start(&binary, &extra, *over_amqp).await?)
         }
         BrokerKind::RabbitMq => {
             eprintln!(

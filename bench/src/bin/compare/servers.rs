@@ -149,18 +149,39 @@ where
 #[derive(Debug)]
 pub struct SwitchyardServer {
     process: ProcessGuard,
-    connector: SdkConnector,
+    connector: SwitchyardConnector,
     _dir: tempfile::TempDir,
 }
 
+/// How the workloads reach a Switchyard server.
+#[derive(Debug, Clone)]
+enum SwitchyardConnector {
+    /// Its own protocol, QUIC, with the SDK.
+    Sdk(SdkConnector),
+    /// AMQP 0-9-1 with lapin, as RabbitMQ is driven.
+    Amqp(AmqpConnector),
+}
+
 impl SwitchyardServer {
-    /// Starts `binary` with `extra_args` after its own (`--busy-wait-us`, say).
-    pub async fn start(binary: &Path, extra_args: &[String]) -> anyhow::Result<SwitchyardServer> {
+    /// Starts `binary` with `extra_args` after its own (`--busy-wait-us`, say); the workloads
+    /// reach it over AMQP when `over_amqp`, else over QUIC.
+    pub async fn start(
+        binary: &Path,
+        extra_args: &[String],
+        over_amqp: bool,
+    ) -> anyhow::Result<SwitchyardServer> {
         let dir = tempfile::Builder::new()
             .prefix("switchyard-bench-")
             .tempdir()?;
         let data = dir.path().join("data");
         let addr = SocketAddr::from(([127, 0, 0, 1], free_udp_port()?));
+        let amqp_port = if over_amqp {
+            Some(free_tcp_port()?)
+        } else {
+            None
+        };
+        let amqp_listen =
+            amqp_port.map_or_else(|| "off".to_owned(), |port| format!("127.0.0.1:{port}"));
         let log = fs::File::create(dir.path().join("switchyard.log"))?;
         let process = ProcessGuard::spawn(
             "switchyard",
@@ -170,7 +191,9 @@ impl SwitchyardServer {
                 .arg(addr.to_string())
                 .arg("--data-dir")
                 .arg(&data)
-                .args(["--amqp-listen", "off", "--amqps-listen", "off"])
+                .arg("--amqp-listen")
+                .arg(amqp_listen)
+                .args(["--amqps-listen", "off"])
                 .args(extra_args)
                 .env("RUST_LOG", "warn")
                 .stdin(Stdio::null())
@@ -191,9 +214,14 @@ impl SwitchyardServer {
             std::future::ready(found.map(drop))
         })
         .await?;
-        let connector = SdkConnector { addr, fingerprint };
+        let connector = match amqp_port {
+            None => SwitchyardConnector::Sdk(SdkConnector { addr, fingerprint }),
+            Some(port) => SwitchyardConnector::Amqp(AmqpConnector {
+                uri: format!("amqp://guest:guest@127.0.0.1:{port}/%2f"),
+            }),
+        };
         wait_until("switchyard", || async {
-            connector.connect().await?.close().await
+            connector.boxed().connect().await?.close().await
         })
         .await?;
         Ok(SwitchyardServer {
@@ -209,7 +237,16 @@ impl Server for SwitchyardServer {
         self.process.pid()
     }
     fn connector(&self) -> Box<dyn Connector> {
-        Box::new(self.connector.clone())
+        self.connector.boxed()
+    }
+}
+
+impl SwitchyardConnector {
+    fn boxed(&self) -> Box<dyn Connector> {
+        match self {
+            SwitchyardConnector::Sdk(sdk) => Box::new(sdk.clone()),
+            SwitchyardConnector::Amqp(amqp) => Box::new(amqp.clone()),
+        }
     }
 }
 
