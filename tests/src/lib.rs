@@ -2,6 +2,7 @@
 //! registry set up the way the broker sets it up.
 
 pub mod broker_process;
+pub mod client_scripts;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -5,99 +5,10 @@
 //! `.ci/run` installs pika. A message crosses between AMQP and Switchyard's own protocol with
 //! every property and typed header.
 
-use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
-
-use switchyard::BrokerConfig;
 use switchyard::config::AmqpSettings;
 use switchyard_client::{ConsumeOptions, OutgoingMessage, QueueOptions, Value};
+use switchyard_tests::client_scripts::{amqp_broker, python, python_with};
 use switchyard_tests::{TestBroker, every_property, every_value_type, next_delivery};
-
-async fn amqp_broker(adjust: impl FnOnce(&mut BrokerConfig)) -> TestBroker {
-    TestBroker::start_with(|config| {
-        config.amqp = AmqpSettings {
-            listen_tls: None,
-            ..AmqpSettings::on_any_port()
-        };
-        adjust(config);
-    })
-    .await
-}
-
-/// The Python packages the scripts import, pinned; installed with pip on first use when
-/// missing, so `cargo test` works on a machine that has only Python (as `.ci/run` also does).
-const PYTHON_PACKAGES: &[(&str, &str)] = &[("pika", "pika==1.4.4")];
-
-fn ensure_python_packages() {
-    static READY: std::sync::OnceLock<()> = std::sync::OnceLock::new();
-    READY.get_or_init(|| {
-        for (module, requirement) in PYTHON_PACKAGES {
-            let present = Command::new("python3")
-                .args(["-c", &format!("import {module}")])
-                .status()
-                .is_ok_and(|s| s.success());
-            if present {
-                continue;
-            }
-            let installed = Command::new("python3")
-                .args([
-                    "-m",
-                    "pip",
-                    "install",
-                    "--quiet",
-                    "--disable-pip-version-check",
-                ])
-                .arg(requirement)
-                .status()
-                .expect("python3 runs");
-            assert!(installed.success(), "pip could not install {requirement}");
-        }
-    });
-}
-
-/// Runs `tests/clients/<dir>/<script>` with Python against `broker`'s AMQP port; returns its
-/// output, failing the test (with the script's output) if it fails or runs past 120 s.
-fn python(broker: &TestBroker, dir: &str, script: &str) -> String {
-    python_with(broker, dir, script, &[])
-}
-
-/// [`python`] with more environment variables for the script.
-fn python_with(broker: &TestBroker, dir: &str, script: &str, env: &[(&str, String)]) -> String {
-    let port = broker.broker.amqp_addr().expect("AMQP is on").port();
-    let scripts = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("clients")
-        .join(dir);
-    tokio::task::block_in_place(|| {
-        ensure_python_packages();
-        let mut child = Command::new("python3")
-            .arg(script)
-            .current_dir(&scripts)
-            .env("AMQP_PORT", port.to_string())
-            .envs(env.iter().map(|(name, value)| (*name, value)))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("python3 runs");
-        let started = Instant::now();
-        while child.try_wait().expect("waiting for python").is_none() {
-            if started.elapsed() > Duration::from_secs(120) {
-                let _ = child.kill();
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let output = child.wait_with_output().expect("python's output");
-        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-        assert!(
-            output.status.success() && stdout.contains("OK"),
-            "{script} failed ({}):\n{stdout}\n{}",
-            output.status,
-            String::from_utf8_lossy(&output.stderr)
-        );
-        stdout
-    })
-}
 
 macro_rules! pika_test {
     ($name:ident, $script:literal) => {
