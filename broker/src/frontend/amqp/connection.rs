@@ -20,7 +20,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use switchyard_amqp::method::{
     ChannelClose, ChannelCloseOk, ChannelOpenOk, ConnectionBlocked, ConnectionClose,
-    ConnectionCloseOk, ConnectionUnblocked, ConnectionUpdateSecretOk, TxCommitOk,
+    ConnectionCloseOk, ConnectionUnblocked, ConnectionUpdateSecretOk,
 };
 use switchyard_amqp::{Frame, FrameDecoder, FrameError, Method, ReplyCode, encode_heartbeat};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -44,6 +44,9 @@ const EVENTS: usize = 256;
 
 /// How much the reader asks the socket for at a time.
 const READ_CHUNK: usize = 16 << 10;
+
+/// Frames and events handled, when more are waiting, before the connection writes.
+const BATCH: usize = 64;
 
 /// How long the broker waits for `connection.close-ok` after sending `connection.close`.
 const CLOSE_WAIT: Duration = Duration::from_secs(3);
@@ -192,27 +195,10 @@ impl Connection {
                 (None, Some(silence)) => heard + silence,
                 (None, None) => Instant::now() + Duration::from_secs(3600),
             };
-            let flow = tokio::select! {
-                received = inbound.recv() => match received {
-                    Some(Inbound::Frame(frame)) => {
-                        heard = Instant::now();
-                        if closing_since.is_some() {
-                            self.while_closing(frame)
-                        } else {
-                            self.on_frame(frame, &mut backpressure).await
-                        }
-                    }
-                    Some(Inbound::Malformed(error)) => {
-                        tracing::debug!(%error, "malformed AMQP frame");
-                        self.close_connection(Fault::new(error.reply_code(), error.to_string()));
-                        Flow::Stop
-                    }
-                    Some(Inbound::Lost(error)) => {
-                        tracing::debug!(%error, "AMQP connection lost");
-                        Flow::Stop
-                    }
-                    Some(Inbound::Closed) | None => Flow::Stop,
-                },
+            let mut flow = tokio::select! {
+                received = inbound.recv() => {
+                    self.on_inbound(received, closing_since.is_some(), &mut heard, &mut backpressure).await
+                }
                 Some(event) = events.recv(), if closing_since.is_none() => {
                     self.on_event(event);
                     Flow::Continue
@@ -235,6 +221,24 @@ impl Connection {
                     Flow::Closing
                 }
             };
+            // Whatever else is waiting is handled before writing, so one write (and one publish
+            // batch per channel) covers many frames and events under load.
+            let mut budget = BATCH;
+            while flow == Flow::Continue && closing_since.is_none() && budget > 0 {
+                budget -= 1;
+                if let Ok(received) = inbound.try_recv() {
+                    flow = self
+                        .on_inbound(Some(received), false, &mut heard, &mut backpressure)
+                        .await;
+                } else if let Ok(event) = events.try_recv() {
+                    self.on_event(event);
+                } else {
+                    break;
+                }
+            }
+            if flow == Flow::Continue {
+                flow = self.publish_pending();
+            }
             let flushed = self.flush().await;
             match flow {
                 Flow::Stop => return,
@@ -247,8 +251,90 @@ impl Connection {
         }
     }
 
-    /// Ends every channel (their unacked deliveries go back to their queues).
+    async fn on_inbound(
+        &mut self,
+        received: Option<Inbound>,
+        closing: bool,
+        heard: &mut Instant,
+        backpressure: &mut crate::session::Backpressure,
+    ) -> Flow {
+        match received {
+            Some(Inbound::Frame(frame)) => {
+                *heard = Instant::now();
+                if closing {
+                    self.while_closing(frame)
+                } else {
+                    self.on_frame(frame, backpressure).await
+                }
+            }
+            Some(Inbound::Malformed(error)) => {
+                tracing::debug!(%error, "malformed AMQP frame");
+                self.close_connection(Fault::new(error.reply_code(), error.to_string()));
+                Flow::Stop
+            }
+            Some(Inbound::Lost(error)) => {
+                tracing::debug!(%error, "AMQP connection lost");
+                Flow::Stop
+            }
+            Some(Inbound::Closed) | None => Flow::Stop,
+        }
+    }
+
+    /// Publishes what the channels have gathered since the last write.
+    fn publish_pending(&mut self) -> Flow {
+        let waiting: Vec<u16> = self
+            .channels
+            .iter()
+            .filter(|(_, channel)| channel.has_pending_publishes())
+            .map(|(id, _)| *id)
+            .collect();
+        let mut flow = Flow::Continue;
+        for id in waiting {
+            let result = self.with_channel(id, |channel, ctx| channel.publish_pending(ctx));
+            if let Some(Err(fault)) = result {
+                flow = self.fault(id, fault);
+                if flow != Flow::Continue {
+                    break;
+                }
+            }
+        }
+        flow
+    }
+
+    /// Runs `work` on channel `id` with its context; `None` if the channel is not open.
+    fn with_channel<T>(
+        &mut self,
+        id: u16,
+        work: impl FnOnce(&mut Channel, &mut Context<'_>) -> T,
+    ) -> Option<T> {
+        let Connection {
+            channels,
+            session,
+            out,
+            events,
+            reply_queue,
+            capabilities,
+            tuning,
+            id: connection,
+            ..
+        } = self;
+        let channel = channels.get_mut(&id)?;
+        let mut ctx = Context {
+            session,
+            out,
+            frame_max: tuning.frame_max,
+            events,
+            connection: *connection,
+            cancel_notify: capabilities.consumer_cancel_notify,
+            reply_queue,
+        };
+        Some(work(channel, &mut ctx))
+    }
+
+    /// Ends every channel (their unacked deliveries go back to their queues), publishing what
+    /// they read before the end.
     fn end(&mut self) {
+        let _ = self.publish_pending();
         for (_, channel) in self.channels.drain() {
             channel.close();
         }
@@ -407,6 +493,8 @@ impl Connection {
                 );
             }
             Method::ChannelClose(_) => {
+                // What it published before closing is published, as the client expects.
+                let _ = self.with_channel(channel_id, |channel, ctx| channel.publish_pending(ctx));
                 if let Some(channel) = self.channels.remove(&channel_id) {
                     channel.close();
                 }
@@ -422,32 +510,9 @@ impl Connection {
             }
             _ => {}
         }
-        let Connection {
-            channels,
-            session,
-            out,
-            events,
-            reply_queue,
-            capabilities,
-            tuning,
-            id,
-            ..
-        } = self;
-        let Some(channel) = channels.get_mut(&channel_id) else {
-            return Flow::Continue;
-        };
-        let mut ctx = Context {
-            session,
-            out,
-            frame_max: tuning.frame_max,
-            events,
-            connection: *id,
-            cancel_notify: capabilities.consumer_cancel_notify,
-            reply_queue,
-        };
-        match channel.handle(command, &mut ctx) {
-            Ok(()) => Flow::Continue,
-            Err(fault) => self.fault(channel_id, fault),
+        match self.with_channel(channel_id, |channel, ctx| channel.handle(command, ctx)) {
+            Some(Err(fault)) => self.fault(channel_id, fault),
+            _ => Flow::Continue,
         }
     }
 
@@ -505,41 +570,21 @@ impl Connection {
             | Event::Confirmed { channel, .. }
             | Event::Committed { channel } => *channel,
         };
-        let Connection {
-            channels,
-            session,
-            out,
-            events,
-            reply_queue,
-            capabilities,
-            tuning,
-            id,
-            ..
-        } = self;
-        let Some(channel) = channels.get_mut(&channel_id) else {
-            return;
-        };
-        let mut ctx = Context {
-            session,
-            out,
-            frame_max: tuning.frame_max,
-            events,
-            connection: *id,
-            cancel_notify: capabilities.consumer_cancel_notify,
-            reply_queue,
-        };
-        match event {
+        let outcome = self.with_channel(channel_id, |channel, ctx| match event {
             Event::Deliveries {
                 consumer, event, ..
-            } => channel.deliver(consumer, event, &mut ctx),
-            Event::Confirmed { answers, .. } => channel.confirmed(answers, &mut ctx),
-            Event::Committed { .. } => {
-                let _ = switchyard_amqp::encode_method(
-                    channel_id,
-                    &Method::TxCommitOk(TxCommitOk::default()),
-                    ctx.out,
-                );
+            } => {
+                channel.deliver(consumer, event, ctx);
+                Ok(())
             }
+            Event::Confirmed { answers, .. } => {
+                channel.confirmed(answers, ctx);
+                Ok(())
+            }
+            Event::Committed { .. } => channel.committed(ctx),
+        });
+        if let Some(Err(fault)) = outcome {
+            let _ = self.fault(channel_id, fault);
         }
     }
 }
@@ -614,10 +659,19 @@ async fn write_frames<W: AsyncWrite + Unpin>(
             let _ = sink.shutdown().await;
             return;
         }
-        let written = async {
-            for chunk in batch.drain(..) {
-                sink.write_all(&chunk).await?;
+        // One write for everything waiting: small chunks are copied together first.
+        let chunk = match batch.len() {
+            1 => batch.pop().expect("one chunk"),
+            _ => {
+                let mut joined = BytesMut::with_capacity(batch.iter().map(Bytes::len).sum());
+                for chunk in batch.drain(..) {
+                    joined.extend_from_slice(&chunk);
+                }
+                joined.freeze()
             }
+        };
+        let written = async {
+            sink.write_all(&chunk).await?;
             sink.flush().await
         };
         match tokio::time::timeout(stuck, written).await {
