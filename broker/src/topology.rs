@@ -699,11 +699,6 @@ impl Topology {
             spec.name = format!("amq.gen-{:08x}-{}", connection, self.new_handle());
         }
         spec.arguments = normalized_arguments("queue", std::mem::take(&mut spec.arguments))?;
-        if spec.exclusive && spec.durable {
-            return Err(BrokerError::invalid(
-                "an exclusive queue cannot be durable: it ends with its connection",
-            ));
-        }
         let policy = QueuePolicy::parse(&spec.arguments)?;
         QueuePolicy::canonicalize(&mut spec.arguments);
         let properties = QueueProperties {
@@ -726,7 +721,10 @@ impl Topology {
             self.limits.max_queues,
         )?;
         let id = self.new_handle();
-        let queue = match (&self.store, spec.durable) {
+        // An exclusive queue ends with its connection, so it never needs a log, even when
+        // declared durable (RabbitMQ accepts that, and amqplib declares queues durable by
+        // default); it keeps the flag so that a redeclare compares equal.
+        let queue = match (&self.store, spec.durable && !spec.exclusive) {
             (Some(store), true) => {
                 let (log, recovered) = store
                     .open_queue(
