@@ -103,8 +103,6 @@ async fn amqplib_basic_get_and_a_channel_error_closes_only_its_channel() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "broker bug: queue.declare exclusive+durable is refused with 406 \
-            (amqplib's assertQueue defaults to durable: true; RabbitMQ accepts it)"]
 async fn amqplib_tutorial_exclusive_queue_which_amqplib_declares_durable() {
     let broker = amqp_broker(|_| {}).await;
     node(&broker, "amqplib", "exclusive_default_durable.js");
