@@ -508,7 +508,19 @@ impl Connection {
                 let _ = self.flush().await;
                 backpressure.cleared().await;
             }
-            _ => {}
+            // Publishing is asynchronous, but a client that publishes on one channel and then
+            // asks on another (a get, a declare-ok's count) expects to see its message, as it
+            // does with RabbitMQ: what any channel gathered is published first.
+            Method::BasicPublish(_)
+            | Method::BasicAck(_)
+            | Method::BasicNack(_)
+            | Method::BasicReject(_) => {}
+            _ => {
+                let flow = self.publish_pending();
+                if flow != Flow::Continue {
+                    return flow;
+                }
+            }
         }
         match self.with_channel(channel_id, |channel, ctx| channel.handle(command, ctx)) {
             Some(Err(fault)) => self.fault(channel_id, fault),
