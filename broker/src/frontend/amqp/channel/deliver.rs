@@ -251,25 +251,30 @@ impl Channel {
         if tags.is_empty() || (!multiple && !self.unacked.contains_key(&tag)) {
             return Err(unknown_tag(tag));
         }
-        let mut by_holder: BTreeMap<Holder, Vec<Settlement>> = BTreeMap::new();
+        // Per holder, the highest of its tags settled. With `multiple`, that one settlement
+        // with `multiple` is exact: a holder's tags grow in the order it delivered, as the
+        // channel's do, so its unacked tags up to that one are those settled here (and a durable
+        // queue records one range instead of one record per message).
+        let mut by_holder: BTreeMap<Holder, u64> = BTreeMap::new();
         for channel_tag in tags {
             let Some(held) = self.unacked.remove(&channel_tag) else {
                 continue;
             };
-            let settlement = match nack {
+            let highest = by_holder.entry(held.holder).or_default();
+            *highest = (*highest).max(held.tag);
+        }
+        for (holder, highest) in by_holder {
+            let settlements = [match nack {
                 None => Settlement::Ack {
-                    tag: held.tag,
-                    multiple: false,
+                    tag: highest,
+                    multiple,
                 },
                 Some(requeue) => Settlement::Nack {
-                    tag: held.tag,
-                    multiple: false,
+                    tag: highest,
+                    multiple,
                     requeue,
                 },
-            };
-            by_holder.entry(held.holder).or_default().push(settlement);
-        }
-        for (holder, settlements) in by_holder {
+            }];
             match holder {
                 Holder::Consumer(key) => {
                     if let Some(consumer) = self.consumers.get(&key) {
