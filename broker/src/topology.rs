@@ -584,11 +584,19 @@ impl Topology {
             // Declared while this one waited for its turn.
             return existing;
         }
-        limit(
-            "exchanges",
-            self.state.read().exchanges.len(),
-            self.limits.max_exchanges,
-        )?;
+        if !is_standard_exchange(&spec.name) {
+            // The standard exchanges are the broker's, not the users': they do not count.
+            let state = self.state.read();
+            let standard = STANDARD_EXCHANGES
+                .iter()
+                .filter(|(name, _)| state.exchanges.contains_key(*name))
+                .count();
+            limit(
+                "exchanges",
+                state.exchanges.len() - standard,
+                self.limits.max_exchanges,
+            )?;
+        }
         let id = self.new_handle();
         router
             .create_exchange(id, spec.arguments.clone())
