@@ -83,6 +83,11 @@ impl Raw {
         raw
     }
 
+    async fn open_channel(&mut self, channel: u16) {
+        self.send(channel, ChannelOpen::default()).await;
+        assert!(matches!(self.method().await, Method::ChannelOpenOk(_)));
+    }
+
     async fn write(&mut self, bytes: &[u8]) {
         self.stream.write_all(bytes).await.expect("writes");
     }
@@ -142,11 +147,25 @@ impl Raw {
     }
 }
 
+/// The content header and body frames of `body` on channel 1, with no properties.
+fn content(body: &'static [u8]) -> BytesMut {
+    let mut frames = BytesMut::new();
+    encode_content(
+        1,
+        BASIC_CLASS_ID,
+        &BasicProperties::default(),
+        &Bytes::from_static(body),
+        131_072,
+        &mut frames,
+    )
+    .unwrap();
+    frames
+}
+
 /// A well-behaved client opens a channel and declares a queue: the broker still serves.
 async fn still_serves(broker: &TestBroker) {
     let mut good = Raw::open(broker, 131_072).await;
-    good.send(1, ChannelOpen::default()).await;
-    assert!(matches!(good.method().await, Method::ChannelOpenOk(_)));
+    good.open_channel(1).await;
     good.send(
         1,
         QueueDeclare {
@@ -205,8 +224,7 @@ async fn a_frame_larger_than_frame_max_is_a_frame_error_before_its_bytes_arrive(
 async fn a_body_longer_than_its_header_says_is_a_frame_error() {
     let broker = broker(|_| {}).await;
     let mut raw = Raw::open(&broker, 131_072).await;
-    raw.send(1, ChannelOpen::default()).await;
-    assert!(matches!(raw.method().await, Method::ChannelOpenOk(_)));
+    raw.open_channel(1).await;
     raw.send(
         1,
         BasicPublish {
@@ -216,16 +234,7 @@ async fn a_body_longer_than_its_header_says_is_a_frame_error() {
     )
     .await;
     // A header announcing 4 bytes, then a body frame of 10.
-    let mut content = BytesMut::new();
-    encode_content(
-        1,
-        BASIC_CLASS_ID,
-        &BasicProperties::default(),
-        &Bytes::from_static(b"0123456789"),
-        131_072,
-        &mut content,
-    )
-    .unwrap();
+    let mut content = content(b"0123456789");
     // The header frame's payload starts after 7 bytes: class (2), weight (2), body size (8).
     let size_at = 7 + 4;
     content[size_at..size_at + 8].copy_from_slice(&4u64.to_be_bytes());
@@ -284,8 +293,7 @@ async fn a_client_that_never_finishes_the_handshake_is_closed_at_the_deadline() 
 async fn a_publish_to_a_missing_exchange_closes_the_channel_with_404() {
     let broker = broker(|_| {}).await;
     let mut raw = Raw::open(&broker, 131_072).await;
-    raw.send(1, ChannelOpen::default()).await;
-    assert!(matches!(raw.method().await, Method::ChannelOpenOk(_)));
+    raw.open_channel(1).await;
     raw.send(
         1,
         BasicPublish {
@@ -295,22 +303,11 @@ async fn a_publish_to_a_missing_exchange_closes_the_channel_with_404() {
         },
     )
     .await;
-    let mut content = BytesMut::new();
-    encode_content(
-        1,
-        BASIC_CLASS_ID,
-        &BasicProperties::default(),
-        &Bytes::from_static(b"x"),
-        131_072,
-        &mut content,
-    )
-    .unwrap();
-    raw.write(&content).await;
+    raw.write(&content(b"x")).await;
     let (code, text) = raw.close_code().await;
     assert_eq!(code, 404, "{text}");
     // Only the channel: the connection opens another.
-    raw.send(2, ChannelOpen::default()).await;
-    assert!(matches!(raw.method().await, Method::ChannelOpenOk(_)));
+    raw.open_channel(2).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -144,16 +144,8 @@ impl<R: Replica> ReplicaSet<R> {
 
     /// An up-to-date instance of `version`, for the per-message path.
     pub(crate) fn check_out(&self, version: &Version<R>) -> Result<R, PluginError> {
-        let pooled = version.pool.lock().pop();
-        match pooled {
-            Some(instance) if instance.applied() == self.log_current.load(Ordering::Acquire) => {
-                Ok(instance)
-            }
-            pooled => {
-                let log = self.log.lock();
-                self.bring_up_to_date(version, pooled, &log)
-            }
-        }
+        self.check_out_uncounted(version)
+            .map_err(|error| self.count_fault(error, FaultSite::Instance))
     }
 
     /// A new instance of `version` with the whole log replayed into it: what an instance
